@@ -1,0 +1,1 @@
+"""Rexera companion backend: business layer of the dual-layer workflow system."""

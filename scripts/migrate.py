@@ -1,0 +1,49 @@
+"""Apply the database migrations (and optionally the seeds) to a PostgreSQL database.
+
+Exit codes: 0 up to date, 1 a migration or seed failed (rolled back), 2 bad usage or
+unreachable database.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg  # noqa: E402
+
+from app.migrations import MigrationError, apply_migrations  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
+                        help="PostgreSQL URL (default: $DATABASE_URL)")
+    parser.add_argument("--seed", action="store_true", help="load supabase/seed.sql (reference data)")
+    parser.add_argument("--demo", action="store_true", help="load supabase/demo.sql (demo tenants, local only)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--bootstrap", dest="bootstrap", action="store_const", const=True,
+                       help="always apply the local bootstrap")
+    group.add_argument("--no-bootstrap", "--hosted", dest="bootstrap", action="store_const", const=False,
+                       help="never apply the local bootstrap (hosted Supabase)")
+    args = parser.parse_args(argv)
+    if not args.database_url:
+        parser.error("no database: pass --database-url or set DATABASE_URL")
+
+    try:
+        report = apply_migrations(args.database_url, bootstrap=args.bootstrap, seed=args.seed,
+                                  demo=args.demo, log=print)
+    except MigrationError as error:
+        print(f"migration failed, rolled back: {error}", file=sys.stderr)
+        return 1
+    except psycopg.OperationalError as error:
+        print(f"cannot reach the database: {str(error).strip().splitlines()[0]}", file=sys.stderr)
+        return 2
+    print(f"done: {len(report.applied)} migration(s) applied")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,462 @@
+-- Workflow and task state machines and the multi-row changes built on them: legal status
+-- transitions (refused by triggers whoever writes), derived progress counters, task plan
+-- instantiation, and the workflow and task actions used by the API, Supabase RPC, the n8n
+-- callbacks and n8n's Postgres node alike.
+--
+-- Errors use SQLSTATEs the service maps to HTTP: 55000 illegal state (409), P0002 not found
+-- or not visible (404), 42501 not allowed (403), 22023 bad argument (422).
+
+-- ============================================================================================
+-- Who is calling: the service path (service_role claims, or a direct connection that set no
+-- request role) may do everything; people and agents only what their role allows.
+-- ============================================================================================
+create or replace function private.is_service() returns boolean
+language sql stable
+set search_path = ''
+as $$
+  select coalesce(auth.role(), '') = 'service_role'
+      or (auth.jwt() is null and coalesce(current_setting('role', true), 'none') not in ('anon', 'authenticated'))
+$$;
+grant execute on function private.is_service() to anon, authenticated, service_role;
+
+-- ============================================================================================
+-- Legal transitions
+-- ============================================================================================
+create or replace function public.workflow_transition_allowed(
+  from_status public.workflow_status, to_status public.workflow_status
+) returns boolean
+language sql immutable
+set search_path = ''
+as $$
+  select from_status = to_status or case from_status
+    when 'PENDING' then to_status in ('IN_PROGRESS', 'CANCELLED')
+    when 'IN_PROGRESS' then to_status in ('AWAITING_REVIEW', 'BLOCKED', 'PAUSED', 'COMPLETED', 'FAILED', 'CANCELLED')
+    when 'AWAITING_REVIEW' then to_status in ('IN_PROGRESS', 'BLOCKED', 'PAUSED', 'COMPLETED', 'FAILED', 'CANCELLED')
+    when 'BLOCKED' then to_status in ('IN_PROGRESS', 'AWAITING_REVIEW', 'PAUSED', 'FAILED', 'CANCELLED')
+    when 'PAUSED' then to_status in ('IN_PROGRESS', 'BLOCKED', 'CANCELLED')
+    -- A failed workflow can be resumed from its last checkpoint by an operator.
+    when 'FAILED' then to_status in ('IN_PROGRESS', 'CANCELLED')
+    else false -- COMPLETED and CANCELLED are final
+  end
+$$;
+
+create or replace function public.task_transition_allowed(
+  from_status public.task_status, to_status public.task_status
+) returns boolean
+language sql immutable
+set search_path = ''
+as $$
+  select from_status = to_status or case from_status
+    when 'PENDING' then to_status in ('RUNNING', 'WAITING', 'AWAITING_REVIEW', 'COMPLETED', 'FAILED', 'SKIPPED', 'CANCELLED')
+    when 'RUNNING' then to_status in ('WAITING', 'AWAITING_REVIEW', 'COMPLETED', 'FAILED', 'CANCELLED')
+    when 'WAITING' then to_status in ('RUNNING', 'AWAITING_REVIEW', 'COMPLETED', 'FAILED', 'CANCELLED')
+    when 'AWAITING_REVIEW' then to_status in ('RUNNING', 'WAITING', 'COMPLETED', 'FAILED', 'CANCELLED')
+    -- A failed task can be retried, resolved by hand, skipped or cancelled.
+    when 'FAILED' then to_status in ('PENDING', 'RUNNING', 'COMPLETED', 'SKIPPED', 'CANCELLED')
+    else false -- COMPLETED, SKIPPED and CANCELLED are final
+  end
+$$;
+grant execute on function public.workflow_transition_allowed(public.workflow_status, public.workflow_status),
+  public.task_transition_allowed(public.task_status, public.task_status) to authenticated, service_role;
+
+-- ============================================================================================
+-- Workflow triggers: refuse illegal transitions, keep lifecycle timestamps
+-- ============================================================================================
+create or replace function private.guard_workflow_status() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if tg_op = 'INSERT' then
+    if new.status <> 'PENDING' then
+      raise exception 'a workflow starts as PENDING, not %', new.status
+        using errcode = '55000', constraint = 'workflow_status_transition';
+    end if;
+    return new;
+  end if;
+  if new.workflow_type <> old.workflow_type or new.client_id <> old.client_id then
+    raise exception 'a workflow cannot change its type or client'
+      using errcode = '55000', constraint = 'workflow_identity_fixed';
+  end if;
+  if not public.workflow_transition_allowed(old.status, new.status) then
+    raise exception 'workflow % cannot go from % to %', old.id, old.status, new.status
+      using errcode = '55000', constraint = 'workflow_status_transition';
+  end if;
+  if new.status = 'IN_PROGRESS' and new.started_at is null then
+    new.started_at := now();
+  end if;
+  if new.status in ('COMPLETED', 'FAILED', 'CANCELLED') and old.status <> new.status then
+    new.completed_at := now();
+  elsif new.status not in ('COMPLETED', 'FAILED', 'CANCELLED') then
+    new.completed_at := null;
+  end if;
+  return new;
+end
+$$;
+create trigger workflows_guard_status before insert or update on public.workflows
+  for each row execute function private.guard_workflow_status();
+
+-- ============================================================================================
+-- Task triggers: tenant copied from the workflow, illegal transitions refused, timestamps kept
+-- ============================================================================================
+create or replace function private.guard_task_status() returns trigger
+language plpgsql
+security definer -- reads the parent workflow whatever the writer may see of it
+set search_path = ''
+as $$
+declare
+  v_client_id uuid;
+begin
+  if tg_op = 'INSERT' then
+    select w.client_id into v_client_id from public.workflows w where w.id = new.workflow_id;
+    new.client_id := coalesce(v_client_id, new.client_id);
+  else
+    if new.workflow_id <> old.workflow_id or new.task_key <> old.task_key then
+      raise exception 'a task cannot move to another workflow or change its key'
+        using errcode = '55000', constraint = 'task_identity_fixed';
+    end if;
+    new.client_id := old.client_id;
+    if not public.task_transition_allowed(old.status, new.status) then
+      raise exception 'task % (%) cannot go from % to %', old.task_key, old.id, old.status, new.status
+        using errcode = '55000', constraint = 'task_status_transition';
+    end if;
+  end if;
+  if new.status = 'RUNNING' and new.started_at is null then
+    new.started_at := now();
+  end if;
+  if new.status in ('COMPLETED', 'FAILED', 'SKIPPED', 'CANCELLED')
+     and (tg_op = 'INSERT' or old.status <> new.status) then
+    new.completed_at := now();
+  elsif new.status not in ('COMPLETED', 'FAILED', 'SKIPPED', 'CANCELLED') then
+    new.completed_at := null;
+  end if;
+  return new;
+end
+$$;
+create trigger tasks_guard_status before insert or update on public.tasks
+  for each row execute function private.guard_task_status();
+
+-- Progress counters follow every task change, whoever makes it. Security definer: derived
+-- columns of the workflow must stay right even when the writer (an agent) may not update
+-- workflows. Tasks SKIPPED or CANCELLED do not count towards the total.
+create or replace function private.refresh_workflow_progress() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_workflow_id uuid := coalesce(new.workflow_id, old.workflow_id);
+begin
+  if tg_op = 'UPDATE' and new.status = old.status then
+    return null;
+  end if;
+  update public.workflows w
+     set total_tasks = p.total, completed_tasks = p.completed
+    from (
+      select count(*) filter (where t.status not in ('SKIPPED', 'CANCELLED')) as total,
+             count(*) filter (where t.status = 'COMPLETED') as completed
+        from public.tasks t where t.workflow_id = v_workflow_id
+    ) p
+   where w.id = v_workflow_id
+     and (w.total_tasks, w.completed_tasks) is distinct from (p.total, p.completed);
+  return null;
+end
+$$;
+create trigger tasks_refresh_workflow_progress after insert or update of status or delete on public.tasks
+  for each row execute function private.refresh_workflow_progress();
+
+-- Each status change is written to the task's timeline. Security definer: the timeline is
+-- append-only and written only by the database.
+create or replace function private.record_task_timeline() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_actor record;
+begin
+  if tg_op = 'UPDATE' and new.status = old.status and new.assigned_to is not distinct from old.assigned_to then
+    return null;
+  end if;
+  select * into v_actor from private.current_actor();
+  insert into public.task_timeline_events (task_id, workflow_id, event_type, from_status, to_status, actor_type, actor_id, data)
+  values (
+    new.id, new.workflow_id,
+    case when tg_op = 'INSERT' then 'created'
+         when new.status <> old.status then 'status_changed'
+         else 'assigned' end,
+    case when tg_op = 'UPDATE' then old.status end,
+    new.status, v_actor.actor_type, v_actor.actor_id,
+    jsonb_strip_nulls(jsonb_build_object('assignedTo', new.assigned_to, 'attempt', new.attempt_count))
+  );
+  return null;
+end
+$$;
+create trigger tasks_record_timeline after insert or update of status, assigned_to on public.tasks
+  for each row execute function private.record_task_timeline();
+
+-- ============================================================================================
+-- Task plan instantiation: one task per template step, planned SLA due dates in business time
+-- along the dependency chain (a step's clock starts when its dependencies are planned to end).
+-- ============================================================================================
+create or replace function private.instantiate_task_plan(p_workflow_id uuid, p_start timestamptz)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_workflow public.workflows;
+  v_step record;
+  v_start timestamptz;
+  v_due timestamptz;
+  v_minutes integer;
+  v_count integer := 0;
+  v_planned jsonb := '{}'::jsonb;
+begin
+  select * into v_workflow from public.workflows where id = p_workflow_id;
+  for v_step in
+    select tt.*
+      from public.task_templates tt
+      join public.workflow_templates wt on wt.id = tt.workflow_template_id
+     where wt.workflow_type = v_workflow.workflow_type and wt.is_active
+     order by tt.sequence, tt.task_key
+  loop
+    select max((v_planned ->> dep)::timestamptz) into v_start from unnest(v_step.depends_on) dep;
+    v_start := coalesce(v_start, p_start);
+    -- The most specific SLA definition wins: agent-specific, then per task type, then the plan.
+    select d.business_minutes into v_minutes
+      from public.sla_definitions d
+     where d.is_active and d.workflow_type = v_workflow.workflow_type and d.task_type = v_step.task_type
+       and (d.agent_name is null or d.agent_name = v_step.agent_name)
+     order by d.agent_name nulls last
+     limit 1;
+    v_minutes := coalesce(v_minutes, v_step.sla_minutes);
+    v_due := public.add_business_minutes(v_start, v_minutes);
+    v_planned := v_planned || jsonb_build_object(v_step.task_key, v_due);
+
+    insert into public.tasks (
+      workflow_id, client_id, task_key, task_type, title, description, sequence, executor_type,
+      agent_name, priority, depends_on, branch_group, sla_minutes, sla_started_at, sla_due_at
+    ) values (
+      p_workflow_id, v_workflow.client_id, v_step.task_key, v_step.task_type, v_step.title,
+      v_step.description, v_step.sequence, v_step.executor_type, v_step.agent_name,
+      greatest(v_step.priority, v_workflow.priority), v_step.depends_on, v_step.branch_group,
+      v_minutes, v_start, v_due
+    );
+    v_count := v_count + 1;
+  end loop;
+  if v_count = 0 then
+    raise exception 'no active task plan for %', v_workflow.workflow_type using errcode = '22023';
+  end if;
+  return v_count;
+end
+$$;
+
+-- ============================================================================================
+-- Authorization inside the action functions (they are security definer, see below)
+-- ============================================================================================
+-- Loads and locks a workflow the caller may see; one not visible reads as not found.
+create or replace function private.lock_visible_workflow(p_workflow_id uuid) returns public.workflows
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_workflow public.workflows;
+begin
+  select * into v_workflow from public.workflows where id = p_workflow_id for update;
+  if not found
+     or not (
+       private.is_service() or private.is_hil()
+       or (private.is_client() and v_workflow.client_id = private.client_id())
+       or (private.is_agent() and v_workflow.id = private.agent_workflow_id())
+     ) then
+    raise exception 'workflow % not found', p_workflow_id using errcode = 'P0002';
+  end if;
+  return v_workflow;
+end
+$$;
+
+-- ============================================================================================
+-- Workflow actions: start | pause | resume | cancel | complete
+--
+-- Security definer: an action writes rows the caller may not write directly (the task plan,
+-- the n8n outbox, other people's notifications); the function authorizes the caller itself
+-- from the same app_metadata claims the policies read. Clients may start and cancel their
+-- own workflows; HIL people may do everything; agents nothing.
+-- ============================================================================================
+create or replace function public.workflow_action(p_workflow_id uuid, p_action text, p_data jsonb default '{}'::jsonb)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_workflow public.workflows;
+  v_new_status public.workflow_status;
+  v_tasks_created integer := 0;
+  v_open_tasks integer;
+  v_dispatch_id uuid;
+  v_data jsonb := coalesce(p_data, '{}'::jsonb);
+begin
+  if p_action is null or p_action not in ('start', 'pause', 'resume', 'cancel', 'complete') then
+    raise exception 'unknown workflow action %', coalesce(p_action, 'null') using errcode = '22023';
+  end if;
+  v_workflow := private.lock_visible_workflow(p_workflow_id);
+  if not (private.is_service() or private.is_hil()
+          or (private.is_client() and p_action in ('start', 'cancel'))) then
+    raise exception 'your role may not % a workflow', p_action using errcode = '42501';
+  end if;
+
+  if p_action = 'start' then
+    if v_workflow.status <> 'PENDING' then
+      raise exception 'workflow is %, only a PENDING workflow can be started', v_workflow.status
+        using errcode = '55000';
+    end if;
+    v_tasks_created := private.instantiate_task_plan(v_workflow.id, now());
+    v_new_status := 'IN_PROGRESS';
+    update public.workflows set status = v_new_status where id = v_workflow.id;
+    insert into public.n8n_dispatches (workflow_id, kind, payload)
+    values (v_workflow.id, 'TRIGGER', jsonb_build_object(
+      'workflowId', v_workflow.id,
+      'workflowType', v_workflow.workflow_type,
+      'priority', v_workflow.priority,
+      'payload', v_workflow.payload,
+      'tasks', (select jsonb_agg(jsonb_build_object('taskKey', t.task_key, 'taskId', t.id, 'agentName', t.agent_name) order by t.sequence, t.task_key)
+                  from public.tasks t where t.workflow_id = v_workflow.id)
+    ))
+    returning id into v_dispatch_id;
+
+  elsif p_action = 'pause' then
+    if v_workflow.status not in ('IN_PROGRESS', 'AWAITING_REVIEW', 'BLOCKED') then
+      raise exception 'workflow is %, only an active workflow can be paused', v_workflow.status using errcode = '55000';
+    end if;
+    v_new_status := 'PAUSED';
+    update public.workflows set status = v_new_status where id = v_workflow.id;
+
+  elsif p_action = 'resume' then
+    if v_workflow.status not in ('PAUSED', 'BLOCKED', 'FAILED') then
+      raise exception 'workflow is %, only a paused, blocked or failed workflow can be resumed', v_workflow.status
+        using errcode = '55000';
+    end if;
+    v_new_status := 'IN_PROGRESS';
+    update public.workflows set status = v_new_status where id = v_workflow.id;
+
+  elsif p_action = 'cancel' then
+    if v_workflow.status in ('COMPLETED', 'CANCELLED') then
+      raise exception 'workflow is already %', v_workflow.status using errcode = '55000';
+    end if;
+    v_new_status := 'CANCELLED';
+    update public.tasks set status = 'CANCELLED'
+     where workflow_id = v_workflow.id and status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW', 'FAILED');
+    update public.workflows
+       set status = v_new_status,
+           metadata = metadata || jsonb_strip_nulls(jsonb_build_object('cancelReason', v_data ->> 'reason'))
+     where id = v_workflow.id;
+    -- An undelivered trigger is dropped; a running execution is stopped through n8n.
+    update public.n8n_dispatches set status = 'DEAD', last_error = 'workflow cancelled'
+     where workflow_id = v_workflow.id and kind = 'TRIGGER' and status in ('PENDING', 'FAILED');
+    if exists (select 1 from public.n8n_dispatches d
+                where d.workflow_id = v_workflow.id and d.kind = 'TRIGGER' and d.status in ('DELIVERING', 'DELIVERED')) then
+      insert into public.n8n_dispatches (workflow_id, kind, payload)
+      values (v_workflow.id, 'CANCEL', jsonb_build_object('workflowId', v_workflow.id, 'executionId', v_workflow.n8n_execution_id))
+      returning id into v_dispatch_id;
+    end if;
+
+  else -- complete
+    if v_workflow.status not in ('IN_PROGRESS', 'AWAITING_REVIEW') then
+      raise exception 'workflow is %, only an active workflow can be completed', v_workflow.status using errcode = '55000';
+    end if;
+    select count(*) into v_open_tasks from public.tasks
+     where workflow_id = v_workflow.id and status not in ('COMPLETED', 'SKIPPED', 'CANCELLED');
+    if v_open_tasks > 0 then
+      raise exception '% task(s) are still open', v_open_tasks using errcode = '55000';
+    end if;
+    v_new_status := 'COMPLETED';
+    update public.workflows set status = v_new_status where id = v_workflow.id;
+  end if;
+
+  perform private.write_audit_event(
+    'workflow.' || case p_action when 'start' then 'started' when 'pause' then 'paused'
+                                 when 'resume' then 'resumed' when 'cancel' then 'cancelled'
+                                 else 'completed' end,
+    'workflow', v_workflow.id, v_workflow.id, v_workflow.client_id,
+    jsonb_build_object('status', jsonb_build_object('old', v_workflow.status, 'new', v_new_status)), v_data);
+
+  return jsonb_build_object(
+    'success', true,
+    'workflowId', v_workflow.id,
+    'action', p_action,
+    'previousStatus', v_workflow.status,
+    'newStatus', v_new_status,
+    'tasksCreated', v_tasks_created,
+    'dispatchId', v_dispatch_id,
+    'n8nExecutionId', v_workflow.n8n_execution_id
+  );
+end
+$$;
+revoke all on function public.workflow_action(uuid, text, jsonb) from public, anon;
+grant execute on function public.workflow_action(uuid, text, jsonb) to authenticated, service_role;
+
+-- ============================================================================================
+-- Task transitions: the one place a task's status changes, for API actions and n8n callbacks.
+-- p_data may carry: output, result, error, attempt, assignedTo, resumeUrl, executionId.
+-- Security definer for the same reason as workflow_action; HIL people, agents on their own
+-- workflow and the service path may move tasks, client users may not.
+-- ============================================================================================
+create or replace function public.transition_task(p_task_id uuid, p_status public.task_status, p_data jsonb default '{}'::jsonb)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_task public.tasks;
+  v_workflow public.workflows;
+  v_data jsonb := coalesce(p_data, '{}'::jsonb);
+  v_attempt integer;
+begin
+  select * into v_task from public.tasks where id = p_task_id;
+  if not found then
+    raise exception 'task % not found', p_task_id using errcode = 'P0002';
+  end if;
+  v_workflow := private.lock_visible_workflow(v_task.workflow_id);
+  if not (private.is_service() or private.is_hil() or private.is_agent()) then
+    raise exception 'your role may not change tasks' using errcode = '42501';
+  end if;
+  select * into v_task from public.tasks where id = p_task_id for update;
+  if v_workflow.status in ('COMPLETED', 'CANCELLED') and p_status <> v_task.status then
+    raise exception 'workflow is %, its tasks can no longer change', v_workflow.status using errcode = '55000';
+  end if;
+  if not public.task_transition_allowed(v_task.status, p_status) then
+    raise exception 'task % is %, it cannot become %', v_task.task_key, v_task.status, p_status
+      using errcode = '55000', constraint = 'task_status_transition';
+  end if;
+
+  v_attempt := coalesce((v_data ->> 'attempt')::integer,
+                        case when p_status = 'RUNNING' and v_task.status <> 'RUNNING'
+                             then v_task.attempt_count + 1 else v_task.attempt_count end);
+  update public.tasks set
+    status = p_status,
+    attempt_count = greatest(v_task.attempt_count, v_attempt),
+    agent_output = coalesce(v_data -> 'output', agent_output),
+    result = coalesce(v_data -> 'result', v_data -> 'output', result),
+    error_message = case when p_status = 'FAILED' then coalesce(v_data ->> 'error', error_message)
+                         when p_status in ('COMPLETED', 'RUNNING') then null else error_message end,
+    assigned_to = coalesce((v_data ->> 'assignedTo')::uuid, assigned_to),
+    resume_url = case when p_status = 'WAITING' then coalesce(v_data ->> 'resumeUrl', resume_url)
+                      when p_status in ('COMPLETED', 'CANCELLED', 'SKIPPED') then null else resume_url end
+  where id = v_task.id;
+
+  return jsonb_build_object(
+    'success', true,
+    'taskId', v_task.id,
+    'workflowId', v_task.workflow_id,
+    'taskKey', v_task.task_key,
+    'previousStatus', v_task.status,
+    'newStatus', p_status,
+    'attempt', greatest(v_task.attempt_count, v_attempt)
+  );
+end
+$$;
+revoke all on function public.transition_task(uuid, public.task_status, jsonb) from public, anon;
+grant execute on function public.transition_task(uuid, public.task_status, jsonb) to authenticated, service_role;
