@@ -136,34 +136,44 @@ $$;
 create trigger tasks_guard_status before insert or update on public.tasks
   for each row execute function private.guard_task_status();
 
--- Progress counters follow every task change, whoever makes it. Security definer: derived
--- columns of the workflow must stay right even when the writer (an agent) may not update
--- workflows. Tasks SKIPPED or CANCELLED do not count towards the total.
+-- Progress counters follow every task change, whoever makes it, once per statement (a plan of
+-- nine tasks inserted at once updates its workflow once). Security definer: derived columns of
+-- the workflow must stay right even when the writer (an agent) may not update workflows.
+-- Tasks SKIPPED or CANCELLED do not count towards the total.
 create or replace function private.refresh_workflow_progress() returns trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
-declare
-  v_workflow_id uuid := coalesce(new.workflow_id, old.workflow_id);
 begin
-  if tg_op = 'UPDATE' and new.status = old.status then
-    return null;
-  end if;
   update public.workflows w
      set total_tasks = p.total, completed_tasks = p.completed
     from (
-      select count(*) filter (where t.status not in ('SKIPPED', 'CANCELLED')) as total,
+      select t.workflow_id,
+             count(*) filter (where t.status not in ('SKIPPED', 'CANCELLED')) as total,
              count(*) filter (where t.status = 'COMPLETED') as completed
-        from public.tasks t where t.workflow_id = v_workflow_id
+        from public.tasks t
+       where t.workflow_id in (select c.workflow_id from changed_tasks c)
+       group by t.workflow_id
+      union all
+      -- a workflow whose last task was deleted
+      select c.workflow_id, 0, 0 from changed_tasks c
+       where not exists (select 1 from public.tasks t where t.workflow_id = c.workflow_id)
     ) p
-   where w.id = v_workflow_id
+   where w.id = p.workflow_id
      and (w.total_tasks, w.completed_tasks) is distinct from (p.total, p.completed);
   return null;
 end
 $$;
-create trigger tasks_refresh_workflow_progress after insert or update of status or delete on public.tasks
-  for each row execute function private.refresh_workflow_progress();
+create trigger tasks_refresh_progress_on_insert after insert on public.tasks
+  referencing new table as changed_tasks
+  for each statement execute function private.refresh_workflow_progress();
+create trigger tasks_refresh_progress_on_update after update on public.tasks
+  referencing new table as changed_tasks
+  for each statement execute function private.refresh_workflow_progress();
+create trigger tasks_refresh_progress_on_delete after delete on public.tasks
+  referencing old table as changed_tasks
+  for each statement execute function private.refresh_workflow_progress();
 
 -- Each status change is written to the task's timeline. Security definer: the timeline is
 -- append-only and written only by the database.
@@ -210,8 +220,8 @@ declare
   v_start timestamptz;
   v_due timestamptz;
   v_minutes integer;
-  v_count integer := 0;
   v_planned jsonb := '{}'::jsonb;
+  v_rows jsonb := '[]'::jsonb;
 begin
   select * into v_workflow from public.workflows where id = p_workflow_id;
   for v_step in
@@ -234,21 +244,32 @@ begin
     v_due := public.add_business_minutes(v_start, v_minutes);
     v_planned := v_planned || jsonb_build_object(v_step.task_key, v_due);
 
-    insert into public.tasks (
-      workflow_id, client_id, task_key, task_type, title, description, sequence, executor_type,
-      agent_name, priority, depends_on, branch_group, sla_minutes, sla_started_at, sla_due_at
-    ) values (
-      p_workflow_id, v_workflow.client_id, v_step.task_key, v_step.task_type, v_step.title,
-      v_step.description, v_step.sequence, v_step.executor_type, v_step.agent_name,
-      greatest(v_step.priority, v_workflow.priority), v_step.depends_on, v_step.branch_group,
-      v_minutes, v_start, v_due
+    v_rows := v_rows || jsonb_build_object(
+      'task_key', v_step.task_key, 'task_type', v_step.task_type, 'title', v_step.title,
+      'description', v_step.description, 'sequence', v_step.sequence, 'executor_type', v_step.executor_type,
+      'agent_name', v_step.agent_name, 'priority', greatest(v_step.priority, v_workflow.priority),
+      'depends_on', v_step.depends_on, 'branch_group', v_step.branch_group,
+      'sla_minutes', v_minutes, 'sla_started_at', v_start, 'sla_due_at', v_due
     );
-    v_count := v_count + 1;
   end loop;
-  if v_count = 0 then
+  if jsonb_array_length(v_rows) = 0 then
     raise exception 'no active task plan for %', v_workflow.workflow_type using errcode = '22023';
   end if;
-  return v_count;
+  -- One statement, so the progress and event triggers fire once for the whole plan.
+  insert into public.tasks (
+    workflow_id, client_id, task_key, task_type, title, description, sequence, executor_type,
+    agent_name, priority, depends_on, branch_group, sla_minutes, sla_started_at, sla_due_at
+  )
+  select p_workflow_id, v_workflow.client_id, r.task_key, r.task_type, r.title, r.description, r.sequence,
+         r.executor_type, r.agent_name, r.priority, r.depends_on, r.branch_group, r.sla_minutes,
+         r.sla_started_at, r.sla_due_at
+    from jsonb_to_recordset(v_rows) as r (
+      task_key text, task_type text, title text, description text, sequence integer,
+      executor_type public.executor_type, agent_name text, priority public.priority_level,
+      depends_on text[], branch_group text, sla_minutes integer, sla_started_at timestamptz,
+      sla_due_at timestamptz
+    );
+  return jsonb_array_length(v_rows);
 end
 $$;
 
@@ -312,9 +333,9 @@ begin
       raise exception 'workflow is %, only a PENDING workflow can be started', v_workflow.status
         using errcode = '55000';
     end if;
-    v_tasks_created := private.instantiate_task_plan(v_workflow.id, now());
     v_new_status := 'IN_PROGRESS';
     update public.workflows set status = v_new_status where id = v_workflow.id;
+    v_tasks_created := private.instantiate_task_plan(v_workflow.id, now());
     insert into public.n8n_dispatches (workflow_id, kind, payload)
     values (v_workflow.id, 'TRIGGER', jsonb_build_object(
       'workflowId', v_workflow.id,
