@@ -15,13 +15,13 @@ a one-line reason and the exit code the script returns. No Flask here.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import errors
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from app.migrations import is_hosted_supabase
@@ -157,9 +157,9 @@ def check_user(email: str, role: str, client_id: str | None = None, full_name: s
 # Database
 # ============================================================================================
 def connect(database_url: str) -> psycopg.Connection:
-    """An autocommit connection (each write opens its own transaction), dict rows."""
+    """An autocommit connection: each write opens its own transaction."""
     try:
-        return psycopg.connect(database_url, autocommit=True, prepare_threshold=None, row_factory=dict_row)
+        return psycopg.connect(database_url, autocommit=True, prepare_threshold=None)
     except psycopg.OperationalError as error:
         raise ConfigurationError(f"cannot reach the database: {_first_line(error)}") from None
     except psycopg.Error as error:
@@ -170,7 +170,7 @@ def _mark_actor(conn: psycopg.Connection) -> None:
     """Name this script as the actor the audit triggers record, for this transaction only."""
     conn.execute(
         "select set_config('request.jwt.claims', %s, true)",
-        (Jsonb({"app_metadata": {"actor": AUDIT_ACTOR}}).dumps({"app_metadata": {"actor": AUDIT_ACTOR}}),),
+        (json.dumps({"app_metadata": {"actor": AUDIT_ACTOR}}),),
     )
 
 
@@ -229,7 +229,7 @@ def provision_client(conn: psycopg.Connection, client: NewClient) -> dict[str, A
             ).fetchone()
     except psycopg.Error as error:
         raise _database_problem(error, client=client) from None
-    return {"id": str(row["id"]), "name": row["name"]}
+    return {"id": str(row[0]), "name": row[1]}
 
 
 def provision_local_user(conn: psycopg.Connection, user: NewUser) -> dict[str, Any]:
@@ -250,10 +250,10 @@ def provision_local_user(conn: psycopg.Connection, user: NewUser) -> dict[str, A
                 """,
                 (user.email, Jsonb({"provider": "email", **user.app_metadata}), Jsonb(user.user_metadata)),
             ).fetchone()
-            _insert_profile(conn, row["id"], user)
+            _insert_profile(conn, row[0], user)
     except psycopg.Error as error:
         raise _database_problem(error, user=user) from None
-    return user_result(row["id"], user)
+    return user_result(row[0], user)
 
 
 # ============================================================================================
