@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 import psycopg
+from psycopg import conninfo, errors, sql
 
 ROOT = Path(__file__).resolve().parent.parent
 SUPABASE_DIR = ROOT / "supabase"
@@ -78,6 +79,23 @@ def _run_file(conn: psycopg.Connection, path: Path) -> None:
             conn.execute(path.read_text())
     except psycopg.Error as error:
         raise MigrationError(path, error) from error
+
+
+def create_database_if_missing(database_url: str) -> bool:
+    """Create the database named in `database_url` (through the server's `postgres` database)
+    when it does not exist yet. True when it was created."""
+    name = conninfo.conninfo_to_dict(database_url).get("dbname")
+    if not name:
+        raise ValueError("the database URL names no database")
+    admin_url = conninfo.make_conninfo(database_url, dbname="postgres")
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as admin:
+        if admin.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
+            return False
+        try:
+            admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        except errors.DuplicateDatabase:  # created by someone else meanwhile
+            return False
+    return True
 
 
 def apply_migrations(

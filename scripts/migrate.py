@@ -14,13 +14,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg  # noqa: E402
 
-from app.migrations import MigrationError, apply_migrations  # noqa: E402
+from app.migrations import MigrationError, apply_migrations, create_database_if_missing  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
                         help="PostgreSQL URL (default: $DATABASE_URL)")
+    parser.add_argument("--create-database", action="store_true",
+                        help="create the database first when it does not exist")
     parser.add_argument("--seed", action="store_true", help="load supabase/seed.sql (reference data)")
     parser.add_argument("--demo", action="store_true", help="load supabase/demo.sql (demo tenants, local only)")
     group = parser.add_mutually_exclusive_group()
@@ -33,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("no database: pass --database-url or set DATABASE_URL")
 
     try:
+        if args.create_database and create_database_if_missing(args.database_url):
+            print("created the database")
         report = apply_migrations(args.database_url, bootstrap=args.bootstrap, seed=args.seed,
                                   demo=args.demo, log=print)
     except MigrationError as error:

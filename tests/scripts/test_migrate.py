@@ -105,3 +105,20 @@ def test_no_database_url_is_a_usage_error(monkeypatch):
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "migrate.py")], capture_output=True, text=True,
                             env={"PATH": "/usr/bin:/bin"}, timeout=60)
     assert result.returncode == 2 and "DATABASE_URL" in result.stderr
+
+
+def test_create_database_creates_a_missing_database_once():
+    from tests.conftest import database_url_for, drop_database
+    import uuid
+
+    name = f"rexera_created_{uuid.uuid4().hex[:8]}"
+    url = database_url_for(name)
+    try:
+        first = run_cli("--database-url", url, "--create-database")
+        assert first.returncode == 0, first.stderr
+        assert "created the database" in first.stdout
+        second = run_cli("--database-url", url, "--create-database")
+        assert second.returncode == 0 and "created the database" not in second.stdout
+        assert fetch(url, "select count(*) from pg_tables where schemaname = 'public'")[0][0] >= 35
+    finally:
+        drop_database(name)
