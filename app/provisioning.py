@@ -285,8 +285,8 @@ def _create_auth_user(admin: SyncGoTrueAdminAPI, user: NewUser) -> str:
         if error.code in EMAIL_TAKEN_AUTH_CODES:
             raise Refused(f"a user with email {user.email} already exists") from None
         if error.status in (401, 403):
-            raise Failed(f"Supabase Auth refused the service role key (HTTP {error.status}: {error.message}): "
-                         "check SUPABASE_SERVICE_ROLE_KEY") from None
+            raise ConfigurationError(f"Supabase Auth refused the service role key (HTTP {error.status}: "
+                                     f"{error.message}): check SUPABASE_SERVICE_ROLE_KEY") from None
         if error.status == 422:
             raise Refused(f"Supabase Auth refused the user: {error.message}") from None
         raise Failed(f"Supabase Auth failed (HTTP {error.status}): {error.message}") from None

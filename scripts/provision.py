@@ -9,9 +9,10 @@ Hosted mode (SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY both set, or --hosted) c
 person through the Supabase Auth admin API and the profile through --database-url.
 
 Exit codes: 0 created (JSON on stdout); 1 refused: bad input or already exists, nothing
-written; 2 bad usage or settings, or unreachable database; 3 Supabase Auth or the database
-failed, nothing left behind; 4 an Auth user was created and could not be deleted again (the
-message names it). Every failure is one line on stderr.
+written; 2 bad usage or settings (including a service role key Auth rejects), or unreachable
+database, nothing written; 3 Supabase Auth or the database failed otherwise, nothing left
+behind; 4 an Auth user was created and could not be deleted again (the message names it).
+Every failure is one line on stderr; the key and the database password are never printed.
 """
 from __future__ import annotations
 

@@ -233,7 +233,7 @@ REFUSED_CLIENTS = [
     pytest.param("x" * 201, [], "1 to 200 characters", id="name-too-long"),
     pytest.param("{new}", ["--domain", "https://acme.com"], "malformed domain", id="domain-with-scheme"),
     pytest.param("{new}", ["--domain", "acme com"], "malformed domain", id="domain-with-space"),
-    pytest.param("{new}", ["--domain", "-acme.com"], "malformed domain", id="domain-label-starts-with-hyphen"),
+    pytest.param("{new}", ["--domain=-acme.com"], "malformed domain", id="domain-label-starts-with-hyphen"),
     pytest.param("{new}", ["--domain", "acme"], "malformed domain", id="domain-without-dot"),
 ]
 
@@ -301,6 +301,16 @@ def test_hosted_flag_without_both_settings_exits_2_and_writes_nothing(capsys, mo
     code, out, err = run(capsys, ["--database-url", database_url, "--hosted", "user", "create",
                                   "--email", new_email(), "--role", "hil_operator"])
     assert_one_line_refusal(code, out, err, 2, "--hosted needs")
+    assert counts(database_url) == before
+
+
+def test_hosted_mode_with_a_malformed_supabase_url_exits_2_and_writes_nothing(capsys, monkeypatch, database_url):
+    monkeypatch.setenv("SUPABASE_URL", "project-ref.supabase.co")
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", "service-role-key")
+    before = counts(database_url)
+    code, out, err = run(capsys, ["--database-url", database_url, "user", "create",
+                                  "--email", new_email(), "--role", "hil_operator"])
+    assert_one_line_refusal(code, out, err, 2, "Invalid URL")
     assert counts(database_url) == before
 
 
@@ -525,7 +535,7 @@ def test_auth_401_never_prints_the_service_role_key(capsys, database_url, servic
     before = counts(database_url)
     code, out, err = run(capsys, ["--database-url", database_url, "user", "create", "--email", new_email(),
                                   "--role", "hil_operator"], http_client=auth.client)
-    assert_one_line_refusal(code, out, err, 3, "HTTP 401")
+    assert_one_line_refusal(code, out, err, 2, "HTTP 401")
     assert "SUPABASE_SERVICE_ROLE_KEY" in err
     assert service_role_key not in out + err
     assert not re.search(r"service-role-[0-9a-f]{8}", out + err)
