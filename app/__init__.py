@@ -1,1 +1,40 @@
 """Rexera companion backend: business layer of the dual-layer workflow system."""
+from __future__ import annotations
+
+import uuid
+
+from flask import Flask, g, request
+
+from app.config import Settings
+
+PUBLIC_PATHS = ("/api/health", "/api/openapi.json", "/api/docs", "/metrics")
+
+
+def create_app(settings: Settings | None = None, database=None) -> Flask:
+    """Build the service. Settings come from the environment and the database is a new pool,
+    unless given (tests)."""
+    app = Flask(__name__)
+    app.config["SETTINGS"] = settings or Settings.from_env()
+    app.config["MAX_CONTENT_LENGTH"] = app.config["SETTINGS"].max_body_bytes
+    app.json.sort_keys = False
+
+    from app import api, auth, db, errors
+
+    errors.init_app(app)
+    auth.init_app(app)
+    db.init_app(app, database)
+    api.init_app(app)
+
+    @app.before_request
+    def identify_request():
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming if 0 < len(incoming) <= 100 and incoming.isprintable() else str(uuid.uuid4())
+        if request.path.startswith("/api/") and not request.path.startswith(PUBLIC_PATHS):
+            g.principal = auth.authenticate(app)
+
+    @app.after_request
+    def tag_response(response):
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        return response
+
+    return app

@@ -72,6 +72,9 @@ def db(_session_connection):
     """A connection inside a transaction that is rolled back after the test."""
     conn = _session_connection
     conn.rollback()
+    # Open the transaction now, so every conn.transaction() inside the test is a savepoint
+    # (a transaction() block on an idle connection would commit).
+    conn.execute("select 1")
     try:
         yield conn
     finally:

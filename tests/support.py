@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 import uuid
 
+import jwt
 import psycopg
+
+JWT_SECRET = "test-secret-only-for-tests-0123456789abcdef"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,3 +52,12 @@ def act_as(conn: psycopg.Connection, person: Person) -> None:
 def act_as_service(conn: psycopg.Connection) -> None:
     """Back to the connecting superuser with no claims: the service path."""
     conn.execute("select set_config('role', 'none', true), set_config('request.jwt.claims', '', true)")
+
+
+def mint_token(person: Person, *, secret: str = JWT_SECRET, expires_in: int = 3600, algorithm: str = "HS256",
+               headers: dict | None = None, **overrides) -> str:
+    """A Supabase-style access token for `person`, signed with a throwaway key."""
+    now = int(time.time())
+    claims = {**person.claims, "iat": now, "exp": now + expires_in, "aud": "authenticated",
+              "sub": str(person.user_id or uuid.uuid4()), "email": f"{person.name}@test.example", **overrides}
+    return jwt.encode(claims, secret, algorithm=algorithm, headers=headers)

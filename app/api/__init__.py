@@ -1,0 +1,45 @@
+"""The REST API: flask-smorest blueprints, OpenAPI document and interactive docs."""
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api as SmorestApi
+
+from app.errors import http_error_response
+
+
+class Api(SmorestApi):
+    """flask-smorest's Api, answering errors in the service's one error shape."""
+
+    def handle_http_exception(self, error):
+        return http_error_response(error)
+
+
+API_CONFIG = {
+    "API_TITLE": "Rexera companion API",
+    "API_VERSION": "1.0.0",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "/docs",
+    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+    "API_SPEC_OPTIONS": {
+        "info": {"description": "Workflows, tasks, communications, documents and counterparties of the Rexera "
+                                "back office, with actions, views and a realtime event stream."},
+        "components": {"securitySchemes": {
+            "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            "agentKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }},
+        "security": [{"bearerAuth": []}, {"agentKey": []}],
+    },
+}
+
+
+def init_app(app: Flask) -> None:
+    for key, value in API_CONFIG.items():
+        app.config.setdefault(key, value)
+    api = Api(app)
+    from app.api import workflows
+
+    for module in (workflows,):
+        api.register_blueprint(module.blp)
+    app.extensions["api"] = api

@@ -1,0 +1,89 @@
+"""Workflows: list, create, read, update, cancel, and the workflow actions."""
+from __future__ import annotations
+
+import uuid
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.auth import current_principal
+from app.db import get_db
+from app.errors import ApiError
+from app.schemas.workflows import (WorkflowAction, WorkflowActionResult, WorkflowCreate, WorkflowGetArgs,
+                                   WorkflowList, WorkflowListArgs, WorkflowUpdate, Workflow, validate_payload)
+from app.services import workflows as service
+
+blp = Blueprint("workflows", __name__, url_prefix="/api/workflows", description="Business workflows")
+
+
+def not_found(workflow_id) -> ApiError:
+    return ApiError(404, f"workflow {workflow_id} not found", "not_found")
+
+
+@blp.route("")
+class Workflows(MethodView):
+    @blp.arguments(WorkflowListArgs, location="query")
+    @blp.response(200, WorkflowList)
+    def get(self, args):
+        """List the workflows you may see, newest first."""
+        return get_db().run(current_principal(), lambda conn: service.list_workflows(conn, args))
+
+    @blp.arguments(WorkflowCreate)
+    @blp.response(201, Workflow)
+    def post(self, data):
+        """Create a workflow (PENDING until started)."""
+        principal = current_principal()
+        data["payload"] = validate_payload(data["type"], data["payload"])
+        if "client_id" not in data:
+            if not principal.is_client:
+                raise ApiError(422, "clientId is required", "validation_error", {"json": {"clientId": ["required"]}})
+            data["client_id"] = principal.client_id
+        return get_db().run(principal, lambda conn: service.create_workflow(conn, principal, data))
+
+
+@blp.route("/<uuid:workflow_id>")
+class WorkflowById(MethodView):
+    @blp.arguments(WorkflowGetArgs, location="query")
+    @blp.response(200, Workflow)
+    def get(self, args, workflow_id: uuid.UUID):
+        """One workflow, with the related collections asked for in include=."""
+        workflow = get_db().run(current_principal(), lambda conn: service.get_workflow(conn, workflow_id, args["include"]))
+        if workflow is None:
+            raise not_found(workflow_id)
+        return workflow
+
+    @blp.arguments(WorkflowUpdate)
+    @blp.response(200, Workflow)
+    def patch(self, changes, workflow_id: uuid.UUID):
+        """Change a workflow's title, payload, priority, owners or due date (status changes are actions)."""
+        def work(conn):
+            current = service.get_workflow(conn, workflow_id)
+            if current is None:
+                raise not_found(workflow_id)
+            if "payload" in changes:
+                changes["payload"] = validate_payload(current["workflow_type"], {**current["payload"], **changes["payload"]})
+            updated = service.update_workflow(conn, workflow_id, changes)
+            if updated is None:
+                raise ApiError(403, "your role may not change this workflow now", "forbidden")
+            return updated
+
+        return get_db().run(current_principal(), work)
+
+    @blp.response(200, Workflow)
+    def delete(self, workflow_id: uuid.UUID):
+        """Cancel a workflow (it is kept, with status CANCELLED)."""
+        def work(conn):
+            service.workflow_action(conn, workflow_id, "cancel", {"reason": "deleted through the API"})
+            return service.get_workflow(conn, workflow_id)
+
+        return get_db().run(current_principal(), work)
+
+
+@blp.route("/<uuid:workflow_id>/actions")
+class WorkflowActions(MethodView):
+    @blp.arguments(WorkflowAction)
+    @blp.response(200, WorkflowActionResult)
+    def post(self, body, workflow_id: uuid.UUID):
+        """Start, pause, resume, cancel or complete a workflow, atomically."""
+        return get_db().run(current_principal(),
+                            lambda conn: service.workflow_action(conn, workflow_id, body["action"], body["data"]))

@@ -1,0 +1,127 @@
+"""Settings read from the environment once, at start, with every problem named at once."""
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import os
+from collections.abc import Mapping
+from urllib.parse import urlparse
+
+
+class ConfigError(Exception):
+    """The environment is missing or malforms settings; the message lists each one."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    database_url: str
+    supabase_url: str | None = None
+    supabase_jwt_secret: str | None = None
+    jwt_issuer: str | None = None
+    n8n_base_url: str | None = None
+    n8n_api_key: str | None = None
+    n8n_callback_secret: bytes | None = None
+    n8n_webhook_token: str | None = None
+    n8n_error_webhook_token: str | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+    agent_api_keys: dict[str, str] = dataclasses.field(default_factory=dict)
+    redis_url: str | None = None
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    rate_limits_enabled: bool = True
+    max_body_bytes: int = 1_000_000
+
+    @property
+    def jwks_url(self) -> str | None:
+        return f"{self.supabase_url}/auth/v1/.well-known/jwks.json" if self.supabase_url else None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        problems: list[str] = []
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        def url(name: str, schemes: tuple[str, ...]) -> str | None:
+            value = get(name)
+            if value is None:
+                return None
+            parsed = urlparse(value)
+            if parsed.scheme not in schemes or not parsed.netloc:
+                problems.append(f"{name} must be a {' or '.join(schemes)} URL, got {parsed.scheme or 'no'} scheme")
+                return None
+            return value.rstrip("/")
+
+        def integer(name: str, default: int, low: int, high: int) -> int:
+            value = get(name)
+            if value is None:
+                return default
+            try:
+                number = int(value)
+            except ValueError:
+                problems.append(f"{name} must be an integer")
+                return default
+            if not low <= number <= high:
+                problems.append(f"{name} must be between {low} and {high}")
+            return number
+
+        database_url = url("DATABASE_URL", ("postgres", "postgresql"))
+        if database_url is None and get("DATABASE_URL") is None:
+            problems.append("DATABASE_URL is required (postgresql://user:password@host:port/database)")
+
+        supabase_url = url("SUPABASE_URL", ("http", "https"))
+        jwt_secret = get("SUPABASE_JWT_SECRET")
+        if jwt_secret is not None and len(jwt_secret) < 32:
+            problems.append("SUPABASE_JWT_SECRET must be at least 32 characters")
+        if supabase_url is None and jwt_secret is None and not any(p.startswith("SUPABASE_URL") for p in problems):
+            problems.append("set SUPABASE_URL (tokens verified with the project's JWKS) or SUPABASE_JWT_SECRET (HS256)")
+
+        callback_secret = None
+        raw_secret = get("N8N_CALLBACK_SECRET")
+        if raw_secret is not None:
+            if not raw_secret.startswith("whsec_"):
+                problems.append("N8N_CALLBACK_SECRET must look like whsec_<base64>")
+            else:
+                try:
+                    callback_secret = base64.b64decode(raw_secret.removeprefix("whsec_"), validate=True)
+                except binascii.Error:
+                    problems.append("N8N_CALLBACK_SECRET is not valid base64 after whsec_")
+                if callback_secret is not None and len(callback_secret) < 24:
+                    problems.append("N8N_CALLBACK_SECRET must decode to at least 24 bytes")
+
+        agent_keys: dict[str, str] = {}
+        for entry in filter(None, (e.strip() for e in (get("AGENT_API_KEYS") or "").split(","))):
+            name, sep, key = entry.partition("=")
+            if not sep or not name.strip() or len(key.strip()) < 16:
+                problems.append("AGENT_API_KEYS must be a comma list of agent=key (key at least 16 characters; agent * for any)")
+                break
+            agent_keys[name.strip().lower()] = key.strip()
+
+        public_base_url = url("PUBLIC_BASE_URL", ("http", "https")) or "http://127.0.0.1:8000"
+        settings = cls(
+            database_url=database_url or "",
+            supabase_url=supabase_url,
+            supabase_jwt_secret=jwt_secret,
+            jwt_issuer=get("SUPABASE_JWT_ISSUER") or (f"{supabase_url}/auth/v1" if supabase_url else None),
+            n8n_base_url=url("N8N_BASE_URL", ("http", "https")),
+            n8n_api_key=get("N8N_API_KEY"),
+            n8n_callback_secret=callback_secret,
+            n8n_webhook_token=get("N8N_WEBHOOK_TOKEN"),
+            n8n_error_webhook_token=get("N8N_ERROR_WEBHOOK_TOKEN"),
+            public_base_url=public_base_url,
+            agent_api_keys=agent_keys,
+            redis_url=url("REDIS_URL", ("redis", "rediss")),
+            db_pool_min=integer("DB_POOL_MIN", 2, 0, 100),
+            db_pool_max=integer("DB_POOL_MAX", 10, 1, 200),
+            rate_limits_enabled=(get("RATE_LIMITS") or "on").lower() not in ("off", "0", "false"),
+        )
+        if problems:
+            raise ConfigError(problems)
+        return settings

@@ -1,0 +1,98 @@
+"""The connection pool and the per-request transaction that applies the caller's role and
+claims exactly as PostgREST does, so RLS decides what every query sees."""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import psycopg
+from flask import Flask, g, has_request_context, request
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from app.auth import Principal
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+APPLY_REQUEST_CONTEXT = """
+select set_config('role', %s, true),
+       set_config('request.jwt.claims', %s, true),
+       set_config('request.headers', %s, true)
+"""
+RETRYABLE = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
+
+
+class Database:
+    def __init__(self, url: str, min_size: int = 2, max_size: int = 10, statement_timeout_ms: int = 15000):
+        self.pool = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            name="rexera",
+            check=ConnectionPool.check_connection,
+            kwargs={
+                "prepare_threshold": None,  # Supabase's transaction pooler (port 6543) cannot keep prepared statements
+                "row_factory": dict_row,
+                "options": f"-c statement_timeout={statement_timeout_ms}",
+            },
+        )
+
+    def open(self, wait: bool = False) -> None:
+        self.pool.open(wait=wait, timeout=10)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    @contextlib.contextmanager
+    def transaction(self, principal: Principal) -> Iterator[psycopg.Connection]:
+        """One transaction acting as `principal`: committed on success, rolled back on error."""
+        with self.pool.connection() as conn:
+            with conn.transaction():
+                conn.execute(APPLY_REQUEST_CONTEXT,
+                             (principal.request_role, json.dumps(principal.claims), request_headers_json()))
+                yield conn
+
+    def run(self, principal: Principal, work: Callable[[psycopg.Connection], T], attempts: int = 3) -> T:
+        """Run `work` in a transaction as `principal`, retrying serialization failures and
+        deadlocks with a short backoff."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.transaction(principal) as conn:
+                    return work(conn)
+            except RETRYABLE:
+                if attempt == attempts:
+                    raise
+                log.info("retrying after a serialization failure (attempt %s)", attempt)
+                time.sleep(0.01 * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+
+def request_headers_json() -> str:
+    """The request context the audit trigger records (request id, client address, user agent)."""
+    if not has_request_context():
+        return "{}"
+    return json.dumps({
+        "x-request-id": g.get("request_id"),
+        "x-forwarded-for": request.remote_addr,
+        "user-agent": (request.user_agent.string or "")[:300],
+    })
+
+
+def init_app(app: Flask, database: Database | None = None) -> None:
+    if database is None:
+        settings = app.config["SETTINGS"]
+        database = Database(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+        database.open()
+    app.extensions["database"] = database
+
+
+def get_db() -> Database:
+    from flask import current_app
+
+    return current_app.extensions["database"]

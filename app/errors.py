@@ -1,0 +1,118 @@
+"""The one error shape: {"error": {"code", "message", "details", "requestId"}}."""
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from flask import Flask, g, jsonify
+from marshmallow import ValidationError
+from psycopg import errors as pg
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+# HTTP status -> default machine code
+STATUS_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
+    429: "rate_limited", 500: "internal_error", 503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error a caller should see: status, machine code, message and optional details."""
+
+    def __init__(self, status: int, message: str, code: str | None = None, details=None, headers=None):
+        super().__init__(message)
+        self.status = status
+        self.code = code or STATUS_CODES.get(status, "error")
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+def error_response(status: int, code: str, message: str, details=None, headers=None):
+    body = {"error": {"code": code, "message": message, "details": details,
+                      "requestId": g.get("request_id")}}
+    response = jsonify(body)
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def from_database_error(error: psycopg.Error) -> ApiError:
+    """Map a Postgres error raised by a statement or function to what the caller did wrong."""
+    message = (error.diag.message_primary or "database refused the change").strip()
+    if isinstance(error, pg.InsufficientPrivilege):
+        return ApiError(403, "your role may not do this", "forbidden",
+                        {"reason": message} if "row-level security" not in message else None)
+    if isinstance(error, pg.NoDataFound):
+        return ApiError(404, message, "not_found")
+    if isinstance(error, pg.ObjectNotInPrerequisiteState):
+        return ApiError(409, message, "invalid_state")
+    if isinstance(error, pg.UniqueViolation):
+        return ApiError(409, "this already exists", "duplicate", {"constraint": error.diag.constraint_name})
+    if isinstance(error, pg.ForeignKeyViolation):
+        return ApiError(422, "a referenced record does not exist", "invalid_reference",
+                        {"constraint": error.diag.constraint_name})
+    if isinstance(error, (pg.CheckViolation, pg.NotNullViolation)):
+        return ApiError(422, message, "constraint_violation", {"constraint": error.diag.constraint_name})
+    if isinstance(error, (pg.InvalidParameterValue, pg.InvalidTextRepresentation, pg.DatetimeFieldOverflow,
+                          pg.NumericValueOutOfRange, pg.StringDataRightTruncation, pg.InvalidDatetimeFormat)):
+        return ApiError(422, message, "invalid_value")
+    if isinstance(error, (pg.SerializationFailure, pg.DeadlockDetected)):
+        return ApiError(409, "the change collided with another one; retry", "retry")
+    if isinstance(error, pg.QueryCanceled):
+        return ApiError(503, "the database took too long", "timeout")
+    if isinstance(error, psycopg.OperationalError):
+        return ApiError(503, "the database is unavailable", "unavailable")
+    raise error
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def handle_api_error(error: ApiError):
+        return error_response(error.status, error.code, error.message, error.details, error.headers)
+
+    @app.errorhandler(ValidationError)
+    def handle_validation_error(error: ValidationError):
+        return error_response(422, "validation_error", "the request is not valid", {"json": error.messages})
+
+    @app.errorhandler(psycopg.Error)
+    def handle_database_error(error: psycopg.Error):
+        try:
+            mapped = from_database_error(error)
+        except psycopg.Error:
+            log.exception("unexpected database error")
+            return error_response(500, "internal_error", "something went wrong on our side")
+        return error_response(mapped.status, mapped.code, mapped.message, mapped.details)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(error: HTTPException):
+        return http_error_response(error)
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(error: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "something went wrong on our side")
+
+
+def http_error_response(error: HTTPException):
+    """Werkzeug and webargs errors (404 routes, 405, 413, 422 validation) in the one shape."""
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    details = data.get("errors") or data.get("messages")
+    message = data.get("message") or (error.description if status != 422 else "the request is not valid")
+    if status == 422 and details is not None:
+        # webargs nests errors by location: {"json": {...}} or {"query": {...}}
+        code = "validation_error"
+    else:
+        code = STATUS_CODES.get(status, "error")
+    headers = dict(data.get("headers") or {})
+    if status == 405 and error.get_response().headers.get("Allow"):
+        headers["Allow"] = error.get_response().headers["Allow"]
+    if status >= 500:
+        log.error("http %s: %s", status, error)
+        message = "something went wrong on our side"
+    return error_response(status, code, message, details, headers)

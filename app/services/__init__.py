@@ -1,0 +1,1 @@
+"""Business orchestration over the database, with no Flask imports."""

@@ -1,0 +1,55 @@
+"""Filtered, paged reads shared by the list endpoints: keyset cursors on (created_at, id)."""
+from __future__ import annotations
+
+import dataclasses
+
+import psycopg
+from psycopg import sql
+
+from app.errors import ApiError
+from app.schemas import decode_cursor, encode_cursor
+
+
+class BadCursor(ApiError):
+    """The cursor was not made by this service."""
+
+    def __init__(self, message: str):
+        super().__init__(400, message, "invalid_cursor")
+
+
+@dataclasses.dataclass
+class Filters:
+    """AND-ed conditions (SQL fragments with %s placeholders) and their parameters."""
+
+    clauses: list[sql.Composable] = dataclasses.field(default_factory=list)
+    params: list = dataclasses.field(default_factory=list)
+
+    def add(self, clause: str, *params) -> None:
+        self.clauses.append(sql.SQL(clause))
+        self.params.extend(params)
+
+    def where(self) -> sql.Composable:
+        return sql.SQL(" where ") + sql.SQL(" and ").join(self.clauses) if self.clauses else sql.SQL("")
+
+
+def fetch_page(conn: psycopg.Connection, table: str, alias: str, filters: Filters, *, limit: int, offset: int,
+               cursor: str | None, select: str | None = None) -> dict:
+    """One page of `table` (newest first) under `filters`, with the total and the next cursor."""
+    base = sql.SQL("from public.{} {}").format(sql.Identifier(table), sql.Identifier(alias))
+    total = conn.execute(sql.SQL("select count(*) as n ") + base + filters.where(), filters.params).fetchone()["n"]
+
+    page_filters = Filters(list(filters.clauses), list(filters.params))
+    if cursor:
+        try:
+            created_at, row_id = decode_cursor(cursor)
+        except ValueError as error:
+            raise BadCursor(str(error)) from error
+        page_filters.add(f"({alias}.created_at, {alias}.id) < (%s, %s)", created_at, row_id)
+    columns = sql.SQL(select or f"{alias}.*")
+    query = (sql.SQL("select ") + columns + sql.SQL(" ") + base + page_filters.where()
+             + sql.SQL(f" order by {alias}.created_at desc, {alias}.id desc limit %s offset %s"))
+    rows = conn.execute(query, [*page_filters.params, limit + 1, offset]).fetchall()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if has_more and rows else None
+    return {"rows": rows, "total_count": total, "has_more": has_more, "next_cursor": next_cursor}
