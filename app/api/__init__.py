@@ -38,8 +38,8 @@ def init_app(app: Flask) -> None:
     for key, value in API_CONFIG.items():
         app.config.setdefault(key, value)
     api = Api(app)
-    from app.api import workflows
+    from app.api import communications, counterparties, documents, health, tasks, views, workflows
 
-    for module in (workflows,):
+    for module in (workflows, tasks, communications, documents, counterparties, views, health):
         api.register_blueprint(module.blp)
     app.extensions["api"] = api
