@@ -18,7 +18,7 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = app.config["SETTINGS"].max_body_bytes
     app.json.sort_keys = False
 
-    from app import api, auth, db, errors
+    from app import api, auth, db, errors, observability, ratelimits
 
     errors.init_app(app)
     auth.init_app(app)
@@ -37,4 +37,7 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
         response.headers["X-Request-Id"] = g.get("request_id", "")
         return response
 
+    # After identify_request, so limits are counted per authenticated principal.
+    ratelimits.init_app(app)
+    observability.init_app(app)
     return app

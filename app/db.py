@@ -28,6 +28,8 @@ RETRYABLE = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetecte
 
 
 class Database:
+    observe: Callable[[float], None] | None = None  # set by observability: transaction durations
+
     def __init__(self, url: str, min_size: int = 2, max_size: int = 10, statement_timeout_ms: int = 15000):
         self.pool = ConnectionPool(
             url,
@@ -35,6 +37,7 @@ class Database:
             max_size=max_size,
             open=False,
             name="rexera",
+            timeout=10,
             check=ConnectionPool.check_connection,
             kwargs={
                 "prepare_threshold": None,  # Supabase's transaction pooler (port 6543) cannot keep prepared statements
@@ -50,9 +53,10 @@ class Database:
         self.pool.close()
 
     @contextlib.contextmanager
-    def transaction(self, principal: Principal) -> Iterator[psycopg.Connection]:
-        """One transaction acting as `principal`: committed on success, rolled back on error."""
-        with self.pool.connection() as conn:
+    def transaction(self, principal: Principal, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+        """One transaction acting as `principal`: committed on success, rolled back on error.
+        `timeout`: seconds to wait for a pooled connection (the pool's default otherwise)."""
+        with self.pool.connection(timeout=timeout) as conn:
             with conn.transaction():
                 conn.execute(APPLY_REQUEST_CONTEXT,
                              (principal.request_role, json.dumps(principal.claims), request_headers_json()))
@@ -62,6 +66,7 @@ class Database:
         """Run `work` in a transaction as `principal`, retrying serialization failures and
         deadlocks with a short backoff."""
         for attempt in range(1, attempts + 1):
+            started = time.perf_counter()
             try:
                 with self.transaction(principal) as conn:
                     return work(conn)
@@ -70,6 +75,9 @@ class Database:
                     raise
                 log.info("retrying after a serialization failure (attempt %s)", attempt)
                 time.sleep(0.01 * 2 ** attempt)
+            finally:
+                if self.observe is not None:
+                    self.observe(time.perf_counter() - started)
         raise AssertionError("unreachable")
 
 

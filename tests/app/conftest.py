@@ -29,7 +29,7 @@ class TransactionalDatabase(Database):
         pass
 
     @contextlib.contextmanager
-    def transaction(self, principal):
+    def transaction(self, principal, timeout=None):
         try:
             with self.conn.transaction():
                 self.conn.execute(APPLY_REQUEST_CONTEXT, (principal.request_role, json.dumps(principal.claims),
@@ -39,14 +39,14 @@ class TransactionalDatabase(Database):
             act_as_service(self.conn)
 
 
-def test_settings(database_url: str, **overrides) -> Settings:
+def make_settings(database_url: str, **overrides) -> Settings:
     return Settings(database_url=database_url, supabase_jwt_secret=JWT_SECRET,
                     agent_api_keys={"*": AGENT_KEY}, rate_limits_enabled=False, **overrides)
 
 
 @pytest.fixture
 def app(db, database_url):
-    application = create_app(test_settings(database_url), database=TransactionalDatabase(db))
+    application = create_app(make_settings(database_url), database=TransactionalDatabase(db))
     application.config["TESTING"] = True
     return application
 

@@ -1,0 +1,52 @@
+"""Health endpoints: no authentication, no secrets, a status per dependency."""
+from __future__ import annotations
+
+import responses
+
+from app import create_app
+from tests.app.conftest import TransactionalDatabase, make_settings
+
+
+def test_overall_health_needs_no_token_and_names_each_dependency(client):
+    response = client.get("/api/health")
+    assert response.status_code == 200
+    body = response.json
+    assert set(body["checks"]) == {"database", "workflows", "agents", "realtime", "auth"}
+    assert body["checks"]["database"] == "ok" and body["checks"]["auth"] == "ok"
+    assert body["status"] == "degraded"  # n8n is not configured in this test and realtime is not running
+    assert "secret" not in response.get_data(as_text=True).lower()
+
+
+def test_database_health_reports_the_schema_version(client):
+    body = client.get("/api/health/database").json
+    assert body["status"] == "ok" and body["schemaVersion"].startswith("2026") and body["latencyMs"] >= 0
+
+
+@responses.activate
+def test_n8n_health_follows_its_healthz(db, database_url):
+    app = create_app(make_settings(database_url, n8n_base_url="http://n8n.test"), database=TransactionalDatabase(db))
+    responses.get("http://n8n.test/healthz", json={"status": "ok"})
+    assert app.test_client().get("/api/health/workflows").json["status"] == "ok"
+    responses.replace(responses.GET, "http://n8n.test/healthz", status=502)
+    assert app.test_client().get("/api/health/workflows").json["status"] == "down"
+
+
+def test_a_down_database_makes_the_service_down(database_url):
+    app = create_app(make_settings("postgresql://postgres@127.0.0.1:1/nowhere"))
+    response = app.test_client().get("/api/health")
+    assert response.status_code == 503 and response.json["status"] == "down"
+    assert response.json["checks"]["database"] == "down"
+    app.extensions["database"].close()
+
+
+def test_unknown_component_is_404_in_the_error_shape(client):
+    response = client.get("/api/health/kitchen-sink")
+    assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
+
+
+def test_metrics_expose_request_and_business_figures(as_, client):
+    as_("operator").get("/api/workflows")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'rexera_http_request_duration_seconds_count{endpoint="/api/workflows",method="GET",status="200"}' in text
+    assert 'rexera_workflows{status="IN_PROGRESS"}' in text
+    assert "rexera_db_transaction_duration_seconds_count" in text
