@@ -1,0 +1,58 @@
+"""Settings from the environment: each missing or malformed variable named at start."""
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.config import ConfigError, Settings
+
+SECRET = "whsec_" + base64.b64encode(b"x" * 32).decode()
+GOOD = {"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/rexera", "SUPABASE_JWT_SECRET": "s" * 40,
+        "N8N_CALLBACK_SECRET": SECRET, "AGENT_API_KEYS": "nina=abcdefghijklmnop,*=qrstuvwxyz012345"}
+
+
+def test_good_settings_load():
+    settings = Settings.from_env(GOOD)
+    assert settings.n8n_callback_secret == b"x" * 32
+    assert settings.agent_api_keys == {"nina": "abcdefghijklmnop", "*": "qrstuvwxyz012345"}
+    assert settings.jwks_url is None
+
+
+def test_supabase_url_gives_the_jwks_and_issuer():
+    settings = Settings.from_env({**GOOD, "SUPABASE_URL": "https://abc.supabase.co/"})
+    assert settings.jwks_url == "https://abc.supabase.co/auth/v1/.well-known/jwks.json"
+    assert settings.jwt_issuer == "https://abc.supabase.co/auth/v1"
+
+
+@pytest.mark.parametrize("changes, named", [
+    ({"DATABASE_URL": ""}, "DATABASE_URL is required"),
+    ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL must be"),
+    ({"SUPABASE_JWT_SECRET": ""}, "SUPABASE_URL"),
+    ({"SUPABASE_JWT_SECRET": "short"}, "at least 32"),
+    ({"N8N_CALLBACK_SECRET": "plain"}, "whsec_"),
+    ({"N8N_CALLBACK_SECRET": "whsec_!!!"}, "base64"),
+    ({"AGENT_API_KEYS": "nina"}, "AGENT_API_KEYS"),
+    ({"REDIS_URL": "http://redis"}, "REDIS_URL"),
+    ({"DB_POOL_MAX": "lots"}, "DB_POOL_MAX"),
+])
+def test_each_problem_is_named(changes, named):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**GOOD, **changes})
+    assert named in str(caught.value)
+
+
+def test_all_problems_are_listed_together():
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"N8N_CALLBACK_SECRET": "plain"})
+    assert len(caught.value.problems) == 3
+
+
+def test_wsgi_refuses_to_start_with_a_clear_message():
+    result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=Path(__file__).resolve().parents[2],
+                            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, timeout=60)
+    assert result.returncode == 2
+    assert "DATABASE_URL is required" in result.stderr and "Traceback" not in result.stderr
