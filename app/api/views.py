@@ -1,6 +1,57 @@
-"""Views."""
+"""Views: read-only, one database round trip each (SQL functions under the caller's RLS)."""
 from __future__ import annotations
 
 from flask_smorest import Blueprint
 
-blp = Blueprint("views", __name__, url_prefix="/api/views")
+from app.auth import current_principal
+from app.db import get_db
+from app.schemas.views import DashboardArgs, MarkRead, Marked, NotificationArgs, PerformanceArgs, SlaArgs
+
+blp = Blueprint("views", __name__, url_prefix="/api/views", description="Dashboards and reports")
+
+
+def call_view(sql: str, params: tuple) -> dict:
+    return get_db().run(current_principal(), lambda conn: conn.execute(sql, params).fetchone()["view"])
+
+
+@blp.route("/dashboard")
+@blp.arguments(DashboardArgs, location="query")
+@blp.response(200)
+def dashboard(args):
+    """Summary counts, the HIL task queue by SLA risk, active workflows, notifications, metrics."""
+    return call_view("select public.dashboard_view(%s, %s) as view", (args.get("hil_id"), args["timeframe"]))
+
+
+@blp.route("/performance")
+@blp.arguments(PerformanceArgs, location="query")
+@blp.response(200)
+def performance(args):
+    """System, per-agent and per-workflow-type performance over a timeframe."""
+    return call_view("select public.performance_view(%s, %s, %s) as view",
+                     (args["timeframe"], args.get("agent_name"), args.get("workflow_type")))
+
+
+@blp.route("/sla")
+@blp.arguments(SlaArgs, location="query")
+@blp.response(200)
+def sla(args):
+    """SLA summary, open alerts, and live tracking with business time remaining."""
+    return call_view("select public.sla_view(now(), %s) as view", (args["limit"],))
+
+
+@blp.route("/notifications")
+@blp.arguments(NotificationArgs, location="query")
+@blp.response(200)
+def notifications(args):
+    """Your notifications, with counts by type and priority."""
+    return call_view("select public.notifications_view(%s, %s, %s, %s, %s) as view",
+                     (args["unread_only"], args.get("type"), args.get("priority"), args["limit"], args["offset"]))
+
+
+@blp.route("/notifications/read", methods=["POST"])
+@blp.arguments(MarkRead)
+@blp.response(200, Marked)
+def mark_read(body):
+    """Mark your notifications read: the ids given, or all unread ones."""
+    return {"marked": get_db().run(current_principal(), lambda conn: conn.execute(
+        "select public.mark_notifications_read(%s) as n", (body.get("ids"),)).fetchone()["n"])}

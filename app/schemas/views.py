@@ -1,0 +1,41 @@
+"""Arguments of the four read-only views (their bodies come whole from SQL, in camelCase)."""
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from app.schemas import PRIORITIES, WORKFLOW_TYPES, CamelSchema
+
+TIMEFRAMES = ["today", "week", "month"]
+NOTIFICATION_TYPES = ["WORKFLOW_UPDATE", "TASK_INTERRUPT", "HIL_MENTION", "CLIENT_MESSAGE_RECEIVED",
+                      "COUNTERPARTY_MESSAGE_RECEIVED", "SLA_WARNING", "AGENT_FAILURE"]
+
+
+class DashboardArgs(CamelSchema):
+    hil_id = fields.UUID()
+    timeframe = fields.String(load_default="today", validate=validate.OneOf(TIMEFRAMES))
+
+
+class PerformanceArgs(CamelSchema):
+    timeframe = fields.String(load_default="week", validate=validate.OneOf(TIMEFRAMES))
+    agent_name = fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_]{1,30}$"))
+    workflow_type = fields.String(validate=validate.OneOf(WORKFLOW_TYPES))
+
+
+class SlaArgs(CamelSchema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
+
+
+class NotificationArgs(CamelSchema):
+    unread_only = fields.Boolean(load_default=False)
+    type = fields.String(validate=validate.OneOf(NOTIFICATION_TYPES))
+    priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, 1_000_000))
+
+
+class MarkRead(CamelSchema):
+    ids = fields.List(fields.UUID(), validate=validate.Length(1, 500))
+
+
+class Marked(CamelSchema):
+    marked = fields.Integer()

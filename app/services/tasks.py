@@ -1,0 +1,163 @@
+"""Tasks: list and read with related collections, inject into a running workflow, update,
+and the task actions."""
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections import defaultdict
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from app.errors import ApiError
+from app.schemas import snakecase
+from app.services.listing import Filters, fetch_page
+
+FINAL_WORKFLOW_STATUSES = ("COMPLETED", "CANCELLED", "FAILED")
+
+WORKFLOWS_BY_ID = "select * from public.workflows where id = any(%s)"
+COLLECTION_QUERIES = {
+    "timeline": "select * from public.task_timeline_events where task_id = any(%s) order by created_at, id",
+    "executions": "select * from public.task_executions where task_id = any(%s) order by attempt",
+}
+
+
+def not_found(task_id) -> ApiError:
+    return ApiError(404, f"task {task_id} not found", "not_found")
+
+
+def invalid(field: str, message: str) -> ApiError:
+    return ApiError(422, "the request is not valid", "validation_error", {"json": {field: [message]}})
+
+
+def attach_includes(conn: psycopg.Connection, tasks: list[dict], include: list[str]) -> list[dict]:
+    """Add each requested related record or collection to each task (one query per kind)."""
+    if not tasks:
+        return tasks
+    for name in dict.fromkeys(include):
+        if name == "workflow":
+            workflow_ids = list({t["workflow_id"] for t in tasks})
+            workflows = {w["id"]: w for w in conn.execute(WORKFLOWS_BY_ID, (workflow_ids,))}
+            for task in tasks:
+                task["workflow"] = workflows.get(task["workflow_id"])
+            continue
+        grouped: dict[uuid.UUID, list[dict]] = defaultdict(list)
+        for related in conn.execute(COLLECTION_QUERIES[name], ([t["id"] for t in tasks],)):
+            grouped[related["task_id"]].append(related)
+        for task in tasks:
+            task[name] = grouped[task["id"]]
+    return tasks
+
+
+def list_tasks(conn: psycopg.Connection, args: dict) -> dict:
+    filters = Filters()
+    if args.get("workflow_id"):
+        filters.add("t.workflow_id = %s", args["workflow_id"])
+    if args.get("executor_id"):
+        filters.add("t.assigned_to = %s", args["executor_id"])
+    if args.get("agent_name"):
+        filters.add("t.agent_name = %s", args["agent_name"])
+    if args.get("status"):
+        filters.add("t.status = any(%s::public.task_status[])", args["status"])
+    if args.get("sla_status"):
+        filters.add("t.sla_status = any(%s::public.sla_status[])", args["sla_status"])
+    if args.get("executor_type"):
+        filters.add("t.executor_type = %s::public.executor_type", args["executor_type"])
+    page = fetch_page(conn, "tasks", "t", filters, limit=args["limit"], offset=args["offset"],
+                      cursor=args.get("cursor"))
+    page["tasks"] = attach_includes(conn, page.pop("rows"), args.get("include", []))
+    return page
+
+
+def get_task(conn: psycopg.Connection, task_id: uuid.UUID, include: list[str] = ()) -> dict | None:
+    row = conn.execute("select * from public.tasks where id = %s", (task_id,)).fetchone()
+    return attach_includes(conn, [row], list(include))[0] if row else None
+
+
+def check_assignee(conn: psycopg.Connection, person_id: uuid.UUID | None) -> None:
+    """Tasks are assigned to active HIL people only."""
+    if person_id is None:
+        return
+    found = conn.execute("select 1 from public.user_profiles where id = %s and user_type = 'hil_user' and is_active",
+                         (person_id,)).fetchone()
+    if found is None:
+        raise invalid("assignedTo", "not an active HIL person")
+
+
+INSERT_TASK = """
+insert into public.tasks (workflow_id, client_id, task_key, task_type, title, description, sequence, executor_type,
+                          agent_name, assigned_to, priority, depends_on, parent_task_id, sla_minutes, sla_started_at,
+                          sla_due_at, agent_input)
+select w.id, w.client_id, %(task_key)s, %(task_type)s, %(title)s, %(description)s,
+       -- a branch sits beside its parent; anything else runs beside the current step
+       coalesce((select p.sequence from public.tasks p where p.id = %(parent_task_id)s::uuid),
+                (select min(t.sequence) from public.tasks t
+                  where t.workflow_id = w.id and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW')),
+                (select coalesce(max(t.sequence), 0) + 1 from public.tasks t where t.workflow_id = w.id)),
+       %(executor_type)s::public.executor_type, %(agent_name)s, %(assigned_to)s::uuid,
+       %(priority)s::public.priority_level, %(depends_on)s::text[], %(parent_task_id)s::uuid,
+       sla.minutes, now(), public.add_business_minutes(now(), sla.minutes), %(agent_input)s
+  from public.workflows w
+ cross join lateral (
+   select coalesce(%(sla_minutes)s::integer,
+                   (select d.business_minutes from public.sla_definitions d
+                     where d.is_active and d.workflow_type = w.workflow_type and d.task_type = %(task_type)s
+                       and (d.agent_name is null or d.agent_name = %(agent_name)s)
+                     order by d.agent_name nulls last limit 1),
+                   60) as minutes
+ ) sla
+ where w.id = %(workflow_id)s
+returning *
+"""
+
+
+def create_task(conn: psycopg.Connection, data: dict) -> dict:
+    """Inject a task into a workflow that is still running; the database decides who may."""
+    workflow = conn.execute("select id, status from public.workflows where id = %s", (data["workflow_id"],)).fetchone()
+    if workflow is None:
+        raise ApiError(404, f"workflow {data['workflow_id']} not found", "not_found")
+    if workflow["status"] in FINAL_WORKFLOW_STATUSES:
+        raise ApiError(409, f"workflow is {workflow['status']}, tasks can no longer be added", "invalid_state")
+    if data.get("parent_task_id") and conn.execute(
+            "select 1 from public.tasks where id = %s and workflow_id = %s",
+            (data["parent_task_id"], workflow["id"])).fetchone() is None:
+        raise invalid("parentTaskId", "not a task of this workflow")
+    unknown = conn.execute(
+        """select array(select unnest(%s::text[])
+                         except select task_key from public.tasks where workflow_id = %s) as keys""",
+        (data["depends_on"], workflow["id"])).fetchone()["keys"]
+    if unknown:
+        raise invalid("dependsOn", f"not task keys of this workflow: {', '.join(sorted(unknown))}")
+    check_assignee(conn, data.get("assigned_to"))
+    values = {
+        "description": None, "agent_name": None, "assigned_to": None, "parent_task_id": None, "sla_minutes": None,
+        **data,
+        "task_key": data.get("task_key") or f"{data['task_type']}_{secrets.token_hex(3)}",
+        "agent_input": Jsonb(data["agent_input"]) if "agent_input" in data else None,
+    }
+    return conn.execute(INSERT_TASK, values).fetchone()
+
+
+def update_task(conn: psycopg.Connection, task_id: uuid.UUID, changes: dict) -> dict | None:
+    """The updated task, or None when the caller may see it but not change it."""
+    if "assigned_to" in changes:
+        check_assignee(conn, changes["assigned_to"])
+    assignments, params = [], []
+    for column, value in changes.items():
+        if column == "metadata":
+            assignments.append("metadata = metadata || %s")
+            params.append(Jsonb(value))
+        else:
+            assignments.append(f"{column} = %s")
+            params.append(value)
+    if not assignments:
+        return get_task(conn, task_id)
+    return conn.execute(f"update public.tasks set {', '.join(assignments)} where id = %s returning *",
+                        (*params, task_id)).fetchone()
+
+
+def task_action(conn: psycopg.Connection, task_id: uuid.UUID, action: str, data: dict) -> dict:
+    result = conn.execute("select public.task_action(%s, %s, %s) as r, now() as at",
+                          (task_id, action, Jsonb(data))).fetchone()
+    # The SQL function speaks camelCase (it is also called over Supabase RPC and by n8n).
+    return {**{snakecase(key): value for key, value in result["r"].items()}, "timestamp": result["at"]}

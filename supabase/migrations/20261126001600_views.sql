@@ -1,0 +1,824 @@
+-- Read models for the four "views" endpoints of the REST API (dashboard, performance, SLA,
+-- notifications) and the one mutation they need (mark notifications read).
+--
+-- Each view is one function returning one jsonb document with camelCase keys, so an endpoint
+-- answers in one round trip. All of them are security invoker: row-level security decides
+-- what each caller sees, exactly as if the caller had queried the tables (a client user's
+-- dashboard counts only their client's workflows; internal tables such as task_executions or
+-- sla_alerts simply come out empty for them).
+--
+-- Performance (target: dashboard p95 < 50 ms with 100,000 workflows and 1,000,000 tasks):
+-- - every list is read in its final order from an index and cut by LIMIT before any per-row
+--   work; business time is computed only for the rows returned, all of them in one pass
+--   (private.business_minutes_many) instead of one calendar loop per row;
+-- - counts read partial indexes that also hold the columns of the RLS filter, so they are
+--   answered from the index alone (see "Indexes" below);
+-- - conditions on enum columns (status, sla_status...) are written exactly as the predicates
+--   of those partial indexes. Enum comparison is not leakproof, so under RLS PostgreSQL may
+--   not use it as an index condition (it must filter after the policy); the only way an enum
+--   condition narrows an index scan for a signed-in caller is a partial index predicate;
+-- - the views are plpgsql with plan_cache_mode = force_custom_plan, so each statement is
+--   planned with the actual arguments: optional filters such as `p_hil_id is null or ...`
+--   fold away and the planner can use the index that fits the case at hand (a generic plan
+--   would keep the filter and could not); and jit = off, since compiling these short queries
+--   costs more (tens of milliseconds) than running them.
+--
+-- Risk order, used by the HIL queue and the SLA tracking list: BREACHED first, then
+-- AT_RISK, then ON_TIME; within each, the earliest SLA due date first (no due date last),
+-- then the most urgent priority. Both enums are declared in increasing order
+-- (ON_TIME < AT_RISK < BREACHED, LOW < NORMAL < HIGH < URGENT), so this is
+-- `order by sla_status desc, sla_due_at, priority desc` (id breaks remaining ties).
+--
+-- A task needs a person (the HIL queue) when it is a HIL step that is open (PENDING, RUNNING,
+-- WAITING, AWAITING_REVIEW), or when it is AWAITING_REVIEW or FAILED in a workflow that is not
+-- finished (neither COMPLETED nor CANCELLED).
+--
+-- Errors: 22023 for a bad argument (the service maps it to 422).
+
+-- ============================================================================================
+-- Indexes
+--
+-- Row-level security adds its filter to every scan (tasks: is_hil() or client_id = ... or
+-- workflow_id = ...; workflows: ... client_id = ... or id = ...). An index answers a count
+-- without visiting the table only if it also holds the columns that filter reads, so the
+-- indexes the views count from include client_id and workflow_id (tasks) or client_id and id
+-- (workflows). Their predicates are repeated word for word in the queries.
+-- ============================================================================================
+-- Candidates for the HIL queue (a HIL step that is open, or any step awaiting review or
+-- failed), in risk order: the dashboard reads the first 50 in index order, and counts the
+-- queue from this index alone (executor_type and status included for the finished-workflow
+-- test).
+create index tasks_person_queue_idx on public.tasks (sla_status desc, sla_due_at, priority desc, id)
+  include (workflow_id, client_id, executor_type, status)
+  where (executor_type = 'HIL' and status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
+     or status in ('AWAITING_REVIEW', 'FAILED');
+
+-- Open tasks in risk order: the SLA tracking list (read in index order, cut by LIMIT) and the
+-- SLA summary counts (index-only; the existing tasks_open_sla_idx holds neither sla_status
+-- nor the RLS columns, so it needs a table visit per open task).
+create index tasks_open_risk_idx on public.tasks (sla_status desc, sla_due_at, priority desc, id)
+  include (workflow_id, client_id)
+  where status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW');
+
+-- Open tasks AT_RISK or BREACHED: the dashboard counts them from this small index instead of
+-- reading every open task.
+create index tasks_open_late_idx on public.tasks (sla_status)
+  include (workflow_id, client_id)
+  where status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW') and sla_status in ('AT_RISK', 'BREACHED');
+
+-- Tasks completed in a time window (dashboard SLA compliance): a range scan from the index
+-- alone instead of a scan of every task.
+create index tasks_completed_at_idx on public.tasks (completed_at)
+  include (sla_due_at, workflow_id, client_id)
+  where status = 'COMPLETED';
+
+-- Active workflows in dashboard order: the first 50 straight from the index.
+create index workflows_active_priority_idx on public.workflows (priority desc, updated_at desc, id)
+  where status in ('IN_PROGRESS', 'AWAITING_REVIEW', 'BLOCKED', 'PAUSED');
+
+-- Workflows not finished (neither COMPLETED nor CANCELLED): the active and pending counts in
+-- one pass, and the set of unfinished workflows the HIL queue checks (index-only).
+create index workflows_unfinished_idx on public.workflows (id)
+  include (status, client_id)
+  where status not in ('COMPLETED', 'CANCELLED');
+
+-- Workflows completed in a time window (dashboard summary and metrics): a range scan,
+-- index-only with started_at for the average completion time.
+create index workflows_completed_at_idx on public.workflows (completed_at)
+  include (started_at, id, client_id)
+  where status = 'COMPLETED';
+
+-- ============================================================================================
+-- Helpers
+-- ============================================================================================
+/*
+ * Start of a view's time window: p_now minus 24 hours ('today'), 7 x 24 hours ('week') or
+ * 30 x 24 hours ('month'). Fixed lengths in hours, so the window does not depend on the
+ * session time zone. Anything else, or a null p_now, raises 22023.
+ */
+create or replace function private.view_window_start(p_timeframe text, p_now timestamptz)
+returns timestamptz
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if p_now is null then
+    raise exception 'p_now must not be null' using errcode = '22023';
+  end if;
+  return p_now - case p_timeframe
+    when 'today' then interval '24 hours'
+    when 'week' then interval '168 hours'
+    when 'month' then interval '720 hours'
+    else null
+  end;
+end
+$$;
+
+/*
+ * The timeframe check, separate so it raises before any query runs.
+ */
+create or replace function private.check_view_timeframe(p_timeframe text)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if p_timeframe is null or p_timeframe not in ('today', 'week', 'month') then
+    raise exception 'timeframe must be one of today, week, month (got %)', coalesce(p_timeframe, 'null')
+      using errcode = '22023';
+  end if;
+end
+$$;
+
+/*
+ * One notification as the views show it (dashboard recentNotifications, notifications_view).
+ */
+create or replace function private.notification_json(n public.notifications)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'id', n.id,
+    'notificationType', n.notification_type,
+    'priority', n.priority,
+    'title', n.title,
+    'message', n.message,
+    'actionRequired', n.action_required,
+    'workflowId', n.workflow_id,
+    'taskId', n.task_id,
+    'readAt', n.read_at,
+    'createdAt', n.created_at
+  )
+$$;
+
+/*
+ * public.business_minutes_between for many pairs at once: result[i] is
+ * business_minutes_between(p_a[i], p_b[i]) (null when either is null), computed with the same
+ * calendar semantics (see 20261126001000_business_time.sql) in one set-based pass: the
+ * calendar is read once and each local day of the whole span is converted once, where calling
+ * the function per row walks the calendar day by day for every row (a task a year overdue
+ * costs a year of iterations). The views call it on the rows they return.
+ * Per pair [lo, hi): business seconds = sum over open days of
+ * greatest(0, least(closes, hi) - greatest(opens, lo)); minutes = floor(seconds / 60),
+ * negated when b < a. Raises 22023 without business hours, like the function.
+ */
+create or replace function private.business_minutes_many(p_a timestamptz[], p_b timestamptz[])
+returns integer[]
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_tz text;
+  v_first_day date;
+  v_last_day date;
+  v_minutes integer[];
+begin
+  select min(c.timezone) into v_tz from public.business_hours_config c;  -- one zone (trigger-enforced)
+  if v_tz is null then
+    raise exception 'no business hours configured' using errcode = '22023';
+  end if;
+  -- One day early, as in business_minutes_between.
+  select (min(least(x.a, x.b)) at time zone v_tz)::date - 1, (max(greatest(x.a, x.b)) at time zone v_tz)::date
+    into v_first_day, v_last_day
+    from unnest(p_a, p_b) as x (a, b);
+
+  with open_hours as materialized (
+    select (d.day + c.opens_at) at time zone v_tz as opens_at,
+           (d.day + c.closes_at) at time zone v_tz as closes_at
+      from (select v_first_day + i as day from generate_series(0, v_last_day - v_first_day) as i) d
+      join public.business_hours_config c on c.weekday = extract(isodow from d.day)
+     where not exists (select 1 from public.business_holidays h where h.holiday_date = d.day)
+  )
+  select coalesce(array_agg(m.minutes order by x.ord), '{}')
+    into v_minutes
+    from unnest(p_a, p_b) with ordinality as x (a, b, ord)
+    cross join lateral (
+      select case when x.a is null or x.b is null then null
+                  else case when x.b < x.a then -1 else 1 end
+                       * floor(coalesce(sum(greatest(0,
+                           extract(epoch from least(o.closes_at, greatest(x.a, x.b)))
+                             - extract(epoch from greatest(o.opens_at, least(x.a, x.b))))), 0) / 60)::integer
+             end as minutes
+        from open_hours o
+       where o.closes_at > least(x.a, x.b) and o.opens_at < greatest(x.a, x.b)
+    ) m;
+  return v_minutes;
+end
+$$;
+
+revoke execute on function private.view_window_start(text, timestamptz),
+  private.check_view_timeframe(text),
+  private.notification_json(public.notifications),
+  private.business_minutes_many(timestamptz[], timestamptz[]) from public, anon;
+grant execute on function private.view_window_start(text, timestamptz),
+  private.check_view_timeframe(text),
+  private.notification_json(public.notifications),
+  private.business_minutes_many(timestamptz[], timestamptz[]) to authenticated, service_role;
+
+-- ============================================================================================
+-- dashboard_view
+-- ============================================================================================
+/*
+ * The HIL dashboard in one document: summary counts, the work queue (tasks needing a person,
+ * riskiest first, at most 50), active workflows (most urgent first, at most 50), the caller's
+ * ten newest notifications and the metrics of the timeframe (today / week / month: the 24
+ * hours, 7 days or 30 days before p_now).
+ * p_hil_id narrows taskQueue (tasks assigned to that person or in workflows they own) and
+ * activeWorkflows (workflows they own); summary and metrics are over everything the caller
+ * may see. Notifications are always the caller's own (auth.uid()).
+ */
+create or replace function public.dashboard_view(
+  p_hil_id uuid default null,
+  p_timeframe text default 'today',
+  p_now timestamptz default now()
+) returns jsonb
+language plpgsql
+stable
+security invoker
+set search_path = ''
+set plan_cache_mode = force_custom_plan
+set jit = off
+as $$
+declare
+  v_me uuid := auth.uid();
+  v_since timestamptz;
+  v_active bigint;
+  v_pending bigint;
+  v_awaiting_hil bigint;
+  v_at_risk bigint;
+  v_breached bigint;
+  v_unread bigint;
+  v_queue_ids uuid[];
+  v_queue_due timestamptz[];
+  v_queue_minutes integer[];
+  v_queue jsonb;
+  v_workflows jsonb;
+  v_notifications jsonb;
+  v_metrics jsonb;
+begin
+  perform private.check_view_timeframe(p_timeframe);
+  v_since := private.view_window_start(p_timeframe, p_now);
+
+  -- Summary, each count from one index alone.
+  select count(*) filter (where w.status in ('IN_PROGRESS', 'AWAITING_REVIEW', 'BLOCKED', 'PAUSED')),
+         count(*) filter (where w.status = 'PENDING')
+    into v_active, v_pending
+    from public.workflows w
+   where w.status not in ('COMPLETED', 'CANCELLED');
+
+  select count(*)
+    into v_awaiting_hil
+    from public.tasks t
+   where ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
+          or t.status in ('AWAITING_REVIEW', 'FAILED'))
+     and ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
+          or t.workflow_id in (select w.id from public.workflows w where w.status not in ('COMPLETED', 'CANCELLED')));
+
+  select count(*) filter (where t.sla_status = 'AT_RISK'),
+         count(*) filter (where t.sla_status = 'BREACHED')
+    into v_at_risk, v_breached
+    from public.tasks t
+   where t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW') and t.sla_status in ('AT_RISK', 'BREACHED');
+
+  select count(*) into v_unread
+    from public.notifications n
+   where n.recipient_id = v_me and n.read_at is null;
+
+  -- Work queue: first the ids of the 50 riskiest tasks, then business time and details for
+  -- those only.
+  if p_hil_id is null then
+    -- In the order of tasks_person_queue_idx, stopping at 50.
+    v_queue_ids := array(
+      select t.id
+        from public.tasks t
+       where ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
+              or t.status in ('AWAITING_REVIEW', 'FAILED'))
+         and ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
+              or t.workflow_id in (select w.id from public.workflows w where w.status not in ('COMPLETED', 'CANCELLED')))
+       order by t.sla_status desc, t.sla_due_at, t.priority desc, t.id
+       limit 50);
+  else
+    -- One person's work: the tasks assigned to them and the tasks of the workflows they own,
+    -- each found through its own index (an OR across the two tables could use neither).
+    v_queue_ids := array(
+      select t.id
+        from public.tasks t
+        join public.workflows w on w.id = t.workflow_id
+       where t.id in (select a.id from public.tasks a where a.assigned_to = p_hil_id
+                      union all
+                      select o.id
+                        from public.workflows ow
+                        join public.tasks o on o.workflow_id = ow.id
+                       where ow.hil_owner_id = p_hil_id)
+         and ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
+              or (t.status in ('AWAITING_REVIEW', 'FAILED') and w.status not in ('COMPLETED', 'CANCELLED')))
+       order by t.sla_status desc, t.sla_due_at, t.priority desc, t.id
+       limit 50);
+  end if;
+
+  v_queue_due := array(
+    select t.sla_due_at
+      from unnest(v_queue_ids) with ordinality as q (id, ord)
+      join public.tasks t on t.id = q.id
+     order by q.ord);
+  v_queue_minutes := private.business_minutes_many(
+    array_fill(p_now, array[cardinality(v_queue_due)]), v_queue_due);
+
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'taskId', t.id,
+           'workflowId', t.workflow_id,
+           'workflowTitle', w.title,
+           'workflowType', w.workflow_type,
+           'clientId', t.client_id,
+           'taskKey', t.task_key,
+           'title', t.title,
+           'status', t.status,
+           'priority', t.priority,
+           'executorType', t.executor_type,
+           'agentName', t.agent_name,
+           'assignedTo', t.assigned_to,
+           'slaDueAt', t.sla_due_at,
+           'slaStatus', t.sla_status,
+           'businessMinutesRemaining', v_queue_minutes[q.ord]
+         ) order by q.ord), '[]'::jsonb)
+    into v_queue
+    from unnest(v_queue_ids) with ordinality as q (id, ord)
+    join public.tasks t on t.id = q.id
+    join public.workflows w on w.id = t.workflow_id;
+
+  -- Active workflows, most urgent first, then most recently updated.
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'id', a.id,
+           'title', a.title,
+           'workflowType', a.workflow_type,
+           'status', a.status,
+           'priority', a.priority,
+           'clientId', a.client_id,
+           'hilOwnerId', a.hil_owner_id,
+           'dueDate', a.due_date,
+           'updatedAt', a.updated_at,
+           'slaStatus', a.sla_status,
+           'progress', jsonb_build_object(
+             'totalTasks', a.total_tasks,
+             'completedTasks', a.completed_tasks,
+             'progressPercentage', case when a.total_tasks = 0 then 0
+                                        else round(100.0 * a.completed_tasks / a.total_tasks)::integer end)
+         ) order by a.priority desc, a.updated_at desc, a.id), '[]'::jsonb)
+    into v_workflows
+    from (
+      select w.*
+        from public.workflows w
+       where w.status in ('IN_PROGRESS', 'AWAITING_REVIEW', 'BLOCKED', 'PAUSED')
+         and (p_hil_id is null or w.hil_owner_id = p_hil_id)
+       order by w.priority desc, w.updated_at desc, w.id
+       limit 50
+    ) a;
+
+  -- The caller's ten newest notifications.
+  select coalesce(jsonb_agg(private.notification_json(n) order by n.created_at desc, n.id desc), '[]'::jsonb)
+    into v_notifications
+    from (
+      select *
+        from public.notifications n
+       where n.recipient_id = v_me
+       order by n.created_at desc, n.id desc
+       limit 10
+    ) n;
+
+  -- Metrics of the timeframe.
+  select jsonb_build_object(
+    'workflowsCreated', (
+      select count(*) from public.workflows w where w.created_at >= v_since and w.created_at <= p_now),
+    'workflowsCompleted', c.completed,
+    'avgCompletionMinutes', c.avg_minutes,
+    'slaComplianceRate', (
+      -- Tasks completed in the window that had a due date: the share finished by it.
+      select case when count(*) > 0
+                  then round(count(*) filter (where t.completed_at <= t.sla_due_at)::numeric / count(*), 4) end
+        from public.tasks t
+       where t.status = 'COMPLETED' and t.completed_at >= v_since and t.completed_at <= p_now
+         and t.sla_due_at is not null)
+  ) into v_metrics
+  from (
+    select count(*) as completed,
+           round(avg(extract(epoch from w.completed_at - w.started_at) / 60), 1) as avg_minutes
+      from public.workflows w
+     where w.status = 'COMPLETED' and w.completed_at >= v_since and w.completed_at <= p_now
+  ) c;
+
+  return jsonb_build_object(
+    'timeframe', p_timeframe,
+    'generatedAt', p_now,
+    'summary', jsonb_build_object(
+      'activeWorkflows', v_active,
+      'pendingWorkflows', v_pending,
+      'completedWorkflows', v_metrics -> 'workflowsCompleted',
+      'tasksAwaitingHil', v_awaiting_hil,
+      'tasksAtRisk', v_at_risk,
+      'tasksBreached', v_breached,
+      'unreadNotifications', v_unread),
+    'taskQueue', v_queue,
+    'activeWorkflows', v_workflows,
+    'recentNotifications', v_notifications,
+    'metrics', v_metrics
+  );
+end
+$$;
+
+comment on function public.dashboard_view(uuid, text, timestamptz) is
+  'HIL dashboard: summary, work queue by SLA risk, active workflows, own notifications, timeframe metrics (jsonb).';
+
+-- ============================================================================================
+-- performance_view
+-- ============================================================================================
+/*
+ * System, agent and workflow-type performance over the timeframe ending at p_now.
+ * - system: workflows created in the window (of p_workflow_type when given), their tasks and
+ *   the cost of their task executions;
+ * - agents: every agent of the catalog (only p_agent_name when given), idle ones included,
+ *   with their task executions started and agent results reported in the window (of
+ *   workflows of p_workflow_type when given);
+ * - workflowTypes: every workflow type (only p_workflow_type when given): workflows created in
+ *   the window and SLA compliance from the daily rollups of the window's dates (dates in the
+ *   business calendar's time zone).
+ * Rates are 0..1 rounded to 4 places, null when there is nothing to divide by.
+ */
+create or replace function public.performance_view(
+  p_timeframe text default 'week',
+  p_agent_name text default null,
+  p_workflow_type public.workflow_type default null,
+  p_now timestamptz default now()
+) returns jsonb
+language plpgsql
+stable
+security invoker
+set search_path = ''
+set plan_cache_mode = force_custom_plan
+set jit = off
+as $$
+declare
+  v_since timestamptz;
+  v_tz text;
+  v_first_day date;
+  v_last_day date;
+  v_system jsonb;
+  v_agents jsonb;
+  v_types jsonb;
+begin
+  perform private.check_view_timeframe(p_timeframe);
+  v_since := private.view_window_start(p_timeframe, p_now);
+  v_tz := coalesce((select c.timezone from public.business_hours_config c limit 1), 'UTC');
+  v_first_day := (v_since at time zone v_tz)::date;
+  v_last_day := (p_now at time zone v_tz)::date;
+
+  select jsonb_build_object(
+    'totalWorkflows', s.total,
+    'completedWorkflows', s.completed,
+    'failedWorkflows', s.failed,
+    'successRate', case when s.completed + s.failed > 0
+                        then round(s.completed::numeric / (s.completed + s.failed), 4) end,
+    'avgCompletionMinutes', s.avg_minutes,
+    'totalTasks', (
+      select count(*)
+        from public.workflows w
+        join public.tasks t on t.workflow_id = w.id
+       where w.created_at >= v_since and w.created_at <= p_now
+         and (p_workflow_type is null or w.workflow_type = p_workflow_type)),
+    'totalCostUsd', (
+      select coalesce(sum(e.cost_usd), 0)
+        from public.workflows w
+        join public.task_executions e on e.workflow_id = w.id
+       where w.created_at >= v_since and w.created_at <= p_now
+         and (p_workflow_type is null or w.workflow_type = p_workflow_type))
+  ) into v_system
+  from (
+    select count(*) as total,
+           count(*) filter (where w.status = 'COMPLETED') as completed,
+           count(*) filter (where w.status = 'FAILED') as failed,
+           round(avg(extract(epoch from w.completed_at - w.started_at) / 60)
+                   filter (where w.status = 'COMPLETED'), 1) as avg_minutes
+      from public.workflows w
+     where w.created_at >= v_since and w.created_at <= p_now
+       and (p_workflow_type is null or w.workflow_type = p_workflow_type)
+  ) s;
+
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'agentName', a.name,
+           'displayName', a.display_name,
+           'tasks', e.tasks,
+           'successRate', case when e.finished > 0 then round(e.succeeded::numeric / e.finished, 4) end,
+           'avgProcessingTimeMs', r.avg_processing_ms,
+           'avgConfidence', r.avg_confidence,
+           'costPerTaskUsd', case when e.tasks > 0 then round(e.cost / e.tasks, 4) end,
+           'totalCostUsd', e.cost
+         ) order by a.name), '[]'::jsonb)
+    into v_agents
+    from public.agents a
+    cross join lateral (
+      select count(*) as tasks,
+             count(*) filter (where x.status = 'SUCCEEDED') as succeeded,
+             count(*) filter (where x.status in ('SUCCEEDED', 'FAILED')) as finished,
+             coalesce(sum(x.cost_usd), 0) as cost
+        from public.task_executions x
+       where x.agent_name = a.name and x.started_at >= v_since and x.started_at <= p_now
+         and (p_workflow_type is null or exists (
+               select 1 from public.workflows w where w.id = x.workflow_id and w.workflow_type = p_workflow_type))
+    ) e
+    cross join lateral (
+      select round(avg(ar.processing_time_ms))::integer as avg_processing_ms,
+             round(avg(ar.confidence_score), 4) as avg_confidence
+        from public.agent_results ar
+       where ar.agent_name = a.name and ar.created_at >= v_since and ar.created_at <= p_now
+         and (p_workflow_type is null or exists (
+               select 1 from public.workflows w where w.id = ar.workflow_id and w.workflow_type = p_workflow_type))
+    ) r
+   where p_agent_name is null or a.name = p_agent_name;
+
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'workflowType', k.workflow_type,
+           'total', s.total,
+           'completed', s.completed,
+           'failed', s.failed,
+           'avgCompletionMinutes', s.avg_minutes,
+           'slaComplianceRate', case when m.tasks_total > 0 then round(m.tasks_on_time::numeric / m.tasks_total, 4) end
+         ) order by k.workflow_type), '[]'::jsonb)
+    into v_types
+    from unnest(enum_range(null::public.workflow_type)) as k (workflow_type)
+    cross join lateral (
+      select count(*) as total,
+             count(*) filter (where w.status = 'COMPLETED') as completed,
+             count(*) filter (where w.status = 'FAILED') as failed,
+             round(avg(extract(epoch from w.completed_at - w.started_at) / 60)
+                     filter (where w.status = 'COMPLETED'), 1) as avg_minutes
+        from public.workflows w
+       where w.workflow_type = k.workflow_type and w.created_at >= v_since and w.created_at <= p_now
+    ) s
+    cross join lateral (
+      select sum(pm.tasks_on_time) as tasks_on_time, sum(pm.tasks_total) as tasks_total
+        from public.sla_performance_metrics pm
+       where pm.workflow_type = k.workflow_type and pm.metric_date between v_first_day and v_last_day
+    ) m
+   where p_workflow_type is null or k.workflow_type = p_workflow_type;
+
+  return jsonb_build_object(
+    'timeframe', p_timeframe,
+    'generatedAt', p_now,
+    'system', v_system,
+    'agents', v_agents,
+    'workflowTypes', v_types
+  );
+end
+$$;
+
+comment on function public.performance_view(text, text, public.workflow_type, timestamptz) is
+  'System, agent and workflow-type performance over a timeframe (jsonb).';
+
+-- ============================================================================================
+-- sla_view
+-- ============================================================================================
+/*
+ * SLA monitoring at p_now: counts of the open tasks whose SLA clock has a due date, by SLA
+ * status; the open (unresolved) alerts, newest first (at most 100); and up to p_limit
+ * (1..500) of those tasks in risk order with the business minutes left and the share of the
+ * SLA used so far (business minutes since the clock started, none before it starts).
+ */
+create or replace function public.sla_view(
+  p_now timestamptz default now(),
+  p_limit integer default 100
+) returns jsonb
+language plpgsql
+stable
+security invoker
+set search_path = ''
+set plan_cache_mode = force_custom_plan
+set jit = off
+as $$
+declare
+  v_summary jsonb;
+  v_alerts jsonb;
+  v_tracking jsonb;
+begin
+  if p_now is null then
+    raise exception 'p_now must not be null' using errcode = '22023';
+  end if;
+  if p_limit is null or p_limit not between 1 and 500 then
+    raise exception 'limit must be between 1 and 500 (got %)', coalesce(p_limit::text, 'null')
+      using errcode = '22023';
+  end if;
+
+  select jsonb_build_object(
+    'active', s.active,
+    'onTime', s.on_time,
+    'atRisk', s.at_risk,
+    'breached', s.breached,
+    'complianceRate', case when s.active > 0 then round(s.on_time::numeric / s.active, 4) end
+  ) into v_summary
+  from (
+    select count(*) as active,
+           count(*) filter (where t.sla_status = 'ON_TIME') as on_time,
+           count(*) filter (where t.sla_status = 'AT_RISK') as at_risk,
+           count(*) filter (where t.sla_status = 'BREACHED') as breached
+      from public.tasks t
+     where t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW') and t.sla_due_at is not null
+  ) s;
+
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'id', a.id,
+           'taskId', a.task_id,
+           'workflowId', a.workflow_id,
+           'alertLevel', a.alert_level,
+           'percentUsed', a.percent_used,
+           'message', a.message,
+           'raisedAt', a.raised_at,
+           'acknowledgedAt', a.acknowledged_at,
+           'acknowledgedBy', a.acknowledged_by
+         ) order by a.raised_at desc, a.id desc), '[]'::jsonb)
+    into v_alerts
+    from (
+      select *
+        from public.sla_alerts sa
+       where sa.resolved_at is null
+       order by sa.raised_at desc, sa.id desc
+       limit 100
+    ) a;
+
+  -- The riskiest tasks first, cut by the limit before any business-time arithmetic.
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'taskId', t.id,
+           'workflowId', t.workflow_id,
+           'taskKey', t.task_key,
+           'title', t.title,
+           'status', t.status,
+           'slaStatus', t.sla_status,
+           'slaStartedAt', t.sla_started_at,
+           'slaDueAt', t.sla_due_at,
+           'slaMinutes', t.sla_minutes,
+           'businessMinutesRemaining', public.business_minutes_between(p_now, t.sla_due_at),
+           'percentUsed', round(
+             greatest(0, public.business_minutes_between(t.sla_started_at, p_now))::numeric
+               / t.sla_minutes * 100, 1)
+         ) order by t.sla_status desc, t.sla_due_at, t.priority desc, t.id), '[]'::jsonb)
+    into v_tracking
+    from (
+      select *
+        from public.tasks ot
+       where ot.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW') and ot.sla_due_at is not null
+       order by ot.sla_status desc, ot.sla_due_at, ot.priority desc, ot.id
+       limit p_limit
+    ) t;
+
+  return jsonb_build_object(
+    'generatedAt', p_now,
+    'summary', v_summary,
+    'alerts', v_alerts,
+    'tracking', v_tracking
+  );
+end
+$$;
+
+comment on function public.sla_view(timestamptz, integer) is
+  'SLA monitoring: open clocks by status, open alerts, and the riskiest tasks with business time left (jsonb).';
+
+-- ============================================================================================
+-- notifications_view
+-- ============================================================================================
+/*
+ * The caller's notifications (recipient_id = auth.uid()), newest first, filtered by unread,
+ * type and priority and paged by p_limit (1..200) and p_offset (>= 0); totalCount counts
+ * what matches the filters, hasMore says whether another page follows, unreadCount counts
+ * all the caller's unread ones, countsByType and countsByPriority (every label, zeros
+ * included) count the caller's notifications matching p_unread_only only.
+ */
+create or replace function public.notifications_view(
+  p_unread_only boolean default false,
+  p_type public.notification_type default null,
+  p_priority public.priority_level default null,
+  p_limit integer default 50,
+  p_offset integer default 0
+) returns jsonb
+language plpgsql
+stable
+security invoker
+set search_path = ''
+set plan_cache_mode = force_custom_plan
+set jit = off
+as $$
+declare
+  v_me uuid := auth.uid();
+  v_unread_only boolean := coalesce(p_unread_only, false);
+  v_counts jsonb;
+  v_total bigint;
+  v_items jsonb;
+begin
+  if p_limit is null or p_limit not between 1 and 200 then
+    raise exception 'limit must be between 1 and 200 (got %)', coalesce(p_limit::text, 'null')
+      using errcode = '22023';
+  end if;
+  if p_offset is null or p_offset < 0 then
+    raise exception 'offset must be 0 or more (got %)', coalesce(p_offset::text, 'null')
+      using errcode = '22023';
+  end if;
+
+  -- One pass over the caller's notifications for every count. unreadCount sums the unread
+  -- among what matched p_unread_only: either way, that is every unread one.
+  with own as (
+    select n.notification_type, n.priority, count(*) as n, count(*) filter (where n.read_at is null) as unread
+      from public.notifications n
+     where n.recipient_id = v_me and (not v_unread_only or n.read_at is null)
+     group by n.notification_type, n.priority
+  )
+  select jsonb_build_object(
+           'unreadCount', coalesce((select sum(o.unread) from own o), 0),
+           'countsByType', (
+             select jsonb_object_agg(k.label, coalesce((select sum(o.n) from own o where o.notification_type = k.label), 0)
+                                     order by k.label)
+               from unnest(enum_range(null::public.notification_type)) as k (label)),
+           'countsByPriority', (
+             select jsonb_object_agg(k.label, coalesce((select sum(o.n) from own o where o.priority = k.label), 0)
+                                     order by k.label)
+               from unnest(enum_range(null::public.priority_level)) as k (label))
+         ),
+         coalesce((select sum(o.n) from own o
+                    where (p_type is null or o.notification_type = p_type)
+                      and (p_priority is null or o.priority = p_priority)), 0)
+    into v_counts, v_total;
+
+  select coalesce(jsonb_agg(private.notification_json(n) order by n.created_at desc, n.id desc), '[]'::jsonb)
+    into v_items
+    from (
+      select *
+        from public.notifications n
+       where n.recipient_id = v_me
+         and (not v_unread_only or n.read_at is null)
+         and (p_type is null or n.notification_type = p_type)
+         and (p_priority is null or n.priority = p_priority)
+       order by n.created_at desc, n.id desc
+       limit p_limit offset p_offset
+    ) n;
+
+  return jsonb_build_object(
+    'notifications', v_items,
+    'totalCount', v_total,
+    'hasMore', p_offset + jsonb_array_length(v_items) < v_total
+  ) || v_counts;
+end
+$$;
+
+comment on function public.notifications_view(boolean, public.notification_type, public.priority_level, integer, integer) is
+  'The caller''s notifications, filtered and paged, with unread and per-type and per-priority counts (jsonb).';
+
+-- ============================================================================================
+-- mark_notifications_read
+-- ============================================================================================
+/*
+ * Marks the caller's unread notifications read (only those in p_ids when given, all of them
+ * when p_ids is null) and returns how many changed. Already read ones keep their read_at.
+ * Security invoker, and explicitly limited to recipient_id = auth.uid(): ids of other
+ * people's notifications change nothing (the RLS update policy would refuse them anyway),
+ * and a caller without a user id (the service path) marks nothing.
+ */
+create or replace function public.mark_notifications_read(p_ids uuid[] default null)
+returns integer
+language plpgsql
+volatile
+security invoker
+set search_path = ''
+as $$
+declare
+  v_changed integer;
+begin
+  update public.notifications n
+     set read_at = now()
+   where n.recipient_id = auth.uid()
+     and n.read_at is null
+     and (p_ids is null or n.id = any (p_ids));
+  get diagnostics v_changed = row_count;
+  return v_changed;
+end
+$$;
+
+comment on function public.mark_notifications_read(uuid[]) is
+  'Marks the caller''s unread notifications read (the given ids, or all); returns how many changed.';
+
+-- ============================================================================================
+-- Grants: signed-in people and the service, never anonymous callers
+-- ============================================================================================
+revoke execute on function
+  public.dashboard_view(uuid, text, timestamptz),
+  public.performance_view(text, text, public.workflow_type, timestamptz),
+  public.sla_view(timestamptz, integer),
+  public.notifications_view(boolean, public.notification_type, public.priority_level, integer, integer),
+  public.mark_notifications_read(uuid[])
+  from public, anon;
+grant execute on function
+  public.dashboard_view(uuid, text, timestamptz),
+  public.performance_view(text, text, public.workflow_type, timestamptz),
+  public.sla_view(timestamptz, integer),
+  public.notifications_view(boolean, public.notification_type, public.priority_level, integer, integer),
+  public.mark_notifications_read(uuid[])
+  to authenticated, service_role;

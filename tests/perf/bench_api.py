@@ -1,0 +1,210 @@
+"""API benchmark: seeds 10,000 workflows, 100,000 tasks and 50 clients, runs the service under
+gunicorn, and measures p50/p95/p99 with wrk for the main reads and a task action, plus the
+requests per second of a read next to a Flask no-op endpoint measured in the same run.
+
+    .venv/bin/python tests/perf/bench_api.py [--duration 10] [--connections 8]
+
+Needs wrk (apt-get install wrk) and PostgreSQL at $BENCH_SERVER_URL (default the local server).
+Writes tests/perf/results/api.json and api.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import requests
+from psycopg import conninfo, sql
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from app.migrations import apply_migrations  # noqa: E402
+from tests.support import Person, mint_token  # noqa: E402
+
+SECRET = "bench-secret-0123456789abcdef0123456789"
+RESULTS = ROOT / "tests" / "perf" / "results"
+
+SEED = """
+set session_replication_role = replica;  -- bulk load: skip audit/event triggers, counters set directly
+insert into public.clients (id, name)
+select ('00000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid, 'Bench client ' || i from generate_series(1, 50) i;
+
+insert into public.workflows (id, workflow_type, status, client_id, title, payload, priority, total_tasks, completed_tasks,
+                              sla_status, created_at, started_at)
+select ('10000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid,
+       (array['MUNI_LIEN_SEARCH', 'HOA_ACQUISITION', 'PAYOFF_REQUEST'])[1 + i % 3]::public.workflow_type,
+       (array['IN_PROGRESS', 'IN_PROGRESS', 'COMPLETED', 'PENDING', 'BLOCKED'])[1 + i % 5]::public.workflow_status,
+       ('00000000-0000-4000-8000-' || lpad(to_hex(1 + i % 50), 12, '0'))::uuid,
+       'Bench workflow ' || i, jsonb_build_object('address', i || ' Bench St'),
+       (array['LOW', 'NORMAL', 'HIGH', 'URGENT'])[1 + i % 4]::public.priority_level, 10, i % 10,
+       (array['ON_TIME', 'ON_TIME', 'AT_RISK', 'BREACHED'])[1 + i % 4]::public.sla_status,
+       now() - (i || ' minutes')::interval, now() - (i || ' minutes')::interval
+  from generate_series(1, 10000) i;
+
+insert into public.tasks (workflow_id, client_id, task_key, task_type, title, sequence, executor_type, agent_name, status,
+                          priority, sla_minutes, sla_started_at, sla_due_at, sla_status, created_at)
+select w.id, w.client_id, 'step_' || s, 'step_' || s, 'Step ' || s, s,
+       (case when s % 4 = 0 then 'HIL' else 'AI' end)::public.executor_type,
+       (array['nina', 'mia', 'rex', 'iris', 'kosha'])[1 + s % 5],
+       (case when s <= w.completed_tasks then 'COMPLETED'
+             when s = w.completed_tasks + 1 then (array['RUNNING', 'WAITING', 'AWAITING_REVIEW', 'FAILED'])[1 + s % 4]
+             else 'PENDING' end)::public.task_status,
+       w.priority, 60, w.created_at, w.created_at + ((s * 60) || ' minutes')::interval,
+       (array['ON_TIME', 'AT_RISK', 'ON_TIME', 'BREACHED'])[1 + s % 4]::public.sla_status, w.created_at
+  from public.workflows w cross join generate_series(1, 10) s
+ where w.title like 'Bench workflow %';
+
+insert into public.documents (workflow_id, document_type, filename, is_client_visible)
+select id, 'WORKING', 'bench.pdf', true from public.workflows where title like 'Bench workflow %';
+set session_replication_role = origin;
+analyze;
+"""
+
+LUA = """
+local paths = {}
+local bodies = {}
+local idx = 0
+init = function(args)
+  for line in io.lines(os.getenv("BENCH_PATHS")) do table.insert(paths, line) end
+  local body = os.getenv("BENCH_BODY")
+  method = body and "POST" or "GET"
+  if body then for line in io.lines(body) do table.insert(bodies, line) end end
+end
+request = function()
+  idx = idx + 1
+  local path = paths[(idx % #paths) + 1]
+  local headers = {["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN"), ["Content-Type"] = "application/json"}
+  if method == "POST" then return wrk.format("POST", path, headers, bodies[(idx % #bodies) + 1]) end
+  return wrk.format("GET", path, headers)
+end
+done = function(summary, latency, requests)
+  local errors = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format('RESULT {"requests": %d, "seconds": %.3f, "errors": %d, "p50": %.2f, "p95": %.2f, "p99": %.2f}\\n',
+    summary.requests, summary.duration / 1e6, errors,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wrk(base: str, paths: list[str], token: str, duration: int, connections: int, bodies: list[str] | None = None) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        script, path_file = Path(tmp, "bench.lua"), Path(tmp, "paths")
+        script.write_text(LUA)
+        path_file.write_text("\n".join(paths) + "\n")
+        env = {**os.environ, "BENCH_PATHS": str(path_file), "BENCH_TOKEN": token}
+        if bodies:
+            Path(tmp, "bodies").write_text("\n".join(bodies) + "\n")
+            env["BENCH_BODY"] = str(Path(tmp, "bodies"))
+        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "-s", str(script), base],
+                             capture_output=True, text=True, env=env, check=True).stdout
+    result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
+    result["rps"] = round(result["requests"] / result["seconds"], 1)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk is needed: apt-get install wrk", file=sys.stderr)
+        return 2
+
+    server = os.environ.get("BENCH_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = "rexera_bench_api"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    url = conninfo.make_conninfo(server, dbname=name)
+    print("migrating and seeding 10,000 workflows / 100,000 tasks / 50 clients ...", flush=True)
+    started = time.perf_counter()
+    apply_migrations(url, seed=True)
+    operator_id = uuid.uuid4()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SEED)
+        conn.execute("insert into auth.users (id, email) values (%s, 'bench-operator@example.com')", (operator_id,))
+        conn.execute("""insert into public.user_profiles (id, email, user_type, role)
+                        values (%s, 'bench-operator@example.com', 'hil_user', 'hil_operator')""", (operator_id,))
+        workflow_ids = [r[0] for r in conn.execute(
+            "select id from public.workflows where title like 'Bench workflow %%' order by random() limit 500")]
+        task_ids = [r[0] for r in conn.execute(
+            "select id from public.tasks where status = 'RUNNING' order by random() limit 500")]
+        counts = conn.execute("select (select count(*) from public.workflows), (select count(*) from public.tasks),"
+                              " (select count(*) from public.clients)").fetchone()
+    print(f"seeded in {time.perf_counter() - started:.1f} s: {counts[0]} workflows, {counts[1]} tasks, {counts[2]} clients")
+
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "SUPABASE_JWT_SECRET": SECRET, "PORT": str(port), "RATE_LIMITS": "off",
+           "WEB_CONCURRENCY": str(args.workers), "DB_POOL_MAX": "8", "PYTHONPATH": str(ROOT)}
+    gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "tests.perf.bench_wsgi:app"],
+                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if requests.get(f"{base}/api/health/database", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        token = mint_token(Person("bench", "hil_operator", user_id=operator_id), secret=SECRET, expires_in=7200)
+        scenarios = {
+            "list workflows (status+type filter, 50/page)": [
+                "/api/workflows?status=IN_PROGRESS&type=PAYOFF_REQUEST&limit=50"],
+            "get workflow include=tasks,documents": [f"/api/workflows/{w}?include=tasks,documents" for w in workflow_ids],
+            "dashboard view": ["/api/views/dashboard?timeframe=today"],
+            "SLA view": ["/api/views/sla?limit=100"],
+        }
+        rows = {}
+        for label, paths in scenarios.items():
+            wrk(base, paths, token, 2, args.connections)  # warm up
+            rows[label] = wrk(base, paths, token, args.duration, args.connections)
+            print(f"{label}: {rows[label]}", flush=True)
+        bodies = [json.dumps({"action": "assign", "data": {"assigneeId": str(operator_id)}})]
+        action_paths = [f"/api/tasks/{t}/actions" for t in task_ids]
+        rows["task action (assign)"] = wrk(base, action_paths, token, args.duration, args.connections, bodies)
+        print(f"task action: {rows['task action (assign)']}", flush=True)
+        read = wrk(base, [f"/api/workflows/{w}" for w in workflow_ids], token, args.duration, args.connections)
+        noop = wrk(base, ["/bench/noop"], token, args.duration, args.connections)
+        rows["read: get workflow"] = read
+        rows["baseline: Flask no-op"] = noop
+    finally:
+        gunicorn.send_signal(signal.SIGTERM)
+        gunicorn.wait(timeout=30)
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+    ratio = round(read["rps"] / noop["rps"], 3)
+    report = {"machine": f"{os.cpu_count()} cores", "workers": args.workers, "connections": args.connections,
+              "duration_s": args.duration, "data": {"workflows": counts[0], "tasks": counts[1], "clients": counts[2]},
+              "results": rows, "read_to_noop_rps_ratio": ratio}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "api.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = ["| scenario | p50 ms | p95 ms | p99 ms | req/s | errors |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {k} | {v['p50']:.1f} | {v['p95']:.1f} | {v['p99']:.1f} | {v['rps']:.0f} | {v['errors']} |" for k, v in rows.items()]
+    lines.append(f"\nread req/s ÷ no-op req/s = **{ratio}** (same run, {args.connections} connections, {args.workers} workers)")
+    (RESULTS / "api.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
