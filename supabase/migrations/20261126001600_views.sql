@@ -157,14 +157,17 @@ $$;
 
 /*
  * public.business_minutes_between for many pairs at once: result[i] is
- * business_minutes_between(p_a[i], p_b[i]) (null when either is null), computed with the same
- * calendar semantics (see 20261126001000_business_time.sql) in one set-based pass: the
- * calendar is read once and each local day of the whole span is converted once, where calling
- * the function per row walks the calendar day by day for every row (a task a year overdue
- * costs a year of iterations). The views call it on the rows they return.
- * Per pair [lo, hi): business seconds = sum over open days of
- * greatest(0, least(closes, hi) - greatest(opens, lo)); minutes = floor(seconds / 60),
- * negated when b < a. Raises 22023 without business hours, like the function.
+ * business_minutes_between(p_a[i], p_b[i]), null when either is null. Same calendar and
+ * semantics (20261126001000_business_time.sql), computed in one pass: calling the function per
+ * row walks the calendar day by day for every row (a task a year overdue costs a year of
+ * iterations), while this reads the calendar once, converts each local day of the whole span
+ * once, and sorts those days together with every instant asked about.
+ * How: with E(t) = the business seconds from the start of the span up to t, the business
+ * seconds in [a, b) are E(b) - E(a), and minutes = floor(seconds / 60), negated when b < a,
+ * as in the function. E(t) = the full length of every business day closing at or before t,
+ * plus the part of the day open at t, if any. That relies on the days' intervals following one
+ * another without overlap, which holds since each lies within its own local day.
+ * Raises 22023 without business hours, like the function.
  */
 create or replace function private.business_minutes_many(p_a timestamptz[], p_b timestamptz[])
 returns integer[]
@@ -182,31 +185,46 @@ begin
   if v_tz is null then
     raise exception 'no business hours configured' using errcode = '22023';
   end if;
-  -- One day early, as in business_minutes_between.
+  -- From one day early, as in business_minutes_between.
   select (min(least(x.a, x.b)) at time zone v_tz)::date - 1, (max(greatest(x.a, x.b)) at time zone v_tz)::date
     into v_first_day, v_last_day
     from unnest(p_a, p_b) as x (a, b);
 
-  with open_hours as materialized (
+  with business_days as (
     select (d.day + c.opens_at) at time zone v_tz as opens_at,
            (d.day + c.closes_at) at time zone v_tz as closes_at
       from (select v_first_day + i as day from generate_series(0, v_last_day - v_first_day) as i) d
       join public.business_hours_config c on c.weekday = extract(isodow from d.day)
      where not exists (select 1 from public.business_holidays h where h.holiday_date = d.day)
+  ),
+  -- Each business day as its closing instant, and each instant asked about (kind 1), in time
+  -- order; a day closing exactly at an instant comes first (it is complete by then).
+  timeline as (
+    select b.closes_at as at, 0 as kind, b.opens_at,
+           extract(epoch from b.closes_at) - extract(epoch from b.opens_at) as seconds
+      from business_days b
+     where b.closes_at > b.opens_at
+    union all
+    select p.at, 1, null, 0
+      from (select distinct u.at from unnest(p_a || p_b) as u (at) where u.at is not null) p
+  ),
+  elapsed as (
+    select l.at, l.kind,
+           sum(l.seconds) over days_before
+             -- the day open at this instant, if any: the next day to close, if it opened before
+             + greatest(0, extract(epoch from l.at) - extract(epoch from min(l.opens_at) over days_after)) as seconds
+      from timeline l
+    window days_before as (order by l.at, l.kind rows between unbounded preceding and current row),
+           days_after as (order by l.at, l.kind rows between current row and unbounded following)
   )
-  select coalesce(array_agg(m.minutes order by x.ord), '{}')
+  select coalesce(array_agg(
+           case when x.a is null or x.b is null then null
+                else case when x.b < x.a then -1 else 1 end * floor(abs(eb.seconds - ea.seconds) / 60)::integer
+           end order by x.ord), '{}')
     into v_minutes
     from unnest(p_a, p_b) with ordinality as x (a, b, ord)
-    cross join lateral (
-      select case when x.a is null or x.b is null then null
-                  else case when x.b < x.a then -1 else 1 end
-                       * floor(coalesce(sum(greatest(0,
-                           extract(epoch from least(o.closes_at, greatest(x.a, x.b)))
-                             - extract(epoch from greatest(o.opens_at, least(x.a, x.b))))), 0) / 60)::integer
-             end as minutes
-        from open_hours o
-       where o.closes_at > least(x.a, x.b) and o.opens_at < greatest(x.a, x.b)
-    ) m;
+    left join elapsed ea on ea.kind = 1 and ea.at = x.a
+    left join elapsed eb on eb.kind = 1 and eb.at = x.b;
   return v_minutes;
 end
 $$;
