@@ -8,7 +8,10 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import re
+import threading
+import time
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 import jwt
@@ -93,12 +96,35 @@ class TokenVerifier:
     """Verifies Supabase access tokens: HS256 with the project's JWT secret, or ES256/RS256
     with the keys published at the project's JWKS URL (fetched once, cached)."""
 
+    CACHE_SIZE = 4096
+
     def __init__(self, settings: Settings):
         self.secret = settings.supabase_jwt_secret
         self.issuer = settings.jwt_issuer
         self.jwks = jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=600, timeout=5) if settings.jwks_url else None
+        # Verified tokens by their exact text, until they expire: a client sends the same
+        # token many times, and the signature check is most of the cost of a cheap read.
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def verify(self, token: str) -> dict[str, Any]:
+        with self._lock:
+            claims = self._verified.get(token)
+            if claims is not None:
+                self._verified.move_to_end(token)
+        if claims is not None:
+            if claims["exp"] > time.time():
+                return claims
+            with self._lock:
+                self._verified.pop(token, None)
+        claims = self._verify_signature(token)
+        with self._lock:
+            self._verified[token] = claims
+            if len(self._verified) > self.CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return claims
+
+    def _verify_signature(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:

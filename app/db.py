@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import psycopg
 from flask import Flask, g, has_request_context, request
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -24,7 +25,14 @@ select set_config('role', %s, true),
        set_config('request.jwt.claims', %s, true),
        set_config('request.headers', %s, true)
 """
+# BEGIN and the request context in one round trip (simple query protocol, values quoted by psycopg).
+BEGIN_AS = sql.SQL(
+    "begin; select set_config('role', {}, true), set_config('request.jwt.claims', {}, true),"
+    " set_config('request.headers', {}, true)")
 RETRYABLE = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
+# A pooled connection that died (the database restarted) fails on first use; the pool drops it
+# and the unit of work is retried on a fresh one.
+RECONNECTABLE = (psycopg.OperationalError,)
 
 
 class Database:
@@ -38,8 +46,9 @@ class Database:
             open=False,
             name="rexera",
             timeout=10,
-            check=ConnectionPool.check_connection,
             kwargs={
+                # Transactions are begun and ended explicitly (see transaction()).
+                "autocommit": True,
                 "prepare_threshold": None,  # Supabase's transaction pooler (port 6543) cannot keep prepared statements
                 "row_factory": dict_row,
                 "options": f"-c statement_timeout={statement_timeout_ms}",
@@ -55,12 +64,19 @@ class Database:
     @contextlib.contextmanager
     def transaction(self, principal: Principal, timeout: float | None = None) -> Iterator[psycopg.Connection]:
         """One transaction acting as `principal`: committed on success, rolled back on error.
-        `timeout`: seconds to wait for a pooled connection (the pool's default otherwise)."""
+        `timeout`: seconds to wait for a pooled connection (the pool's default otherwise).
+
+        Three round trips for a one-query request: BEGIN with the role and claims, the query,
+        COMMIT. Savepoints (conn.transaction()) work inside."""
         with self.pool.connection(timeout=timeout) as conn:
-            with conn.transaction():
-                conn.execute(APPLY_REQUEST_CONTEXT,
-                             (principal.request_role, json.dumps(principal.claims), request_headers_json()))
+            conn.execute(BEGIN_AS.format(principal.request_role, json.dumps(principal.claims), request_headers_json()))
+            try:
                 yield conn
+            except BaseException:
+                if not conn.broken:
+                    conn.execute("rollback")
+                raise
+            conn.execute("commit")
 
     def run(self, principal: Principal, work: Callable[[psycopg.Connection], T], attempts: int = 3) -> T:
         """Run `work` in a transaction as `principal`, retrying serialization failures and
@@ -75,10 +91,19 @@ class Database:
                     raise
                 log.info("retrying after a serialization failure (attempt %s)", attempt)
                 time.sleep(0.01 * 2 ** attempt)
+            except RECONNECTABLE as error:
+                if attempt == attempts or not _is_connection_loss(error):
+                    raise
+                log.warning("retrying on a fresh connection after losing one (attempt %s)", attempt)
             finally:
                 if self.observe is not None:
                     self.observe(time.perf_counter() - started)
         raise AssertionError("unreachable")
+
+
+def _is_connection_loss(error: psycopg.OperationalError) -> bool:
+    """True when the connection itself failed (not, say, a statement timeout)."""
+    return isinstance(error, (psycopg.errors.AdminShutdown, psycopg.errors.CannotConnectNow)) or error.sqlstate is None
 
 
 def request_headers_json() -> str:

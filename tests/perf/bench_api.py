@@ -134,7 +134,7 @@ def main() -> int:
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
         admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    url = conninfo.make_conninfo(server, dbname=name)
+    url = f"{server.rsplit('/', 1)[0]}/{name}"
     print("migrating and seeding 10,000 workflows / 100,000 tasks / 50 clients ...", flush=True)
     started = time.perf_counter()
     apply_migrations(url, seed=True)
@@ -155,8 +155,10 @@ def main() -> int:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "SUPABASE_JWT_SECRET": SECRET, "PORT": str(port), "RATE_LIMITS": "off",
            "WEB_CONCURRENCY": str(args.workers), "DB_POOL_MAX": "8", "PYTHONPATH": str(ROOT)}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    server_log = open(RESULTS / "api-server.log", "w")
     gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "tests.perf.bench_wsgi:app"],
-                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                cwd=ROOT, env=env, stdout=server_log, stderr=server_log)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -164,7 +166,10 @@ def main() -> int:
                 if requests.get(f"{base}/api/health/database", timeout=1).status_code == 200:
                     break
             except requests.RequestException:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
+        else:
+            raise SystemExit(f"the service did not come up; see {RESULTS / 'api-server.log'}")
         token = mint_token(Person("bench", "hil_operator", user_id=operator_id), secret=SECRET, expires_in=7200)
         scenarios = {
             "list workflows (status+type filter, 50/page)": [

@@ -1,0 +1,52 @@
+"""Mint a local access token for a provisioned person, signed with SUPABASE_JWT_SECRET (HS256),
+shaped like a Supabase Auth token, for trying the API with curl. Local use only.
+
+Exit codes: 0 printed, 1 no such person, 2 usage or configuration problem.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+
+import jwt
+import psycopg
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email")
+    who.add_argument("--user-id", type=uuid.UUID)
+    parser.add_argument("--expires-in", type=int, default=3600, help="seconds (default 3600)")
+    args = parser.parse_args(argv)
+    secret = os.environ.get("SUPABASE_JWT_SECRET", "")
+    if len(secret) < 32:
+        parser.error("set SUPABASE_JWT_SECRET (at least 32 characters), the same value the service uses")
+    if not args.database_url:
+        parser.error("pass --database-url or set DATABASE_URL")
+    try:
+        with psycopg.connect(args.database_url, connect_timeout=5) as conn:
+            row = conn.execute(
+                "select id, email, raw_app_meta_data from auth.users where email = %s or id = %s",
+                (args.email and args.email.lower(), args.user_id)).fetchone()
+    except psycopg.OperationalError as error:
+        print(f"cannot reach the database: {str(error).strip().splitlines()[0]}", file=sys.stderr)
+        return 2
+    if row is None:
+        print(f"no such person: {args.email or args.user_id}", file=sys.stderr)
+        return 1
+    now = int(time.time())
+    claims = {"sub": str(row[0]), "email": row[1], "role": "authenticated", "aud": "authenticated",
+              "iat": now, "exp": now + args.expires_in, "app_metadata": row[2] or {}}
+    if os.environ.get("SUPABASE_JWT_ISSUER"):
+        claims["iss"] = os.environ["SUPABASE_JWT_ISSUER"]
+    print(jwt.encode(claims, secret, algorithm="HS256"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
