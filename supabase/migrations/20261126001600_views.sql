@@ -46,10 +46,10 @@
 -- ============================================================================================
 -- Candidates for the HIL queue (a HIL step that is open, or any step awaiting review or
 -- failed), in risk order: the dashboard reads the first 50 in index order, and counts the
--- queue from this index alone (executor_type and status included for the finished-workflow
--- test).
+-- queue, from this index alone (executor_type and status included for the finished-workflow
+-- test, assigned_to for the per-person filter).
 create index tasks_person_queue_idx on public.tasks (sla_status desc, sla_due_at, priority desc, id)
-  include (workflow_id, client_id, executor_type, status)
+  include (workflow_id, client_id, executor_type, status, assigned_to)
   where (executor_type = 'HIL' and status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
      or status in ('AWAITING_REVIEW', 'FAILED');
 
@@ -167,7 +167,7 @@ $$;
  * as in the function. E(t) = the full length of every business day closing at or before t,
  * plus the part of the day open at t, if any. That relies on the days' intervals following one
  * another without overlap, which holds since each lies within its own local day.
- * Raises 22023 without business hours, like the function.
+ * Raises 22023 without business hours, like the function (unless no pair needs computing).
  */
 create or replace function private.business_minutes_many(p_a timestamptz[], p_b timestamptz[])
 returns integer[]
@@ -181,6 +181,10 @@ declare
   v_last_day date;
   v_minutes integer[];
 begin
+  -- Nothing to compute (no pair without a null): no calendar needed either.
+  if not exists (select 1 from unnest(p_a, p_b) as x (a, b) where x.a is not null and x.b is not null) then
+    return array(select null::integer from unnest(p_a, p_b));
+  end if;
   select min(c.timezone) into v_tz from public.business_hours_config c;  -- one zone (trigger-enforced)
   if v_tz is null then
     raise exception 'no business hours configured' using errcode = '22023';
@@ -188,7 +192,8 @@ begin
   -- From one day early, as in business_minutes_between.
   select (min(least(x.a, x.b)) at time zone v_tz)::date - 1, (max(greatest(x.a, x.b)) at time zone v_tz)::date
     into v_first_day, v_last_day
-    from unnest(p_a, p_b) as x (a, b);
+    from unnest(p_a, p_b) as x (a, b)
+   where x.a is not null and x.b is not null;
 
   with business_days as (
     select (d.day + c.opens_at) at time zone v_tz as opens_at,
@@ -215,7 +220,9 @@ begin
              + greatest(0, extract(epoch from l.at) - extract(epoch from min(l.opens_at) over days_after)) as seconds
       from timeline l
     window days_before as (order by l.at, l.kind rows between unbounded preceding and current row),
-           days_after as (order by l.at, l.kind rows between current row and unbounded following)
+           -- the same order backwards (a frame that grows, not one whose start moves: min()
+           -- would be recomputed for every row)
+           days_after as (order by l.at desc, l.kind desc rows between unbounded preceding and current row)
   )
   select coalesce(array_agg(
            case when x.a is null or x.b is null then null
@@ -307,37 +314,22 @@ begin
     from public.notifications n
    where n.recipient_id = v_me and n.read_at is null;
 
-  -- Work queue: first the ids of the 50 riskiest tasks, then business time and details for
-  -- those only.
-  if p_hil_id is null then
-    -- In the order of tasks_person_queue_idx, stopping at 50.
-    v_queue_ids := array(
-      select t.id
-        from public.tasks t
-       where ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
-              or t.status in ('AWAITING_REVIEW', 'FAILED'))
-         and ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
-              or t.workflow_id in (select w.id from public.workflows w where w.status not in ('COMPLETED', 'CANCELLED')))
-       order by t.sla_status desc, t.sla_due_at, t.priority desc, t.id
-       limit 50);
-  else
-    -- One person's work: the tasks assigned to them and the tasks of the workflows they own,
-    -- each found through its own index (an OR across the two tables could use neither).
-    v_queue_ids := array(
-      select t.id
-        from public.tasks t
-        join public.workflows w on w.id = t.workflow_id
-       where t.id in (select a.id from public.tasks a where a.assigned_to = p_hil_id
-                      union all
-                      select o.id
-                        from public.workflows ow
-                        join public.tasks o on o.workflow_id = ow.id
-                       where ow.hil_owner_id = p_hil_id)
-         and ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
-              or (t.status in ('AWAITING_REVIEW', 'FAILED') and w.status not in ('COMPLETED', 'CANCELLED')))
-       order by t.sla_status desc, t.sla_due_at, t.priority desc, t.id
-       limit 50);
-  end if;
+  -- Work queue: first the ids of the 50 riskiest tasks, read in the order of
+  -- tasks_person_queue_idx (index-only, stopping at 50); then business time and details for
+  -- those only. A person's work (p_hil_id): the tasks assigned to them and the tasks of the
+  -- workflows they own; the sets of workflows are looked up once (hashed), not per task.
+  v_queue_ids := array(
+    select t.id
+      from public.tasks t
+     where ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
+            or t.status in ('AWAITING_REVIEW', 'FAILED'))
+       and ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
+            or t.workflow_id in (select w.id from public.workflows w where w.status not in ('COMPLETED', 'CANCELLED')))
+       and (p_hil_id is null
+            or t.assigned_to = p_hil_id
+            or t.workflow_id in (select w.id from public.workflows w where w.hil_owner_id = p_hil_id))
+     order by t.sla_status desc, t.sla_due_at, t.priority desc, t.id
+     limit 50);
 
   v_queue_due := array(
     select t.sla_due_at
@@ -456,8 +448,9 @@ comment on function public.dashboard_view(uuid, text, timestamptz) is
 -- ============================================================================================
 /*
  * System, agent and workflow-type performance over the timeframe ending at p_now.
- * - system: workflows created in the window (of p_workflow_type when given), their tasks and
- *   the cost of their task executions;
+ * - system: workflows created in the window (of p_workflow_type when given), their tasks (as
+ *   counted by workflows.total_tasks: skipped and cancelled steps left out) and the cost of
+ *   their task executions;
  * - agents: every agent of the catalog (only p_agent_name when given), idle ones included,
  *   with their task executions started and agent results reported in the window (of
  *   workflows of p_workflow_type when given);
@@ -501,12 +494,7 @@ begin
     'successRate', case when s.completed + s.failed > 0
                         then round(s.completed::numeric / (s.completed + s.failed), 4) end,
     'avgCompletionMinutes', s.avg_minutes,
-    'totalTasks', (
-      select count(*)
-        from public.workflows w
-        join public.tasks t on t.workflow_id = w.id
-       where w.created_at >= v_since and w.created_at <= p_now
-         and (p_workflow_type is null or w.workflow_type = p_workflow_type)),
+    'totalTasks', s.tasks,
     'totalCostUsd', (
       select coalesce(sum(e.cost_usd), 0)
         from public.workflows w
@@ -519,7 +507,10 @@ begin
            count(*) filter (where w.status = 'COMPLETED') as completed,
            count(*) filter (where w.status = 'FAILED') as failed,
            round(avg(extract(epoch from w.completed_at - w.started_at) / 60)
-                   filter (where w.status = 'COMPLETED'), 1) as avg_minutes
+                   filter (where w.status = 'COMPLETED'), 1) as avg_minutes,
+           -- the workflows' own task counters (skipped and cancelled steps left out), rather
+           -- than a count over the tasks table
+           coalesce(sum(w.total_tasks), 0) as tasks
       from public.workflows w
      where w.created_at >= v_since and w.created_at <= p_now
        and (p_workflow_type is null or w.workflow_type = p_workflow_type)
@@ -619,6 +610,11 @@ as $$
 declare
   v_summary jsonb;
   v_alerts jsonb;
+  v_ids uuid[];
+  v_count integer;
+  v_started timestamptz[];
+  v_due timestamptz[];
+  v_minutes integer[];
   v_tracking jsonb;
 begin
   if p_now is null then
@@ -665,7 +661,24 @@ begin
        limit 100
     ) a;
 
-  -- The riskiest tasks first, cut by the limit before any business-time arithmetic.
+  -- The riskiest tasks first, in the order of tasks_open_risk_idx, cut by the limit; then
+  -- business time for those only, in one pass: minutes left (p_now to due) and minutes used
+  -- (clock start to p_now, none before the clock starts).
+  v_ids := array(
+    select ot.id
+      from public.tasks ot
+     where ot.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW') and ot.sla_due_at is not null
+     order by ot.sla_status desc, ot.sla_due_at, ot.priority desc, ot.id
+     limit p_limit);
+  v_count := cardinality(v_ids);
+  select coalesce(array_agg(t.sla_started_at order by q.ord), '{}'), coalesce(array_agg(t.sla_due_at order by q.ord), '{}')
+    into v_started, v_due
+    from unnest(v_ids) with ordinality as q (id, ord)
+    join public.tasks t on t.id = q.id;
+  v_minutes := private.business_minutes_many(
+    array_fill(p_now, array[v_count]) || v_started,
+    v_due || array_fill(p_now, array[v_count]));
+
   select coalesce(jsonb_agg(jsonb_build_object(
            'taskId', t.id,
            'workflowId', t.workflow_id,
@@ -676,19 +689,12 @@ begin
            'slaStartedAt', t.sla_started_at,
            'slaDueAt', t.sla_due_at,
            'slaMinutes', t.sla_minutes,
-           'businessMinutesRemaining', public.business_minutes_between(p_now, t.sla_due_at),
-           'percentUsed', round(
-             greatest(0, public.business_minutes_between(t.sla_started_at, p_now))::numeric
-               / t.sla_minutes * 100, 1)
-         ) order by t.sla_status desc, t.sla_due_at, t.priority desc, t.id), '[]'::jsonb)
+           'businessMinutesRemaining', v_minutes[q.ord],
+           'percentUsed', round(greatest(0, v_minutes[v_count + q.ord])::numeric / t.sla_minutes * 100, 1)
+         ) order by q.ord), '[]'::jsonb)
     into v_tracking
-    from (
-      select *
-        from public.tasks ot
-       where ot.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW') and ot.sla_due_at is not null
-       order by ot.sla_status desc, ot.sla_due_at, ot.priority desc, ot.id
-       limit p_limit
-    ) t;
+    from unnest(v_ids) with ordinality as q (id, ord)
+    join public.tasks t on t.id = q.id;
 
   return jsonb_build_object(
     'generatedAt', p_now,
