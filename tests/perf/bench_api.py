@@ -47,7 +47,9 @@ select ('10000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid,
        (array['IN_PROGRESS', 'IN_PROGRESS', 'COMPLETED', 'PENDING', 'BLOCKED'])[1 + i % 5]::public.workflow_status,
        ('00000000-0000-4000-8000-' || lpad(to_hex(1 + i % 50), 12, '0'))::uuid,
        'Bench workflow ' || i, jsonb_build_object('address', i || ' Bench St'),
-       (array['LOW', 'NORMAL', 'HIGH', 'URGENT'])[1 + i % 4]::public.priority_level, 10, i % 10,
+       (array['LOW', 'NORMAL', 'HIGH', 'URGENT'])[1 + i % 4]::public.priority_level,
+       case when i % 5 = 3 then 0 else 10 end,                       -- PENDING: no tasks yet
+       case i % 5 when 2 then 10 when 3 then 0 else i % 10 end,      -- COMPLETED: all done
        (array['ON_TIME', 'ON_TIME', 'AT_RISK', 'BREACHED'])[1 + i % 4]::public.sla_status,
        now() - (i || ' minutes')::interval, now() - (i || ' minutes')::interval
   from generate_series(1, 10000) i;
@@ -63,7 +65,7 @@ select w.id, w.client_id, 'step_' || s, 'step_' || s, 'Step ' || s, s,
        w.priority, 60, w.created_at, w.created_at + ((s * 60) || ' minutes')::interval,
        (array['ON_TIME', 'AT_RISK', 'ON_TIME', 'BREACHED'])[1 + s % 4]::public.sla_status, w.created_at
   from public.workflows w cross join generate_series(1, 10) s
- where w.title like 'Bench workflow %';
+ where w.title like 'Bench workflow %' and w.status <> 'PENDING';
 
 insert into public.documents (workflow_id, document_type, filename, is_client_visible)
 select id, 'WORKING', 'bench.pdf', true from public.workflows where title like 'Bench workflow %';
@@ -147,7 +149,9 @@ def main() -> int:
         workflow_ids = [r[0] for r in conn.execute(
             "select id from public.workflows where title like 'Bench workflow %%' order by random() limit 500")]
         task_ids = [r[0] for r in conn.execute(
-            "select id from public.tasks where status = 'RUNNING' order by random() limit 500")]
+            """select t.id from public.tasks t join public.workflows w on w.id = t.workflow_id
+                where t.status in ('RUNNING', 'WAITING', 'AWAITING_REVIEW') and w.status = 'IN_PROGRESS'
+                order by random() limit 500""")]
         counts = conn.execute("select (select count(*) from public.workflows), (select count(*) from public.tasks),"
                               " (select count(*) from public.clients)").fetchone()
     print(f"seeded in {time.perf_counter() - started:.1f} s: {counts[0]} workflows, {counts[1]} tasks, {counts[2]} clients")
