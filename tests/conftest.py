@@ -14,6 +14,8 @@ from psycopg.rows import dict_row
 from app.migrations import apply_migrations
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# The service under test (app, client, as_), for every test directory.
+pytest_plugins = ["tests.service_fixtures"]
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 

@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from app import create_app
-from tests.app.conftest import AGENT_KEY, TransactionalDatabase, make_settings
+from tests.service_fixtures import AGENT_KEY, TransactionalDatabase, make_settings
 from tests.db.world import PEOPLE, row
 from tests.support import JWT_SECRET, mint_token
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import responses
 
 from app import create_app
-from tests.app.conftest import TransactionalDatabase, make_settings
+from tests.service_fixtures import TransactionalDatabase, make_settings
 
 
 def test_overall_health_needs_no_token_and_names_each_dependency(client):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from app import create_app
-from tests.app.conftest import Caller, TransactionalDatabase, make_settings
+from tests.service_fixtures import Caller, TransactionalDatabase, make_settings
 from tests.db.world import row
 
 

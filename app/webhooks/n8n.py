@@ -1,0 +1,100 @@
+"""The n8n callback endpoints: signed business events, and the error workflow's reports."""
+from __future__ import annotations
+
+import hmac
+import json
+
+from flask import Blueprint, current_app, jsonify, request
+from psycopg.types.json import Jsonb
+
+from app.auth import Principal
+from app.db import get_db
+from app.errors import ApiError, error_response
+from app.webhooks.signing import SignatureError, verify, workflow_key
+
+bp = Blueprint("n8n_webhooks", __name__, url_prefix="/webhooks/n8n")
+
+EVENT_TYPES = {"task.started", "task.completed", "task.failed", "task.waiting", "task.skipped", "task.injected",
+               "workflow.completed", "workflow.failed", "escalation"}
+REFUSAL_CODES = {404: "not_found", 409: "invalid_state", 422: "invalid_event"}
+
+
+def parse_envelope(body: bytes) -> dict:
+    """{"type", "timestamp", "data": {"workflowId", ...}} or a 400 saying what is wrong."""
+    try:
+        envelope = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "the body is not JSON", "invalid_body") from None
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("data"), dict):
+        raise ApiError(400, 'the body must be {"type", "timestamp", "data": {...}}', "invalid_body")
+    if envelope.get("type") not in EVENT_TYPES:
+        raise ApiError(400, f"unknown event type; expected one of {', '.join(sorted(EVENT_TYPES))}", "invalid_body")
+    workflow_id = envelope["data"].get("workflowId")
+    if not isinstance(workflow_id, str) or not 0 < len(workflow_id) <= 64:
+        raise ApiError(400, "data.workflowId is required", "invalid_body")
+    return envelope
+
+
+def answer(result: dict):
+    """The stored answer of an event, replayed the same way every time."""
+    status, body = result["statusCode"], result["body"]
+    headers = {"Webhook-Replay": "true"} if result.get("replay") else {}
+    if status >= 400:
+        return error_response(status, REFUSAL_CODES.get(status, "refused"), body.get("reason", "refused"),
+                              {"eventId": body.get("eventId"), "type": body.get("type"), "replay": result.get("replay")},
+                              headers)
+    response = jsonify(body)
+    response.status_code = status
+    response.headers.update(headers)
+    return response
+
+
+@bp.post("")
+def callback():
+    """A business event from n8n, verified with its workflow's key before anything else."""
+    secret = current_app.config["SETTINGS"].n8n_callback_secret
+    if secret is None:
+        raise ApiError(503, "callbacks are not configured here (N8N_CALLBACK_SECRET)", "unavailable")
+    body = request.get_data(cache=False)
+    envelope = parse_envelope(body)
+    try:
+        event_id = verify(workflow_key(secret, envelope["data"]["workflowId"]), body, request.headers)
+    except SignatureError as error:
+        raise ApiError(401, str(error), "invalid_signature") from None
+    result = get_db().run(Principal.service("n8n"), lambda conn: conn.execute(
+        "select public.apply_n8n_event('n8n', %s, %s, %s) as r",
+        (event_id, envelope["type"], Jsonb(envelope["data"]))).fetchone()["r"])
+    return answer(result)
+
+
+@bp.post("/errors")
+def error_report():
+    """The error workflow's report of an execution that failed unhandled: marks the workflow
+    owning that execution failed and escalates it. Idempotent by execution id."""
+    token = current_app.config["SETTINGS"].n8n_error_webhook_token
+    if token is None:
+        raise ApiError(503, "error reports are not configured here (N8N_ERROR_WEBHOOK_TOKEN)", "unavailable")
+    given = request.headers.get("X-N8N-Error-Token", "")
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise ApiError(401, "send X-N8N-Error-Token", "invalid_token")
+    report = request.get_json(silent=True)
+    if not isinstance(report, dict) or not isinstance(report.get("executionId"), (str, int)):
+        raise ApiError(400, 'the body must be {"executionId", "error": {...}}', "invalid_body")
+    execution_id = str(report["executionId"])[:100]
+    error = report.get("error") if isinstance(report.get("error"), (dict, str)) else None
+
+    def work(conn):
+        owner = conn.execute("select id from public.workflows where n8n_execution_id = %s", (execution_id,)).fetchone()
+        if owner is None:
+            raise ApiError(404, f"no workflow runs as n8n execution {execution_id}", "not_found")
+        message = error.get("message") if isinstance(error, dict) else error
+        return conn.execute(
+            "select public.apply_n8n_event('n8n_error', %s, 'workflow.failed', %s) as r",
+            (execution_id, Jsonb({"workflowId": str(owner["id"]), "executionId": execution_id,
+                                  "error": (message or "unhandled error in n8n")[:2000]}))).fetchone()["r"]
+
+    return answer(get_db().run(Principal.service("n8n-error-workflow"), work))
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)

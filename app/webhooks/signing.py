@@ -1,0 +1,70 @@
+"""Standard Webhooks signatures with per-workflow keys.
+
+The master secret (N8N_CALLBACK_SECRET) never leaves the service. Each workflow's key is
+HMAC-SHA256(master, "workflow:" + workflow_id); n8n receives it in the workflow's trigger and
+signs that workflow's callbacks with it:
+
+    webhook-id:        the event id (stable across retries)
+    webhook-timestamp: Unix seconds
+    webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<raw body>")> (space-separated list)
+
+`sign` is public so tests and helpers sign with exactly the code that verifies.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+
+TOLERANCE_SECONDS = 5 * 60
+
+
+class SignatureError(Exception):
+    """The request is not signed as it must be; the message says why (safe to show)."""
+
+
+def workflow_key(master_secret: bytes, workflow_id: str) -> bytes:
+    """The 32-byte signing key of one workflow."""
+    return hmac.new(master_secret, f"workflow:{workflow_id}".encode(), hashlib.sha256).digest()
+
+
+def encode_key(key: bytes) -> str:
+    """How a workflow key travels to n8n (in the trigger payload)."""
+    return base64.b64encode(key).decode()
+
+
+def sign(key: bytes, event_id: str, timestamp: int, body: bytes) -> str:
+    """The webhook-signature header value for `body`."""
+    digest = hmac.new(key, f"{event_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def signed_headers(key: bytes, event_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return {"webhook-id": event_id, "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(key, event_id, timestamp, body)}
+
+
+def verify(key: bytes, body: bytes, headers: Mapping[str, str], now: float | None = None) -> str:
+    """Check the signature headers of `body`; return the event id or raise SignatureError."""
+    event_id = headers.get("webhook-id") or ""
+    raw_timestamp = headers.get("webhook-timestamp") or ""
+    signatures = headers.get("webhook-signature") or ""
+    if not event_id or not raw_timestamp or not signatures:
+        raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature")
+    if len(event_id) > 200:
+        raise SignatureError("webhook-id is too long")
+    try:
+        timestamp = int(raw_timestamp)
+    except ValueError:
+        raise SignatureError("webhook-timestamp is not a Unix time") from None
+    now = time.time() if now is None else now
+    if abs(now - timestamp) > TOLERANCE_SECONDS:
+        raise SignatureError("webhook-timestamp is outside the five-minute tolerance")
+    expected = sign(key, event_id, timestamp, body)
+    for candidate in signatures.split():
+        if candidate.startswith("v1,") and hmac.compare_digest(candidate.encode(), expected.encode()):
+            return event_id
+    raise SignatureError("no valid signature")

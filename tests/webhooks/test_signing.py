@@ -1,0 +1,58 @@
+"""Standard Webhooks signatures with per-workflow keys."""
+from __future__ import annotations
+
+import base64
+import time
+
+import pytest
+
+from app.webhooks.signing import SignatureError, encode_key, sign, signed_headers, verify, workflow_key
+
+MASTER = b"m" * 32
+KEY = workflow_key(MASTER, "wf-1")
+BODY = b'{"type": "task.started", "data": {"workflowId": "wf-1"}}'
+
+
+def test_keys_differ_per_workflow_and_never_equal_the_master():
+    assert len(KEY) == 32 and KEY != MASTER
+    assert workflow_key(MASTER, "wf-2") != KEY
+    assert base64.b64decode(encode_key(KEY)) == KEY
+
+
+def test_a_signed_body_verifies_and_returns_the_event_id():
+    assert verify(KEY, BODY, signed_headers(KEY, "evt-1", BODY)) == "evt-1"
+
+
+def test_any_of_several_signatures_may_match():
+    headers = signed_headers(KEY, "evt-1", BODY)
+    headers["webhook-signature"] = "v1,bm90LWl0 " + headers["webhook-signature"]
+    assert verify(KEY, BODY, headers) == "evt-1"
+
+
+@pytest.mark.parametrize("tamper, reason", [
+    (lambda h, b: (h, b + b" "), "no valid signature"),
+    (lambda h, b: ({**h, "webhook-id": "evt-2"}, b), "no valid signature"),
+    (lambda h, b: ({**h, "webhook-signature": sign(workflow_key(MASTER, "wf-2"), "evt-1", int(h["webhook-timestamp"]), b)}, b),
+     "no valid signature"),
+    (lambda h, b: ({**h, "webhook-signature": h["webhook-signature"].replace("v1,", "v2,")}, b), "no valid signature"),
+    (lambda h, b: ({k: v for k, v in h.items() if k != "webhook-signature"}, b), "missing"),
+    (lambda h, b: ({**h, "webhook-timestamp": "yesterday"}, b), "Unix time"),
+])
+def test_tampered_requests_are_refused(tamper, reason):
+    headers, body = tamper(signed_headers(KEY, "evt-1", BODY), BODY)
+    with pytest.raises(SignatureError, match=reason):
+        verify(KEY, body, headers)
+
+
+@pytest.mark.parametrize("skew", [-301, 301, -3600, 86400])
+def test_stale_and_future_timestamps_are_refused_both_ways(skew):
+    now = time.time()
+    headers = signed_headers(KEY, "evt-1", BODY, timestamp=int(now + skew))
+    with pytest.raises(SignatureError, match="tolerance"):
+        verify(KEY, BODY, headers, now=now)
+
+
+@pytest.mark.parametrize("skew", [-299, 0, 299])
+def test_timestamps_within_five_minutes_pass(skew):
+    now = time.time()
+    assert verify(KEY, BODY, signed_headers(KEY, "evt-1", BODY, timestamp=int(now + skew)), now=now) == "evt-1"
