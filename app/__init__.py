@@ -43,4 +43,8 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
     # After identify_request, so limits are counted per authenticated principal.
     ratelimits.init_app(app)
     observability.init_app(app)
+    if app.config["SETTINGS"].dispatcher_enabled:
+        from app.n8n.dispatcher import start_in_background
+
+        start_in_background(app)
     return app

@@ -34,6 +34,7 @@ class Settings:
     db_pool_min: int = 2
     db_pool_max: int = 10
     rate_limits_enabled: bool = True
+    dispatcher_enabled: bool = False
     max_body_bytes: int = 1_000_000
 
     @property
@@ -121,6 +122,7 @@ class Settings:
             db_pool_min=integer("DB_POOL_MIN", 2, 0, 100),
             db_pool_max=integer("DB_POOL_MAX", 10, 1, 200),
             rate_limits_enabled=(get("RATE_LIMITS") or "on").lower() not in ("off", "0", "false"),
+            dispatcher_enabled=(get("DISPATCHER_ENABLED") or "off").lower() in ("on", "1", "true"),
         )
         if problems:
             raise ConfigError(problems)

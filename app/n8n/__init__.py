@@ -1,0 +1,1 @@
+"""Talking to n8n: the outbox dispatcher (triggers, stops, resumes)."""

@@ -1,0 +1,218 @@
+"""Delivers the n8n outbox: workflow triggers, execution stops and wait resumes.
+
+Rows are claimed with `for update skip locked` (several dispatchers never deliver one row
+twice), delivered over HTTP outside any transaction, and finished with the outcome: delivered;
+failed and retried later with exponential backoff and full jitter; or dead after the last
+attempt, with people notified. A circuit breaker stops hammering n8n while it is down.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+
+import requests
+
+from app.auth import Principal
+from app.config import Settings
+from app.db import Database
+from app.webhooks.signing import encode_key, workflow_key
+
+log = logging.getLogger(__name__)
+
+# The trigger webhook path of each workflow type (the exports in n8n_workflows/ listen there).
+TRIGGER_PATHS = {
+    "MUNI_LIEN_SEARCH": "rexera/muni-lien-search",
+    "HOA_ACQUISITION": "rexera/hoa-acquisition",
+    "PAYOFF_REQUEST": "rexera/payoff-request",
+}
+TRIGGER_TOKEN_HEADER = "X-Rexera-Token"
+
+
+class DeliveryError(Exception):
+    def __init__(self, message: str, retryable: bool = True):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclasses.dataclass
+class CircuitBreaker:
+    """Opens after `threshold` consecutive failures; after `cooldown` seconds one trial passes."""
+
+    threshold: int = 5
+    cooldown: float = 30.0
+    failures: int = 0
+    opened_at: float | None = None
+    clock: Callable[[], float] = time.monotonic
+
+    @property
+    def allows(self) -> bool:
+        return self.opened_at is None or self.clock() - self.opened_at >= self.cooldown
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half-open" if self.allows else "open"
+
+    def success(self) -> None:
+        self.failures, self.opened_at = 0, None
+
+    def failure(self) -> None:
+        self.failures += 1
+        if self.failures >= self.threshold or self.opened_at is not None:
+            self.opened_at = self.clock()
+
+
+def backoff_seconds(attempt: int, base: float = 2.0, cap: float = 300.0, rng: random.Random = random) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))], at least one second."""
+    return max(1.0, rng.uniform(0, min(cap, base * 2 ** max(attempt - 1, 0))))
+
+
+@dataclasses.dataclass
+class DispatchReport:
+    claimed: int = 0
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    skipped_open_circuit: bool = False
+
+
+class Dispatcher:
+    def __init__(self, database: Database, settings: Settings, session: requests.Session | None = None,
+                 breaker: CircuitBreaker | None = None, timeout: float = 10.0):
+        self.database = database
+        self.settings = settings
+        self.session = session or requests.Session()
+        self.breaker = breaker or CircuitBreaker()
+        self.timeout = timeout
+        self.principal = Principal.service("dispatcher")
+
+    # ---- one pass ---------------------------------------------------------------------------
+    def dispatch_due(self, limit: int = 10) -> DispatchReport:
+        report = DispatchReport()
+        if not self.breaker.allows:
+            report.skipped_open_circuit = True
+            return report
+        # Half-open: a single trial delivery.
+        limit = 1 if self.breaker.state == "half-open" else limit
+        rows = self.database.run(self.principal, lambda conn: conn.execute(
+            "select * from public.claim_n8n_dispatches(%s)", (limit,)).fetchall())
+        report.claimed = len(rows)
+        for row in rows:
+            outcome = self._deliver_and_record(row)
+            setattr(report, outcome, getattr(report, outcome) + 1)
+        return report
+
+    def _deliver_and_record(self, row: dict) -> str:
+        try:
+            response = self.deliver(row)
+        except DeliveryError as error:
+            self.breaker.failure()
+            retry_at = time.time() + backoff_seconds(row["attempts"]) if error.retryable else None
+            status = self._finish(row, False, str(error), None, retry_at)
+            log.warning("n8n %s for workflow %s failed (attempt %s): %s -> %s", row["kind"], row["workflow_id"],
+                        row["attempts"], error, status)
+            return "dead" if status == "DEAD" else "retried"
+        self.breaker.success()
+        self._finish(row, True, None, response, None)
+        return "delivered"
+
+    def _finish(self, row, delivered: bool, error: str | None, response: dict | None, retry_at: float | None) -> str:
+        from psycopg.types.json import Jsonb
+
+        return self.database.run(self.principal, lambda conn: conn.execute(
+            "select public.finish_n8n_dispatch(%s, %s, %s, %s, to_timestamp(%s)) as status",
+            (row["id"], delivered, error, Jsonb(response) if response is not None else None, retry_at)).fetchone()["status"])
+
+    # ---- HTTP -------------------------------------------------------------------------------
+    def deliver(self, row: dict) -> dict:
+        kind = row["kind"]
+        if kind == "TRIGGER":
+            return self._trigger(row)
+        if kind == "CANCEL":
+            return self._stop(row)
+        if kind == "RESUME":
+            return self._post(row["payload"].get("resumeUrl"), row["payload"].get("body") or {}, {})
+        raise DeliveryError(f"unknown dispatch kind {kind}", retryable=False)
+
+    def _trigger(self, row: dict) -> dict:
+        settings = self.settings
+        if not settings.n8n_base_url or settings.n8n_callback_secret is None:
+            raise DeliveryError("N8N_BASE_URL and N8N_CALLBACK_SECRET must be set to start workflows")
+        payload = dict(row["payload"])
+        workflow_id = str(row["workflow_id"])
+        payload.update({
+            "correlationId": str(row["correlation_id"]),
+            "callbackUrl": f"{settings.public_base_url}/webhooks/n8n",
+            "callbackBaseUrl": settings.public_base_url,
+            "signingKey": encode_key(workflow_key(settings.n8n_callback_secret, workflow_id)),
+        })
+        path = TRIGGER_PATHS.get(payload.get("workflowType"))
+        if path is None:
+            raise DeliveryError(f"no n8n workflow for type {payload.get('workflowType')}", retryable=False)
+        headers = {TRIGGER_TOKEN_HEADER: settings.n8n_webhook_token} if settings.n8n_webhook_token else {}
+        return self._post(f"{settings.n8n_base_url}/webhook/{path}", payload, headers)
+
+    def _stop(self, row: dict) -> dict:
+        execution_id = row["payload"].get("executionId")
+        if not execution_id:
+            return {"stopped": False, "reason": "n8n never reported an execution id"}
+        if not self.settings.n8n_base_url or not self.settings.n8n_api_key:
+            raise DeliveryError("N8N_BASE_URL and N8N_API_KEY must be set to stop executions")
+        url = f"{self.settings.n8n_base_url}/api/v1/executions/{execution_id}/stop"
+        try:
+            response = self.session.post(url, headers={"X-N8N-API-KEY": self.settings.n8n_api_key}, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise DeliveryError(f"n8n unreachable: {type(error).__name__}") from None
+        if response.status_code in (404, 409):
+            return {"stopped": False, "reason": f"n8n answered {response.status_code}: the execution had ended"}
+        self._raise_for_status(response)
+        return {"stopped": True}
+
+    def _post(self, url: str | None, payload: dict, headers: dict) -> dict:
+        if not url:
+            raise DeliveryError("no URL to deliver to", retryable=False)
+        try:
+            response = self.session.post(url, json=payload, headers=headers, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise DeliveryError(f"n8n unreachable: {type(error).__name__}") from None
+        self._raise_for_status(response)
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"text": response.text[:500]}
+        return body if isinstance(body, dict) else {"body": body}
+
+    @staticmethod
+    def _raise_for_status(response: requests.Response) -> None:
+        if response.status_code < 400:
+            return
+        # 4xx other than 408/429 will not get better by retrying (wrong path, bad token, gone).
+        retryable = response.status_code >= 500 or response.status_code in (408, 429)
+        raise DeliveryError(f"n8n answered {response.status_code}: {response.text[:300]}", retryable=retryable)
+
+    # ---- running ----------------------------------------------------------------------------
+    def run_forever(self, stop: threading.Event, interval: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                report = self.dispatch_due()
+                busy = report.claimed > 0 and not report.skipped_open_circuit
+            except Exception:  # keep dispatching whatever one pass hit (database restart...)
+                log.exception("dispatch pass failed")
+                busy = False
+            if not busy:
+                stop.wait(interval)
+
+
+def start_in_background(app) -> threading.Event:
+    """Started by the app factory when DISPATCHER_ENABLED is set: one thread per process."""
+    stop = threading.Event()
+    dispatcher = Dispatcher(app.extensions["database"], app.config["SETTINGS"])
+    thread = threading.Thread(target=dispatcher.run_forever, args=(stop,), name="n8n-dispatcher", daemon=True)
+    thread.start()
+    app.extensions["dispatcher"] = (dispatcher, stop, thread)
+    return stop

@@ -1,0 +1,57 @@
+"""Deliver the n8n outbox (workflow triggers, stops, resumes) once or in a loop.
+
+Several copies may run at once: rows are claimed with skip locked. Exit codes: 0 done (or
+stopped), 1 a pass failed (--once), 2 bad configuration.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.config import ConfigError, Settings  # noqa: E402
+from app.db import Database  # noqa: E402
+from app.n8n.dispatcher import Dispatcher  # noqa: E402
+from app.observability import configure_logging  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="one pass, then exit (default)")
+    mode.add_argument("--loop", action="store_true", help="keep delivering until interrupted")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between idle passes (default 1)")
+    parser.add_argument("--limit", type=int, default=10, help="rows claimed per pass (default 10)")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    configure_logging()
+    database = Database(settings.database_url, min_size=1, max_size=2)
+    database.open(wait=True)
+    dispatcher = Dispatcher(database, settings)
+    try:
+        if not args.loop:
+            report = dispatcher.dispatch_due(args.limit)
+            print(f"claimed {report.claimed}, delivered {report.delivered}, retried {report.retried}, dead {report.dead}")
+            return 0
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        dispatcher.run_forever(stop, args.interval)
+        return 0
+    except Exception as error:  # one line, no traceback, for the operator
+        print(f"dispatch failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        database.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""A stand-in for n8n's webhook and public API endpoints, for dispatcher tests (the real n8n
+runs in the end-to-end group)."""
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+
+
+class FakeN8n:
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.status = 200
+        self.body: dict | None = None  # None: {"executionId": "exec-<n>"}, a new id per request
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                with fake.lock:
+                    fake.requests.append({"path": self.path, "headers": dict(self.headers),
+                                          "json": json.loads(raw) if raw else None})
+                    status = fake.status
+                    body = fake.body if fake.body is not None else {"executionId": f"exec-{len(fake.requests)}"}
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,161 @@
+"""The outbox dispatcher against a stand-in n8n: delivery, retries with backoff, dead letters,
+the circuit breaker, and no double delivery with several dispatchers."""
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+
+import psycopg
+import pytest
+
+from app.db import Database
+from app.n8n.dispatcher import CircuitBreaker, Dispatcher, backoff_seconds
+from app.webhooks.signing import encode_key, workflow_key
+from tests.db.factories import make_workflow, start_workflow
+from tests.n8n.fake_n8n import FakeN8n
+from tests.service_fixtures import CALLBACK_SECRET, TransactionalDatabase, make_settings
+
+
+@pytest.fixture
+def n8n():
+    fake = FakeN8n()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def dispatcher(db, database_url, n8n):
+    # The shared world holds undelivered triggers of its own; out of the way for this test.
+    db.execute("update public.n8n_dispatches set status = 'DELIVERED'")
+    settings = make_settings(database_url, n8n_base_url=n8n.url, n8n_api_key="api-key", n8n_webhook_token="trigger-token",
+                             public_base_url="http://service.test")
+    return Dispatcher(TransactionalDatabase(db), settings, breaker=CircuitBreaker(threshold=3, cooldown=60))
+
+
+def dispatch_row(db, workflow_id, kind="TRIGGER"):
+    return db.execute("select * from public.n8n_dispatches where workflow_id = %s and kind = %s", (workflow_id, kind)).fetchone()
+
+
+def test_a_started_workflow_reaches_n8n_with_its_key_and_plan(db, dispatcher, n8n):
+    workflow = make_workflow(db)
+    start_workflow(db, workflow["id"])
+    report = dispatcher.dispatch_due()
+    assert (report.claimed, report.delivered) == (1, 1)
+    request = n8n.requests[0]
+    assert request["path"] == "/webhook/rexera/payoff-request"
+    assert request["headers"]["X-Rexera-Token"] == "trigger-token"
+    body = request["json"]
+    assert body["workflowId"] == str(workflow["id"]) and len(body["tasks"]) == 7
+    assert body["signingKey"] == encode_key(workflow_key(CALLBACK_SECRET, str(workflow["id"])))
+    assert body["callbackUrl"] == "http://service.test/webhooks/n8n"
+    assert CALLBACK_SECRET.decode() not in str(body)
+    row = dispatch_row(db, workflow["id"])
+    assert row["status"] == "DELIVERED" and row["attempts"] == 1
+    assert db.execute("select n8n_execution_id from public.workflows where id = %s", (workflow["id"],)).fetchone()["n8n_execution_id"] == "exec-1"
+    assert dispatcher.dispatch_due().claimed == 0
+
+
+def test_a_down_n8n_is_retried_later_with_backoff(db, dispatcher, n8n):
+    workflow = make_workflow(db)
+    start_workflow(db, workflow["id"])
+    n8n.status = 503
+    report = dispatcher.dispatch_due()
+    assert report.retried == 1
+    row = dispatch_row(db, workflow["id"])
+    assert row["status"] == "FAILED" and "503" in row["last_error"]
+    wait = db.execute("select extract(epoch from next_attempt_at - now()) as s from public.n8n_dispatches where id = %s",
+                      (row["id"],)).fetchone()["s"]
+    assert 0 < wait <= 3
+    assert dispatcher.dispatch_due().claimed == 0  # not due yet
+    db.execute("update public.n8n_dispatches set next_attempt_at = now() where id = %s", (row["id"],))
+    n8n.status = 200
+    assert dispatcher.dispatch_due().delivered == 1
+    assert dispatch_row(db, workflow["id"])["attempts"] == 2
+
+
+def test_the_last_attempt_gives_up_and_tells_people(db, dispatcher, n8n):
+    workflow = make_workflow(db, hil_owner_id=uuid.UUID("cccccccc-0000-4000-8000-000000000001"))
+    start_workflow(db, workflow["id"])
+    db.execute("update public.n8n_dispatches set max_attempts = 1 where workflow_id = %s", (workflow["id"],))
+    n8n.status = 500
+    assert dispatcher.dispatch_due().dead == 1
+    assert dispatch_row(db, workflow["id"])["status"] == "DEAD"
+    assert db.execute("select status from public.workflows where id = %s", (workflow["id"],)).fetchone()["status"] == "BLOCKED"
+    notes = db.execute("select recipient_id, priority from public.notifications where workflow_id = %s", (workflow["id"],)).fetchall()
+    assert notes == [{"recipient_id": uuid.UUID("cccccccc-0000-4000-8000-000000000001"), "priority": "URGENT"}]
+
+
+def test_a_refusal_that_retrying_cannot_fix_is_final_at_once(db, dispatcher, n8n):
+    workflow = make_workflow(db)
+    start_workflow(db, workflow["id"])
+    n8n.status = 403
+    assert dispatcher.dispatch_due().dead == 1
+
+
+def test_the_circuit_opens_after_repeated_failures(db, dispatcher, n8n):
+    n8n.status = 503
+    for _ in range(3):
+        workflow = make_workflow(db)
+        start_workflow(db, workflow["id"])
+        dispatcher.dispatch_due()
+    assert dispatcher.breaker.state == "open"
+    workflow = make_workflow(db)
+    start_workflow(db, workflow["id"])
+    report = dispatcher.dispatch_due()
+    assert report.skipped_open_circuit and report.claimed == 0
+    assert len(n8n.requests) == 3
+
+
+def test_cancel_stops_the_execution_and_resume_posts_to_the_wait(db, dispatcher, n8n):
+    workflow = make_workflow(db)
+    start_workflow(db, workflow["id"])
+    dispatcher.dispatch_due()
+    db.execute("select public.workflow_action(%s, 'cancel')", (workflow["id"],))
+    assert dispatcher.dispatch_due().delivered == 1
+    assert n8n.requests[-1]["path"] == "/api/v1/executions/exec-1/stop"
+    assert n8n.requests[-1]["headers"]["X-N8N-API-KEY"] == "api-key"
+    other = make_workflow(db)
+    db.execute("""insert into public.n8n_dispatches (workflow_id, kind, payload) values (%s, 'RESUME', %s)""",
+               (other["id"], psycopg.types.json.Jsonb({"resumeUrl": f"{n8n.url}/webhook-waiting/42", "body": {"ok": True}})))
+    dispatcher.dispatch_due()
+    assert n8n.requests[-1]["path"] == "/webhook-waiting/42" and n8n.requests[-1]["json"] == {"ok": True}
+
+
+@pytest.mark.parametrize("attempt, ceiling", [(1, 2), (2, 4), (5, 32), (30, 300)])
+def test_backoff_is_jittered_below_an_exponential_ceiling(attempt, ceiling):
+    rng = random.Random(7)
+    draws = [backoff_seconds(attempt, rng=rng) for _ in range(200)]
+    assert all(1 <= d <= max(ceiling, 1) for d in draws)
+    assert len(set(draws)) > 50
+
+
+def test_several_dispatchers_never_deliver_twice(database_url, n8n):
+    """Committed rows, real pools, three dispatchers racing."""
+    settings = make_settings(database_url, n8n_base_url=n8n.url, public_base_url="http://service.test")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        client_id = conn.execute("insert into public.clients (name) values (%s) returning id",
+                                 (f"Race {uuid.uuid4().hex[:6]}",)).fetchone()[0]
+        workflow_ids = [conn.execute("""insert into public.workflows (workflow_type, client_id, title, payload)
+                                        values ('PAYOFF_REQUEST', %s, 'race', '{}') returning id""", (client_id,)).fetchone()[0]
+                        for _ in range(30)]
+        for workflow_id in workflow_ids:
+            conn.execute("select public.workflow_action(%s, 'start')", (workflow_id,))
+    databases = [Database(database_url, 1, 2) for _ in range(3)]
+    try:
+        for database in databases:
+            database.open(wait=True)
+        dispatchers = [Dispatcher(database, settings) for database in databases]
+        threads = [threading.Thread(target=lambda d=d: [d.dispatch_due(limit=4) for _ in range(10)]) for d in dispatchers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        delivered = [r["json"]["workflowId"] for r in n8n.requests]
+        assert sorted(delivered) == sorted(str(w) for w in workflow_ids)
+    finally:
+        for database in databases:
+            database.close()
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("delete from public.workflows where client_id = %s", (client_id,))
+            conn.execute("delete from public.clients where id = %s", (client_id,))
