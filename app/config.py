@@ -35,6 +35,9 @@ class Settings:
     db_pool_max: int = 10
     rate_limits_enabled: bool = True
     dispatcher_enabled: bool = False
+    # None: no server-side prepared statements (required behind Supabase's transaction pooler,
+    # port 6543); a number enables them after that many uses (direct or session connections).
+    db_prepare_threshold: int | None = None
     max_body_bytes: int = 1_000_000
 
     @property
@@ -123,6 +126,8 @@ class Settings:
             db_pool_max=integer("DB_POOL_MAX", 10, 1, 200),
             rate_limits_enabled=(get("RATE_LIMITS") or "on").lower() not in ("off", "0", "false"),
             dispatcher_enabled=(get("DISPATCHER_ENABLED") or "off").lower() in ("on", "1", "true"),
+            db_prepare_threshold=None if (get("DB_PREPARE_THRESHOLD") or "none").lower() == "none"
+            else integer("DB_PREPARE_THRESHOLD", 5, 0, 1000),
         )
         if problems:
             raise ConfigError(problems)

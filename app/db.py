@@ -38,7 +38,8 @@ RECONNECTABLE = (psycopg.OperationalError,)
 class Database:
     observe: Callable[[float], None] | None = None  # set by observability: transaction durations
 
-    def __init__(self, url: str, min_size: int = 2, max_size: int = 10, statement_timeout_ms: int = 15000):
+    def __init__(self, url: str, min_size: int = 2, max_size: int = 10, statement_timeout_ms: int = 15000,
+                 prepare_threshold: int | None = None):
         self.pool = ConnectionPool(
             url,
             min_size=min_size,
@@ -49,7 +50,8 @@ class Database:
             kwargs={
                 # Transactions are begun and ended explicitly (see transaction()).
                 "autocommit": True,
-                "prepare_threshold": None,  # Supabase's transaction pooler (port 6543) cannot keep prepared statements
+                # None by default: Supabase's transaction pooler (port 6543) cannot keep prepared statements.
+                "prepare_threshold": prepare_threshold,
                 "row_factory": dict_row,
                 "options": f"-c statement_timeout={statement_timeout_ms}",
             },
@@ -120,7 +122,8 @@ def request_headers_json() -> str:
 def init_app(app: Flask, database: Database | None = None) -> None:
     if database is None:
         settings = app.config["SETTINGS"]
-        database = Database(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+        database = Database(settings.database_url, settings.db_pool_min, settings.db_pool_max,
+                            prepare_threshold=settings.db_prepare_threshold)
         database.open()
     app.extensions["database"] = database
 

@@ -22,6 +22,13 @@ def test_good_settings_load():
     assert settings.jwks_url is None
 
 
+def test_prepared_statements_are_off_unless_asked_for():
+    assert Settings.from_env(GOOD).db_prepare_threshold is None
+    assert Settings.from_env({**GOOD, "DB_PREPARE_THRESHOLD": "2"}).db_prepare_threshold == 2
+    with pytest.raises(ConfigError, match="DB_PREPARE_THRESHOLD"):
+        Settings.from_env({**GOOD, "DB_PREPARE_THRESHOLD": "often"})
+
+
 def test_supabase_url_gives_the_jwks_and_issuer():
     settings = Settings.from_env({**GOOD, "SUPABASE_URL": "https://abc.supabase.co/"})
     assert settings.jwks_url == "https://abc.supabase.co/auth/v1/.well-known/jwks.json"

@@ -126,6 +126,8 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--prepare-threshold", default="none",
+                        help="DB_PREPARE_THRESHOLD for the service (none: as behind Supabase's transaction pooler)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is needed: apt-get install wrk", file=sys.stderr)
@@ -158,7 +160,8 @@ def main() -> int:
 
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "SUPABASE_JWT_SECRET": SECRET, "PORT": str(port), "RATE_LIMITS": "off",
-           "WEB_CONCURRENCY": str(args.workers), "DB_POOL_MAX": "8", "PYTHONPATH": str(ROOT)}
+           "WEB_CONCURRENCY": str(args.workers), "DB_POOL_MAX": "8", "PYTHONPATH": str(ROOT),
+           "DB_PREPARE_THRESHOLD": args.prepare_threshold}
     RESULTS.mkdir(parents=True, exist_ok=True)
     server_log = open(RESULTS / "api-server.log", "w")
     gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "tests.perf.bench_wsgi:app"],
@@ -203,13 +206,15 @@ def main() -> int:
 
     ratio = round(read["rps"] / noop["rps"], 3)
     report = {"machine": f"{os.cpu_count()} cores", "workers": args.workers, "connections": args.connections,
+              "prepare_threshold": args.prepare_threshold,
               "duration_s": args.duration, "data": {"workflows": counts[0], "tasks": counts[1], "clients": counts[2]},
               "results": rows, "read_to_noop_rps_ratio": ratio}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "api.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = ["| scenario | p50 ms | p95 ms | p99 ms | req/s | errors |", "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {k} | {v['p50']:.1f} | {v['p95']:.1f} | {v['p99']:.1f} | {v['rps']:.0f} | {v['errors']} |" for k, v in rows.items()]
-    lines.append(f"\nread req/s ÷ no-op req/s = **{ratio}** (same run, {args.connections} connections, {args.workers} workers)")
+    lines.append(f"\nread req/s ÷ no-op req/s = **{ratio}** (same run, {args.connections} connections, {args.workers} workers,"
+                 f" prepared statements: {args.prepare_threshold})")
     (RESULTS / "api.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
