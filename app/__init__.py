@@ -24,9 +24,10 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
     auth.init_app(app)
     db.init_app(app, database)
     api.init_app(app)
-    from app.webhooks import n8n as n8n_webhooks
+    from app.webhooks import inbound as inbound_webhooks, n8n as n8n_webhooks
 
     n8n_webhooks.init_app(app)
+    inbound_webhooks.init_app(app)
 
     @app.before_request
     def identify_request():

@@ -19,7 +19,7 @@ import requests
 from app.auth import Principal
 from app.config import Settings
 from app.db import Database
-from app.webhooks.signing import encode_key, workflow_key
+from app.webhooks.signing import encode_key, inbound_token, workflow_key
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,9 @@ class Dispatcher:
             "callbackUrl": f"{settings.public_base_url}/webhooks/n8n",
             "callbackBaseUrl": settings.public_base_url,
             "signingKey": encode_key(workflow_key(settings.n8n_callback_secret, workflow_id)),
+            # For messages that ask a counterparty to send documents back to this workflow.
+            "inboundUrl": f"{settings.public_base_url}/webhooks/inbound",
+            "inboundToken": inbound_token(settings.n8n_callback_secret, workflow_id),
         })
         path = TRIGGER_PATHS.get(payload.get("workflowType"))
         if path is None:

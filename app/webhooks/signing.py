@@ -30,6 +30,13 @@ def workflow_key(master_secret: bytes, workflow_id: str) -> bytes:
     return hmac.new(master_secret, f"workflow:{workflow_id}".encode(), hashlib.sha256).digest()
 
 
+def inbound_token(master_secret: bytes, workflow_id: str) -> str:
+    """The bearer token outside parties (a lender, an HOA, the mail gateway) use to deliver
+    to one workflow; derived, never stored."""
+    digest = hmac.new(master_secret, f"inbound:{workflow_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
 def encode_key(key: bytes) -> str:
     """How a workflow key travels to n8n (in the trigger payload)."""
     return base64.b64encode(key).decode()

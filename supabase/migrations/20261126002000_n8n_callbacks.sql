@@ -141,6 +141,12 @@ begin
       raise exception 'data.resumeUrl must be an http(s) URL' using errcode = '22023';
     end if;
     v_result := public.transition_task(v_task.id, 'WAITING', jsonb_build_object('resumeUrl', p_data ->> 'resumeUrl'));
+    -- What the wait is for may already be here (an inbound webhook came first): resume at once.
+    if v_task.metadata ? 'pendingInbound' then
+      update public.tasks set metadata = metadata - 'pendingInbound' where id = v_task.id;
+      perform public.task_action(v_task.id, 'resume', jsonb_build_object('body', v_task.metadata -> 'pendingInbound'));
+      v_result := v_result || jsonb_build_object('resumedWithPendingInbound', true);
+    end if;
 
   when 'task.skipped' then
     v_result := public.transition_task(v_task.id, 'SKIPPED', '{}'::jsonb);

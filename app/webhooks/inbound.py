@@ -1,0 +1,143 @@
+"""Inbound webhooks: outside parties reaching a waiting workflow, and client messages."""
+from __future__ import annotations
+
+import hmac
+import uuid
+
+from flask import Blueprint, current_app, jsonify, request
+from marshmallow import ValidationError, fields, validate
+from psycopg.types.json import Jsonb
+
+from app.auth import Principal, authenticate
+from app.db import get_db
+from app.errors import ApiError
+from app.schemas import CamelSchema
+from app.schemas.workflows import validate_payload
+from app.webhooks.signing import inbound_token
+
+bp = Blueprint("inbound_webhooks", __name__, url_prefix="/webhooks/inbound")
+
+
+class InboundDocument(CamelSchema):
+    filename = fields.String(required=True, validate=validate.Length(1, 500))
+    storage_path = fields.String(validate=validate.Length(1, 1000))
+    content_type = fields.String(validate=validate.Length(1, 200))
+    size_bytes = fields.Integer(validate=validate.Range(0, 10 * 1024**3))
+
+
+class PayoffStatement(CamelSchema):
+    workflow_id = fields.UUID(required=True)
+    statement = fields.Dict(required=True)
+    documents = fields.List(fields.Nested(InboundDocument), load_default=list, validate=validate.Length(max=50))
+    note = fields.String(validate=validate.Length(max=10000))
+    sender = fields.String(data_key="from", validate=validate.Length(max=300))
+
+
+class HoaDocuments(CamelSchema):
+    workflow_id = fields.UUID(required=True)
+    documents = fields.List(fields.Nested(InboundDocument), required=True, validate=validate.Length(1, 50))
+    note = fields.String(validate=validate.Length(max=10000))
+    sender = fields.String(data_key="from", validate=validate.Length(max=300))
+
+
+class ClientMessage(CamelSchema):
+    workflow_id = fields.UUID(required=True)
+    message = fields.String(required=True, validate=validate.Length(1, 20000))
+    payload_changes = fields.Dict()
+
+
+def load(schema, body) -> dict:
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object", "invalid_body")
+    try:
+        return schema().load(body)
+    except ValidationError as error:
+        raise ApiError(422, "the request is not valid", "validation_error", {"json": error.messages}) from None
+
+
+def check_inbound_token(workflow_id: uuid.UUID) -> None:
+    secret = current_app.config["SETTINGS"].n8n_callback_secret
+    if secret is None:
+        raise ApiError(503, "inbound webhooks are not configured here (N8N_CALLBACK_SECRET)", "unavailable")
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    expected = inbound_token(secret, str(workflow_id))
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise ApiError(401, "send Authorization: Bearer <the workflow's inbound token>", "invalid_token")
+
+
+def receive(kind: str, data: dict, extra: dict):
+    workflow_id = data["workflow_id"]
+    check_inbound_token(workflow_id)
+    documents = [InboundDocument().dump(d) for d in data.get("documents", [])]
+    body = {**extra, "documents": documents, "note": data.get("note"), "from": data.get("sender")}
+    result = get_db().run(Principal.service(f"inbound:{kind}"), lambda conn: conn.execute(
+        "select public.receive_inbound(%s, %s, %s) as r", (kind, workflow_id, Jsonb(body))).fetchone()["r"])
+    response = jsonify(result)
+    response.status_code = 202
+    return response
+
+
+@bp.post("/payoff-statement")
+def payoff_statement():
+    """A lender's payoff statement for a waiting payoff request."""
+    data = load(PayoffStatement, request.get_json(silent=True))
+    return receive("payoff_statement", data, {"statement": data["statement"]})
+
+
+@bp.post("/hoa-documents")
+def hoa_documents():
+    """An HOA's documents for a waiting HOA acquisition."""
+    data = load(HoaDocuments, request.get_json(silent=True))
+    return receive("hoa_documents", data, {})
+
+
+@bp.post("/client-message")
+def client_message():
+    """A client's message on their workflow: recorded (client-visible), the owner notified, a
+    Ria `handle_client_update` task injected for payoff requests, and payload changes applied."""
+    principal = authenticate(current_app)
+    data = load(ClientMessage, request.get_json(silent=True))
+    workflow_id = data["workflow_id"]
+
+    changes = data.get("payload_changes") or {}
+    validated: dict = {}
+
+    def as_client(conn):
+        workflow = conn.execute("select id, workflow_type, payload, status from public.workflows where id = %s",
+                                (workflow_id,)).fetchone()
+        if workflow is None:
+            raise ApiError(404, f"workflow {workflow_id} not found", "not_found")
+        if changes:  # checked before anything is written
+            validated["payload"] = validate_payload(workflow["workflow_type"], {**workflow["payload"], **changes})
+        conn.execute("""insert into public.communications (workflow_id, communication_type, direction, status, body,
+                                                          is_client_visible, sender_id)
+                        values (%s, 'message', 'INBOUND', 'RECEIVED', %s, true, %s)""",
+                     (workflow_id, data["message"], principal.user_id))
+        return workflow
+
+    workflow = get_db().run(principal, as_client)
+    payload = validated.get("payload")
+
+    def as_service(conn):
+        injected = None
+        if payload is not None:
+            conn.execute("update public.workflows set payload = %s where id = %s", (Jsonb(payload), workflow_id))
+        if workflow["workflow_type"] == "PAYOFF_REQUEST" and workflow["status"] not in ("COMPLETED", "CANCELLED", "FAILED"):
+            injected = conn.execute(
+                "select public.apply_n8n_event('inbound', %s, 'task.injected', %s) as r",
+                (f"client-message:{uuid.uuid4()}", Jsonb({"workflowId": str(workflow_id), "task": {
+                    "taskKey": f"handle_client_update:{uuid.uuid4().hex[:8]}", "taskType": "handle_client_update",
+                    "title": "Handle client update", "agentName": "ria", "priority": "HIGH",
+                    "input": {"message": data["message"], "payloadChanges": changes}}}))).fetchone()["r"]
+        return injected
+
+    injected = get_db().run(Principal.service("inbound:client_message"), as_service)
+    result = {"received": True, "workflowId": str(workflow_id), "payloadChanged": payload is not None,
+              "taskInjected": (injected or {}).get("body", {}).get("result", {}).get("taskKey")}
+    response = jsonify(result)
+    response.status_code = 202
+    return response
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,117 @@
+"""Inbound webhooks: a lender's statement and HOA documents reach the n8n wait; client messages."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from app.webhooks.signing import inbound_token
+from tests.db.factories import make_workflow, start_workflow, tasks_of
+from tests.db.world import row
+from tests.service_fixtures import CALLBACK_SECRET
+from tests.webhooks.test_n8n_callbacks import post_event
+
+STATEMENT = {"payoffAmount": 251234.56, "goodThrough": "2026-12-15", "perDiem": 41.2}
+
+
+def bearer(workflow_id):
+    return {"Authorization": f"Bearer {inbound_token(CALLBACK_SECRET, str(workflow_id))}"}
+
+
+@pytest.fixture
+def payoff(db):
+    workflow = make_workflow(db)
+    start_workflow(db, workflow["id"])
+    return workflow
+
+
+def deliver(client, workflow_id, **extra):
+    body = {"workflowId": str(workflow_id), "statement": STATEMENT,
+            "documents": [{"filename": "statement.pdf", "storagePath": "inbound/statement.pdf", "sizeBytes": 1234}], **extra}
+    return client.post("/webhooks/inbound/payoff-statement", json=body, headers=bearer(workflow_id))
+
+
+def test_a_statement_for_a_waiting_task_resumes_n8n_through_the_outbox(client, db, payoff):
+    post_event(client, payoff["id"], "task.waiting", taskKey="await_statement", resumeUrl="http://n8n.test/webhook-waiting/7")
+    response = deliver(client, payoff["id"])
+    assert response.status_code == 202, response.json
+    assert response.json["forwarded"] is True and response.json["documentsStored"] == 1
+    resume = db.execute("select payload from public.n8n_dispatches where workflow_id = %s and kind = 'RESUME'",
+                        (payoff["id"],)).fetchone()["payload"]
+    assert resume["resumeUrl"] == "http://n8n.test/webhook-waiting/7"
+    assert resume["body"]["data"]["statement"] == STATEMENT and resume["body"]["documents"][0]["filename"] == "statement.pdf"
+    task = tasks_of(db, payoff["id"])["await_statement"]
+    assert task["status"] == "RUNNING" and task["resume_url"] is None
+    assert db.execute("select count(*) as n from public.documents where workflow_id = %s", (payoff["id"],)).fetchone()["n"] == 1
+
+
+def test_a_statement_that_arrives_before_the_wait_is_forwarded_when_n8n_gets_there(client, db, payoff):
+    response = deliver(client, payoff["id"])
+    assert response.status_code == 202 and response.json["forwarded"] is False
+    assert db.execute("select count(*) as n from public.n8n_dispatches where workflow_id = %s and kind = 'RESUME'",
+                      (payoff["id"],)).fetchone()["n"] == 0
+    waiting = post_event(client, payoff["id"], "task.waiting", taskKey="await_statement", resumeUrl="http://n8n.test/webhook-waiting/8")
+    assert waiting.json["result"]["resumedWithPendingInbound"] is True
+    resume = db.execute("select payload from public.n8n_dispatches where workflow_id = %s and kind = 'RESUME'",
+                        (payoff["id"],)).fetchone()["payload"]
+    assert resume["resumeUrl"].endswith("/8") and resume["body"]["data"]["statement"] == STATEMENT
+    assert "pendingInbound" not in tasks_of(db, payoff["id"])["await_statement"]["metadata"]
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"},
+                                     {"Authorization": f"Bearer {inbound_token(CALLBACK_SECRET, str(uuid.uuid4()))}"}])
+def test_inbound_needs_the_workflows_own_token(client, db, payoff, headers):
+    before = db.execute("select count(*) as n from public.documents").fetchone()["n"]
+    response = client.post("/webhooks/inbound/payoff-statement", headers=headers,
+                           json={"workflowId": str(payoff["id"]), "statement": STATEMENT})
+    assert response.status_code == 401
+    assert db.execute("select count(*) as n from public.documents").fetchone()["n"] == before
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"statement": STATEMENT}, 422),
+    ({"workflowId": "nope", "statement": STATEMENT}, 422),
+    ({"workflowId": str(uuid.uuid4())}, 422),
+])
+def test_bad_inbound_bodies_are_refused(client, body, status):
+    response = client.post("/webhooks/inbound/payoff-statement", json=body, headers={"Authorization": "Bearer x"})
+    assert response.status_code == status
+
+
+def test_documents_for_the_wrong_kind_of_workflow_are_refused(client, db, payoff):
+    response = client.post("/webhooks/inbound/hoa-documents", headers=bearer(payoff["id"]),
+                           json={"workflowId": str(payoff["id"]), "documents": [{"filename": "bylaws.pdf"}]})
+    assert response.status_code == 422
+
+
+def test_a_finished_wait_takes_nothing_more(client, db, payoff):
+    db.execute("select public.workflow_action(%s, 'cancel')", (payoff["id"],))
+    assert deliver(client, payoff["id"]).status_code == 409
+
+
+def test_a_client_message_is_recorded_injects_a_task_and_changes_the_payload(as_, db, payoff):
+    response = as_("client_user_a").post("/webhooks/inbound/client-message", json={
+        "workflowId": str(payoff["id"]), "message": "Please include the per-diem rate", "payloadChanges": {"includePerDiem": True}})
+    assert response.status_code == 202, response.json
+    assert response.json["payloadChanged"] is True and response.json["taskInjected"].startswith("handle_client_update:")
+    stored = db.execute("select payload from public.workflows where id = %s", (payoff["id"],)).fetchone()["payload"]
+    assert stored["includePerDiem"] is True
+    task = tasks_of(db, payoff["id"])[response.json["taskInjected"]]
+    assert (task["agent_name"], task["priority"], task["sla_minutes"]) == ("ria", "HIGH", 30)
+    message = db.execute("select is_client_visible, direction from public.communications where workflow_id = %s and body like 'Please%%'",
+                         (payoff["id"],)).fetchone()
+    assert message == {"is_client_visible": True, "direction": "INBOUND"}
+
+
+def test_a_client_cannot_message_another_clients_workflow(as_, db):
+    response = as_("client_user_b").post("/webhooks/inbound/client-message",
+                                         json={"workflowId": str(row("A101")), "message": "hi"})
+    assert response.status_code == 404
+
+
+def test_bad_payload_changes_change_nothing(as_, db, payoff):
+    before = db.execute("select count(*) as n from public.communications").fetchone()["n"]
+    response = as_("client_user_a").post("/webhooks/inbound/client-message", json={
+        "workflowId": str(payoff["id"]), "message": "x", "payloadChanges": {"payoffDate": "whenever"}})
+    assert response.status_code == 422
+    assert db.execute("select count(*) as n from public.communications").fetchone()["n"] == before
