@@ -29,6 +29,7 @@ class Settings:
     n8n_webhook_token: str | None = None
     n8n_error_webhook_token: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"
+    agent_base_url: str | None = None
     agent_api_keys: dict[str, str] = dataclasses.field(default_factory=dict)
     redis_url: str | None = None
     db_pool_min: int = 2
@@ -120,6 +121,7 @@ class Settings:
             n8n_webhook_token=get("N8N_WEBHOOK_TOKEN"),
             n8n_error_webhook_token=get("N8N_ERROR_WEBHOOK_TOKEN"),
             public_base_url=public_base_url,
+            agent_base_url=url("AGENT_BASE_URL", ("http", "https")),
             agent_api_keys=agent_keys,
             redis_url=url("REDIS_URL", ("redis", "rediss")),
             db_pool_min=integer("DB_POOL_MIN", 2, 0, 100),

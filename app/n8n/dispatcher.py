@@ -154,6 +154,8 @@ class Dispatcher:
             "inboundUrl": f"{settings.public_base_url}/webhooks/inbound",
             "inboundToken": inbound_token(settings.n8n_callback_secret, workflow_id),
         })
+        if settings.agent_base_url:
+            payload["agentBaseUrl"] = settings.agent_base_url
         path = TRIGGER_PATHS.get(payload.get("workflowType"))
         if path is None:
             raise DeliveryError(f"no n8n workflow for type {payload.get('workflowType')}", retryable=False)
