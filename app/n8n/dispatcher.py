@@ -160,7 +160,9 @@ class Dispatcher:
         if path is None:
             raise DeliveryError(f"no n8n workflow for type {payload.get('workflowType')}", retryable=False)
         headers = {TRIGGER_TOKEN_HEADER: settings.n8n_webhook_token} if settings.n8n_webhook_token else {}
-        return self._post(f"{settings.n8n_base_url}/webhook/{path}", payload, headers)
+        # n8n answers 404 while it is starting (webhooks not registered yet) or while the
+        # workflow is being re-activated: worth retrying, unlike other refusals.
+        return self._post(f"{settings.n8n_base_url}/webhook/{path}", payload, headers, retry_statuses=(404,))
 
     def _stop(self, row: dict) -> dict:
         execution_id = row["payload"].get("executionId")
@@ -178,14 +180,14 @@ class Dispatcher:
         self._raise_for_status(response)
         return {"stopped": True}
 
-    def _post(self, url: str | None, payload: dict, headers: dict) -> dict:
+    def _post(self, url: str | None, payload: dict, headers: dict, retry_statuses: tuple[int, ...] = ()) -> dict:
         if not url:
             raise DeliveryError("no URL to deliver to", retryable=False)
         try:
             response = self.session.post(url, json=payload, headers=headers, timeout=self.timeout)
         except requests.RequestException as error:
             raise DeliveryError(f"n8n unreachable: {type(error).__name__}") from None
-        self._raise_for_status(response)
+        self._raise_for_status(response, retry_statuses)
         try:
             body = response.json()
         except ValueError:
@@ -193,11 +195,11 @@ class Dispatcher:
         return body if isinstance(body, dict) else {"body": body}
 
     @staticmethod
-    def _raise_for_status(response: requests.Response) -> None:
+    def _raise_for_status(response: requests.Response, retry_statuses: tuple[int, ...] = ()) -> None:
         if response.status_code < 400:
             return
-        # 4xx other than 408/429 will not get better by retrying (wrong path, bad token, gone).
-        retryable = response.status_code >= 500 or response.status_code in (408, 429)
+        # 4xx other than 408/429 will not get better by retrying (bad token, gone).
+        retryable = response.status_code >= 500 or response.status_code in (408, 429, *retry_statuses)
         raise DeliveryError(f"n8n answered {response.status_code}: {response.text[:300]}", retryable=retryable)
 
     # ---- running ----------------------------------------------------------------------------

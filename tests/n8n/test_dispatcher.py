@@ -93,6 +93,14 @@ def test_a_refusal_that_retrying_cannot_fix_is_final_at_once(db, dispatcher, n8n
     assert dispatcher.dispatch_due().dead == 1
 
 
+def test_a_trigger_404_is_retried_while_n8n_registers_its_webhooks(db, dispatcher, n8n):
+    workflow = make_workflow(db)
+    start_workflow(db, workflow["id"])
+    n8n.status = 404
+    assert dispatcher.dispatch_due().retried == 1
+    assert dispatch_row(db, workflow["id"])["status"] == "FAILED"
+
+
 def test_the_circuit_opens_after_repeated_failures(db, dispatcher, n8n):
     n8n.status = 503
     for _ in range(3):

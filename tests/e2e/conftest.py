@@ -1,0 +1,58 @@
+"""Session fixtures of the end-to-end group: service + dispatcher, agent simulator, real n8n."""
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from tests.e2e import harness
+
+# How long to wait for the workflow exports (written by scripts/build_workflows.py).
+EXPORTS_TIMEOUT = 60
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    # Latencies spread over 0-20 ms, per agent, fixed seed: runs are reproducible.
+    agents = {name: {"latency_ms": (index * 7) % 21} for index, name in enumerate(harness.agent_simulator.AGENTS)}
+    sim = harness.agent_simulator.AgentSimulator(seed=harness.SIMULATOR_SEED, agents=agents)
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture(scope="session")
+def e2e(database_url, simulator, tmp_path_factory):
+    """The whole system running: returns a harness.World."""
+    if harness.n8n_local.installed_binary() is None:
+        pytest.skip("n8n is not installed (scripts/n8n_local.py install)")
+    paths = harness.wait_for_exports(EXPORTS_TIMEOUT)
+    trigger_token, error_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    n8n = harness.N8n(harness.n8n_local.free_port(), tmp_path_factory.mktemp("n8n"))
+    n8n.start()
+    service = None
+    try:
+        credential_ids = harness.create_credentials(n8n, trigger_token, error_token)
+        harness.import_workflows(n8n, credential_ids, paths)
+        port = harness.n8n_local.free_port()
+        settings = harness.make_settings(database_url, port, n8n.base_url, n8n.api_key, simulator.base_url,
+                                         trigger_token, error_token)
+        service = harness.Service(settings, port).start()
+        yield harness.World(service, simulator, n8n, database_url)
+    finally:
+        if service is not None:
+            service.stop()
+        n8n.stop()
+
+
+@pytest.fixture
+def world(e2e):
+    """The running system with the simulator back to its defaults (no failures)."""
+    sim = e2e.simulator
+    sim.configure(failure_rate=0.0, agents={name: {"failure_rate": 0.0} for name in harness.agent_simulator.AGENTS})
+    if not e2e.n8n.running():
+        e2e.n8n.start()
+    yield e2e
+    sim.configure(agents={name: {"failure_rate": 0.0} for name in harness.agent_simulator.AGENTS})
