@@ -39,10 +39,10 @@ def drop_database(name: str) -> None:
         admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
-@pytest.fixture(scope="session")
-def database_url():
-    """A database migrated and seeded once per session, with the shared test world loaded."""
-    name = create_database("rexera_test")
+def world_database(prefix: str):
+    """Create a database, migrate and seed it, load the shared test world; yield its URL, then
+    drop it."""
+    name = create_database(prefix)
     url = database_url_for(name)
     try:
         apply_migrations(url, seed=True)
@@ -51,6 +51,12 @@ def database_url():
         yield url
     finally:
         drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    """A database migrated and seeded once per session, with the shared test world loaded."""
+    yield from world_database("rexera_test")
 
 
 @pytest.fixture

@@ -24,7 +24,16 @@ def simulator():
 
 
 @pytest.fixture(scope="session")
-def e2e(database_url, simulator, tmp_path_factory):
+def e2e_database_url():
+    """The end-to-end system commits and its dispatcher delivers every due outbox row, so it
+    gets a database of its own, never the one the other tests share."""
+    from tests.conftest import world_database
+
+    yield from world_database("rexera_e2e")
+
+
+@pytest.fixture(scope="session")
+def e2e(e2e_database_url, simulator, tmp_path_factory):
     """The whole system running: returns a harness.World."""
     if harness.n8n_local.installed_binary() is None:
         pytest.skip("n8n is not installed (scripts/n8n_local.py install)")
@@ -37,10 +46,10 @@ def e2e(database_url, simulator, tmp_path_factory):
         credential_ids = harness.create_credentials(n8n, trigger_token, error_token)
         harness.import_workflows(n8n, credential_ids, paths)
         port = harness.n8n_local.free_port()
-        settings = harness.make_settings(database_url, port, n8n.base_url, n8n.api_key, simulator.base_url,
+        settings = harness.make_settings(e2e_database_url, port, n8n.base_url, n8n.api_key, simulator.base_url,
                                          trigger_token, error_token)
         service = harness.Service(settings, port).start()
-        yield harness.World(service, simulator, n8n, database_url)
+        yield harness.World(service, simulator, n8n, e2e_database_url)
     finally:
         if service is not None:
             service.stop()

@@ -138,18 +138,32 @@ def test_backoff_is_jittered_below_an_exponential_ceiling(attempt, ceiling):
     assert len(set(draws)) > 50
 
 
-def test_several_dispatchers_never_deliver_twice(database_url, n8n):
+@pytest.fixture
+def race_database():
+    """A database of its own: the race commits, and must see no other test's outbox rows."""
+    from app.migrations import apply_migrations
+    from tests.conftest import create_database, database_url_for, drop_database
+
+    name = create_database("rexera_race")
+    try:
+        url = database_url_for(name)
+        apply_migrations(url, seed=True)
+        yield url
+    finally:
+        drop_database(name)
+
+
+def test_several_dispatchers_never_deliver_twice(race_database, n8n):
     """Committed rows, real pools, three dispatchers racing."""
-    settings = make_settings(database_url, n8n_base_url=n8n.url, public_base_url="http://service.test")
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        client_id = conn.execute("insert into public.clients (name) values (%s) returning id",
-                                 (f"Race {uuid.uuid4().hex[:6]}",)).fetchone()[0]
+    settings = make_settings(race_database, n8n_base_url=n8n.url, public_base_url="http://service.test")
+    with psycopg.connect(race_database, autocommit=True) as conn:
+        client_id = conn.execute("insert into public.clients (name) values ('Race') returning id").fetchone()[0]
         workflow_ids = [conn.execute("""insert into public.workflows (workflow_type, client_id, title, payload)
                                         values ('PAYOFF_REQUEST', %s, 'race', '{}') returning id""", (client_id,)).fetchone()[0]
                         for _ in range(30)]
         for workflow_id in workflow_ids:
             conn.execute("select public.workflow_action(%s, 'start')", (workflow_id,))
-    databases = [Database(database_url, 1, 2) for _ in range(3)]
+    databases = [Database(race_database, 1, 2) for _ in range(3)]
     try:
         for database in databases:
             database.open(wait=True)
@@ -164,6 +178,3 @@ def test_several_dispatchers_never_deliver_twice(database_url, n8n):
     finally:
         for database in databases:
             database.close()
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute("delete from public.workflows where client_id = %s", (client_id,))
-            conn.execute("delete from public.clients where id = %s", (client_id,))
