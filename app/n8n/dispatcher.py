@@ -165,18 +165,21 @@ class Dispatcher:
         return self._post(f"{settings.n8n_base_url}/webhook/{path}", payload, headers, retry_statuses=(404,))
 
     def _stop(self, row: dict) -> dict:
+        """n8n's public API (1.x) has no stop operation: deleting the execution is what ends it.
+        A workflow waiting for an outside event (most long-lived executions) then never resumes;
+        one still running has its remaining callbacks refused, since the workflow is cancelled."""
         execution_id = row["payload"].get("executionId")
         if not execution_id:
             return {"stopped": False, "reason": "n8n never reported an execution id"}
         if not self.settings.n8n_base_url or not self.settings.n8n_api_key:
             raise DeliveryError("N8N_BASE_URL and N8N_API_KEY must be set to stop executions")
-        url = f"{self.settings.n8n_base_url}/api/v1/executions/{execution_id}/stop"
+        url = f"{self.settings.n8n_base_url}/api/v1/executions/{execution_id}"
         try:
-            response = self.session.post(url, headers={"X-N8N-API-KEY": self.settings.n8n_api_key}, timeout=self.timeout)
+            response = self.session.delete(url, headers={"X-N8N-API-KEY": self.settings.n8n_api_key}, timeout=self.timeout)
         except requests.RequestException as error:
             raise DeliveryError(f"n8n unreachable: {type(error).__name__}") from None
-        if response.status_code in (404, 409):
-            return {"stopped": False, "reason": f"n8n answered {response.status_code}: the execution had ended"}
+        if response.status_code == 404:
+            return {"stopped": False, "reason": "n8n no longer has the execution"}
         self._raise_for_status(response)
         return {"stopped": True}
 

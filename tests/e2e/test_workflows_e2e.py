@@ -249,3 +249,26 @@ def test_an_agent_failing_every_call_is_retried_then_escalated(world):
     assert {"AGENT_FAILURE", "TASK_INTERRUPT"} <= {row["kind"] for row in notifications}, notifications
     # Nothing after the failed step ran.
     assert workflow["tasksByKey"]["send_payoff_request"]["status"] not in ("RUNNING", "COMPLETED")
+
+
+# ---- cancelling -----------------------------------------------------------------------------
+def test_cancelling_a_waiting_workflow_ends_its_n8n_execution(world):
+    workflow_id = run_payoff_until_waiting(world)
+    execution_id = world.query("select n8n_execution_id from public.workflows where id = %s", (workflow_id,))[0]["n8n_execution_id"]
+    status, _ = world.n8n.request("GET", f"/api/v1/executions/{execution_id}")
+    assert status == 200
+
+    response = world.http.delete(f"{world.service.base_url}/api/workflows/{workflow_id}", headers=world.headers(), timeout=30)
+    assert response.status_code == 200 and response.json()["status"] == "CANCELLED", response.text
+
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        rows = world.query("select status from public.n8n_dispatches where workflow_id = %s and kind = 'CANCEL'", (workflow_id,))
+        if rows and rows[0]["status"] == "DELIVERED":
+            break
+        time.sleep(0.25)
+    assert rows and rows[0]["status"] == "DELIVERED", rows
+    status, _ = world.n8n.request("GET", f"/api/v1/executions/{execution_id}")
+    assert status == 404  # the waiting execution is gone: it can never resume
+    late = world.deliver_inbound("payoff-statement", {"workflowId": workflow_id, "statement": {"payoffAmount": 1}})
+    assert late.status_code == 409

@@ -20,7 +20,7 @@ class FakeN8n:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 with fake.lock:
-                    fake.requests.append({"path": self.path, "headers": dict(self.headers),
+                    fake.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
                                           "json": json.loads(raw) if raw else None})
                     status = fake.status
                     body = fake.body if fake.body is not None else {"executionId": f"exec-{len(fake.requests)}"}
@@ -30,6 +30,8 @@ class FakeN8n:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            do_DELETE = do_POST
 
             def log_message(self, *args):
                 pass

@@ -121,7 +121,7 @@ def test_cancel_stops_the_execution_and_resume_posts_to_the_wait(db, dispatcher,
     dispatcher.dispatch_due()
     db.execute("select public.workflow_action(%s, 'cancel')", (workflow["id"],))
     assert dispatcher.dispatch_due().delivered == 1
-    assert n8n.requests[-1]["path"] == "/api/v1/executions/exec-1/stop"
+    assert (n8n.requests[-1]["method"], n8n.requests[-1]["path"]) == ("DELETE", "/api/v1/executions/exec-1")
     assert n8n.requests[-1]["headers"]["X-N8N-API-KEY"] == "api-key"
     other = make_workflow(db)
     db.execute("""insert into public.n8n_dispatches (workflow_id, kind, payload) values (%s, 'RESUME', %s)""",
