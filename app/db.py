@@ -71,7 +71,9 @@ class Database:
         Three round trips for a one-query request: BEGIN with the role and claims, the query,
         COMMIT. Savepoints (conn.transaction()) work inside."""
         with self.pool.connection(timeout=timeout) as conn:
-            conn.execute(BEGIN_AS.format(principal.request_role, json.dumps(principal.claims), request_headers_json()))
+            # Several statements in one round trip: never a prepared statement.
+            conn.execute(BEGIN_AS.format(principal.request_role, json.dumps(principal.claims), request_headers_json()),
+                         prepare=False)
             try:
                 yield conn
             except BaseException:

@@ -50,3 +50,17 @@ def test_metrics_expose_request_and_business_figures(as_, client):
     assert 'rexera_http_request_duration_seconds_count{endpoint="/api/workflows",method="GET",status="200"}' in text
     assert 'rexera_workflows{status="IN_PROGRESS"}' in text
     assert "rexera_db_transaction_duration_seconds_count" in text
+
+
+def test_the_service_works_with_prepared_statements(database_url):
+    """DB_PREPARE_THRESHOLD=0 (direct connections): every statement prepared, still answering."""
+    app = create_app(make_settings(database_url, db_prepare_threshold=0))
+    try:
+        client = app.test_client()
+        assert client.get("/api/health/database").json["status"] == "ok"
+        from tests.service_fixtures import Caller
+
+        for _ in range(3):
+            assert Caller(client, "operator").get("/api/workflows").status_code == 200
+    finally:
+        app.extensions["database"].close()
