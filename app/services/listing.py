@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
+from collections import defaultdict
 
 import psycopg
 from psycopg import sql
@@ -53,3 +55,13 @@ def fetch_page(conn: psycopg.Connection, table: str, alias: str, filters: Filter
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if has_more and rows else None
     return {"rows": rows, "total_count": total, "has_more": has_more, "next_cursor": next_cursor}
+
+
+def attach_collection(conn: psycopg.Connection, rows: list[dict], name: str, query: str, foreign_key: str) -> None:
+    """rows[i][name] = the related rows whose `foreign_key` is rows[i]["id"] (one query for all;
+    `query` takes the list of ids as its one parameter)."""
+    grouped: dict[uuid.UUID, list[dict]] = defaultdict(list)
+    for related in conn.execute(query, ([row["id"] for row in rows],)):
+        grouped[related[foreign_key]].append(related)
+    for row in rows:
+        row[name] = grouped[row["id"]]

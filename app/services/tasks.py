@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections import defaultdict
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from app.errors import ApiError
 from app.schemas import snakecase
-from app.services.listing import Filters, fetch_page
+from app.services.listing import Filters, attach_collection, fetch_page
 
 FINAL_WORKFLOW_STATUSES = ("COMPLETED", "CANCELLED", "FAILED")
 
@@ -41,11 +40,7 @@ def attach_includes(conn: psycopg.Connection, tasks: list[dict], include: list[s
             for task in tasks:
                 task["workflow"] = workflows.get(task["workflow_id"])
             continue
-        grouped: dict[uuid.UUID, list[dict]] = defaultdict(list)
-        for related in conn.execute(COLLECTION_QUERIES[name], ([t["id"] for t in tasks],)):
-            grouped[related["task_id"]].append(related)
-        for task in tasks:
-            task[name] = grouped[task["id"]]
+        attach_collection(conn, tasks, name, COLLECTION_QUERIES[name], "task_id")
     return tasks
 
 

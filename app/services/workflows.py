@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from app.auth import Principal
 from app.schemas import snakecase
-from app.services.listing import Filters, fetch_page
+from app.services.listing import Filters, attach_collection, fetch_page
 
 DEFAULT_TITLES = {
     "MUNI_LIEN_SEARCH": "Municipal lien search",
@@ -31,13 +30,8 @@ def attach_includes(conn: psycopg.Connection, workflows: list[dict], include: li
     """Add each requested related collection to each workflow (one query per collection)."""
     if not workflows:
         return workflows
-    ids = [w["id"] for w in workflows]
     for name in dict.fromkeys(include):
-        grouped: dict[uuid.UUID, list[dict]] = defaultdict(list)
-        for related in conn.execute(INCLUDE_QUERIES[name], (ids,)):
-            grouped[related["workflow_id"]].append(related)
-        for workflow in workflows:
-            workflow[name] = grouped[workflow["id"]]
+        attach_collection(conn, workflows, name, INCLUDE_QUERIES[name], "workflow_id")
     return workflows
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psycopg
 import requests
-from psycopg import conninfo, sql
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
