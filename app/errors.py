@@ -61,6 +61,11 @@ def from_database_error(error: psycopg.Error) -> ApiError:
     if isinstance(error, (pg.InvalidParameterValue, pg.InvalidTextRepresentation, pg.DatetimeFieldOverflow,
                           pg.NumericValueOutOfRange, pg.StringDataRightTruncation, pg.InvalidDatetimeFormat)):
         return ApiError(422, message, "invalid_value")
+    if isinstance(error, psycopg.DataError):
+        # SQLSTATE class 22 (data exceptions) and client-side refusals such as NUL characters
+        # in text: always something in the caller's values.
+        return ApiError(422, message if error.sqlstate else "a value cannot be stored (NUL characters are not allowed)",
+                        "invalid_value")
     if isinstance(error, (pg.SerializationFailure, pg.DeadlockDetected)):
         return ApiError(409, "the change collided with another one; retry", "retry")
     if isinstance(error, pg.QueryCanceled):
