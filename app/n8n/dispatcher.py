@@ -136,7 +136,10 @@ class Dispatcher:
         if kind == "CANCEL":
             return self._stop(row)
         if kind == "RESUME":
-            return self._post(row["payload"].get("resumeUrl"), row["payload"].get("body") or {}, {})
+            # 409 "The execution is running already": the wait was announced a moment before n8n
+            # parked the execution at its Wait node; it will be there on the next try.
+            return self._post(row["payload"].get("resumeUrl"), row["payload"].get("body") or {}, {},
+                              retry_statuses=(409,))
         raise DeliveryError(f"unknown dispatch kind {kind}", retryable=False)
 
     def _trigger(self, row: dict) -> dict:

@@ -101,6 +101,15 @@ def test_a_trigger_404_is_retried_while_n8n_registers_its_webhooks(db, dispatche
     assert dispatch_row(db, workflow["id"])["status"] == "FAILED"
 
 
+def test_a_resume_that_arrives_before_n8n_parks_is_retried(db, dispatcher, n8n):
+    other = make_workflow(db)
+    db.execute("""insert into public.n8n_dispatches (workflow_id, kind, payload) values (%s, 'RESUME', %s)""",
+               (other["id"], psycopg.types.json.Jsonb({"resumeUrl": f"{n8n.url}/webhook-waiting/43", "body": {}})))
+    n8n.status = 409
+    assert dispatcher.dispatch_due().retried == 1
+    assert dispatch_row(db, other["id"], "RESUME")["status"] == "FAILED"
+
+
 def test_the_circuit_opens_after_repeated_failures(db, dispatcher, n8n):
     n8n.status = 503
     for _ in range(3):
