@@ -210,15 +210,62 @@ class Dispatcher:
 
     # ---- running ----------------------------------------------------------------------------
     def run_forever(self, stop: threading.Event, interval: float = 1.0) -> None:
-        while not stop.is_set():
+        """Deliver until `stop` is set: right after each insert into the outbox (LISTEN), and at
+        least every `interval` seconds (retries coming due, lost notifications)."""
+        listener = OutboxListener(self.database)
+        try:
+            while not stop.is_set():
+                try:
+                    report = self.dispatch_due()
+                    busy = report.claimed > 0 and not report.skipped_open_circuit
+                except Exception:  # keep dispatching whatever one pass hit (database restart...)
+                    log.exception("dispatch pass failed")
+                    busy = False
+                if not busy:
+                    listener.wait(interval)
+        finally:
+            listener.close()
+
+
+class OutboxListener:
+    """A LISTEN on the outbox channel; degrades to plain sleeping when it cannot connect."""
+
+    CHANNEL = "rexera_dispatch"
+
+    def __init__(self, database: Database):
+        self.conninfo = database.pool.conninfo if hasattr(database, "pool") else None
+        self.conn = None
+
+    def _connect(self):
+        import psycopg
+
+        if self.conn is None and self.conninfo:
             try:
-                report = self.dispatch_due()
-                busy = report.claimed > 0 and not report.skipped_open_circuit
-            except Exception:  # keep dispatching whatever one pass hit (database restart...)
-                log.exception("dispatch pass failed")
-                busy = False
-            if not busy:
-                stop.wait(interval)
+                self.conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
+                self.conn.execute(f"listen {self.CHANNEL}")
+            except psycopg.Error:
+                self.conn = None
+        return self.conn
+
+    def wait(self, timeout: float) -> bool:
+        """True when woken by a notification, False after `timeout` seconds."""
+        conn = self._connect()
+        if conn is None:
+            time.sleep(timeout)
+            return False
+        try:
+            for _ in conn.notifies(timeout=timeout, stop_after=1):
+                return True
+            return False
+        except Exception:  # the connection died (database restart): reconnect next time
+            self.close()
+            time.sleep(min(timeout, 1.0))
+            return False
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 def start_in_background(app) -> threading.Event:

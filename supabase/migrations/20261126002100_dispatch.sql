@@ -84,3 +84,17 @@ revoke execute on function public.claim_n8n_dispatches(integer, integer), public
   from public, anon, authenticated;
 grant execute on function public.claim_n8n_dispatches(integer, integer), public.finish_n8n_dispatch(uuid, boolean, text, jsonb, timestamptz)
   to service_role;
+
+-- Wake the dispatchers as soon as something is queued (they also poll, so a lost notification
+-- only delays delivery by one interval).
+create or replace function private.announce_dispatch() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform pg_notify('rexera_dispatch', '');
+  return null;
+end
+$$;
+create trigger n8n_dispatches_announce after insert on public.n8n_dispatches
+  for each statement execute function private.announce_dispatch();

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from app.db import Database
-from app.n8n.dispatcher import CircuitBreaker, Dispatcher, backoff_seconds
+from app.n8n.dispatcher import CircuitBreaker, Dispatcher, OutboxListener, backoff_seconds
 from app.webhooks.signing import encode_key, workflow_key
 from tests.db.factories import make_workflow, start_workflow
 from tests.n8n.fake_n8n import FakeN8n
@@ -187,3 +187,18 @@ def test_several_dispatchers_never_deliver_twice(race_database, n8n):
     finally:
         for database in databases:
             database.close()
+
+
+def test_a_queued_dispatch_wakes_the_listening_dispatcher(race_database):
+    database = Database(race_database, 1, 1)
+    listener = OutboxListener(database)
+    try:
+        assert listener.wait(0.1) is False  # nothing queued: times out
+        with psycopg.connect(race_database, autocommit=True) as conn:
+            client_id = conn.execute("insert into public.clients (name) values ('Wake') returning id").fetchone()[0]
+            workflow_id = conn.execute("""insert into public.workflows (workflow_type, client_id, title, payload)
+                                          values ('PAYOFF_REQUEST', %s, 'wake', '{}') returning id""", (client_id,)).fetchone()[0]
+            conn.execute("select public.workflow_action(%s, 'start')", (workflow_id,))
+        assert listener.wait(30) is True
+    finally:
+        listener.close()
