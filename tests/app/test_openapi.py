@@ -8,8 +8,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from openapi_spec_validator import validate
 
-from tests.support import mint_token
 from tests.db.world import PEOPLE
+from tests.support import mint_token
 
 
 def test_the_openapi_document_is_valid_and_complete(client):
