@@ -188,8 +188,9 @@ class Workflow(CamelSchema):
 
     def get_progress(self, row):
         total, done = row["total_tasks"], row["completed_tasks"]
+        # Half up, as PostgreSQL's round() does in the documents it builds.
         return {"totalTasks": total, "completedTasks": done,
-                "progressPercentage": round(100 * done / total) if total else 0}
+                "progressPercentage": (200 * done + total) // (2 * total) if total else 0}
 
 
 class WorkflowList(CamelSchema):

@@ -8,7 +8,7 @@ from psycopg.types.json import Jsonb
 
 from app.auth import Principal
 from app.schemas import snakecase
-from app.services.listing import Filters, attach_collection, fetch_page
+from app.services.listing import Filters, fetch_page
 
 DEFAULT_TITLES = {
     "MUNI_LIEN_SEARCH": "Municipal lien search",
@@ -16,26 +16,66 @@ DEFAULT_TITLES = {
     "PAYOFF_REQUEST": "Payoff request",
 }
 
-INCLUDE_QUERIES = {
-    "tasks": "select * from public.tasks where workflow_id = any(%s) order by sequence, task_key",
-    "communications": "select * from public.communications where workflow_id = any(%s) order by created_at desc",
-    "documents": "select * from public.documents where workflow_id = any(%s) order by created_at desc",
-    "counterparties": """select wc.*, c.counterparty_type, c.name from public.workflow_counterparties wc
-                          join public.counterparties c on c.id = wc.counterparty_id
-                         where wc.workflow_id = any(%s) order by wc.created_at""",
+# The API's workflow document, built by PostgreSQL (as PostgREST does): the same fields and
+# names as app.schemas.workflows.Workflow, without a Python serialization pass per row.
+WORKFLOW_JSON = """jsonb_build_object(
+  'id', w.id, 'type', w.workflow_type, 'status', w.status, 'clientId', w.client_id, 'title', w.title,
+  'payload', w.payload, 'priority', w.priority, 'hilId', w.hil_owner_id, 'managerId', w.manager_id,
+  'createdBy', w.created_by, 'dueDate', w.due_date, 'startedAt', w.started_at, 'completedAt', w.completed_at,
+  'n8nExecutionId', w.n8n_execution_id, 'n8nStatus', w.n8n_status, 'slaStatus', w.sla_status,
+  'progress', jsonb_build_object('totalTasks', w.total_tasks, 'completedTasks', w.completed_tasks,
+    'progressPercentage', case when w.total_tasks = 0 then 0
+                               else round(100.0 * w.completed_tasks / w.total_tasks)::integer end),
+  'metadata', w.metadata, 'createdAt', w.created_at, 'updatedAt', w.updated_at)"""
+
+INCLUDE_JSON = {
+    "tasks": """coalesce((select jsonb_agg(jsonb_build_object(
+        'id', t.id, 'taskKey', t.task_key, 'taskType', t.task_type, 'title', t.title, 'status', t.status,
+        'executorType', t.executor_type, 'agentName', t.agent_name, 'assignedTo', t.assigned_to,
+        'priority', t.priority, 'sequence', t.sequence, 'dependsOn', to_jsonb(t.depends_on),
+        'slaDueAt', t.sla_due_at, 'slaStatus', t.sla_status, 'startedAt', t.started_at,
+        'completedAt', t.completed_at) order by t.sequence, t.task_key)
+      from public.tasks t where t.workflow_id = w.id), '[]'::jsonb)""",
+    "communications": """coalesce((select jsonb_agg(jsonb_build_object(
+        'id', c.id, 'taskId', c.task_id, 'type', c.communication_type, 'direction', c.direction,
+        'status', c.status, 'subject', c.subject, 'isClientVisible', c.is_client_visible,
+        'createdAt', c.created_at) order by c.created_at desc)
+      from public.communications c where c.workflow_id = w.id), '[]'::jsonb)""",
+    "documents": """coalesce((select jsonb_agg(jsonb_build_object(
+        'id', d.id, 'taskId', d.task_id, 'documentType', d.document_type, 'status', d.status,
+        'filename', d.filename, 'version', d.version, 'deliverableKey', d.deliverable_key,
+        'isClientVisible', d.is_client_visible, 'createdAt', d.created_at) order by d.created_at desc)
+      from public.documents d where d.workflow_id = w.id), '[]'::jsonb)""",
+    "counterparties": """coalesce((select jsonb_agg(jsonb_build_object(
+        'id', wc.counterparty_id, 'linkId', wc.id, 'type', c.counterparty_type, 'name', c.name,
+        'status', wc.status, 'contactedAt', wc.contacted_at, 'respondedAt', wc.responded_at) order by wc.created_at)
+      from public.workflow_counterparties wc join public.counterparties c on c.id = wc.counterparty_id
+      where wc.workflow_id = w.id), '[]'::jsonb)""",
 }
 
 
-def attach_includes(conn: psycopg.Connection, workflows: list[dict], include: list[str]) -> list[dict]:
-    """Add each requested related collection to each workflow (one query per collection)."""
-    if not workflows:
-        return workflows
-    for name in dict.fromkeys(include):
-        attach_collection(conn, workflows, name, INCLUDE_QUERIES[name], "workflow_id")
-    return workflows
+def workflow_document_sql(include: list[str]) -> str:
+    """A SQL expression (over alias w) giving the workflow's API document as text."""
+    parts = [WORKFLOW_JSON] + [f"jsonb_build_object('{name}', {INCLUDE_JSON[name]})" for name in dict.fromkeys(include)]
+    return "(" + " || ".join(parts) + ")::text"
 
 
-def list_workflows(conn: psycopg.Connection, args: dict) -> dict:
+def list_workflow_documents(conn: psycopg.Connection, args: dict) -> dict:
+    """A page of workflow documents (JSON text) under the list filters."""
+    page = fetch_page(conn, "workflows", "w", workflow_filters(args), limit=args["limit"], offset=args["offset"],
+                      cursor=args.get("cursor"),
+                      select=f"{workflow_document_sql(args.get('include', []))} as document, w.created_at, w.id")
+    page["documents"] = [row["document"] for row in page.pop("rows")]
+    return page
+
+
+def get_workflow_document(conn: psycopg.Connection, workflow_id: uuid.UUID, include: list[str] = ()) -> str | None:
+    row = conn.execute(f"select {workflow_document_sql(list(include))} as document from public.workflows w where w.id = %s",
+                       (workflow_id,)).fetchone()
+    return row["document"] if row else None
+
+
+def workflow_filters(args: dict) -> Filters:
     filters = Filters()
     if args.get("client_id"):
         filters.add("w.client_id = %s", args["client_id"])
@@ -49,15 +89,11 @@ def list_workflows(conn: psycopg.Connection, args: dict) -> dict:
         filters.add("w.created_at >= %s", args["created_after"])
     if args.get("created_before"):
         filters.add("w.created_at < %s", args["created_before"])
-    page = fetch_page(conn, "workflows", "w", filters, limit=args["limit"], offset=args["offset"],
-                      cursor=args.get("cursor"))
-    page["workflows"] = attach_includes(conn, page.pop("rows"), args.get("include", []))
-    return page
+    return filters
 
 
-def get_workflow(conn: psycopg.Connection, workflow_id: uuid.UUID, include: list[str] = ()) -> dict | None:
-    row = conn.execute("select * from public.workflows where id = %s", (workflow_id,)).fetchone()
-    return attach_includes(conn, [row], list(include))[0] if row else None
+def get_workflow(conn: psycopg.Connection, workflow_id: uuid.UUID) -> dict | None:
+    return conn.execute("select * from public.workflows where id = %s", (workflow_id,)).fetchone()
 
 
 def create_workflow(conn: psycopg.Connection, principal: Principal, data: dict) -> dict:
