@@ -53,7 +53,8 @@ class Database:
                 # None by default: Supabase's transaction pooler (port 6543) cannot keep prepared statements.
                 "prepare_threshold": prepare_threshold,
                 "row_factory": dict_row,
-                "options": f"-c statement_timeout={statement_timeout_ms}",
+                # UTC sessions: timestamps render the same from SQL-built and Python-built documents.
+                "options": f"-c statement_timeout={statement_timeout_ms} -c timezone=UTC",
             },
         )
 
