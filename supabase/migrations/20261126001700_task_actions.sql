@@ -10,6 +10,44 @@
 -- the n8n outbox and clears resume_url, because an n8n resume URL can be called only once.
 
 -- ============================================================================================
+-- Helpers
+-- ============================================================================================
+-- HIL people to tell about a workflow: its active owner and manager, else every active manager.
+create or replace function private.workflow_watchers(p_workflow public.workflows) returns setof uuid
+language sql stable
+set search_path = ''
+as $$
+  with named as (
+    select p.id from public.user_profiles p
+     where p.id in (p_workflow.hil_owner_id, p_workflow.manager_id) and p.user_type = 'hil_user' and p.is_active
+  )
+  select id from named
+  union
+  select p.id from public.user_profiles p
+   where p.role = 'hil_manager' and p.is_active and not exists (select 1 from named)
+$$;
+
+create or replace function private.notify_watchers(
+  p_workflow public.workflows, p_task_id uuid, p_type public.notification_type, p_priority public.priority_level,
+  p_title text, p_message text, p_dedupe_key text
+) returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_count integer;
+begin
+  insert into public.notifications (recipient_id, notification_type, priority, title, message, action_required,
+                                    workflow_id, task_id, dedupe_key)
+  select person, p_type, p_priority, p_title, p_message, true, p_workflow.id, p_task_id, p_dedupe_key
+    from private.workflow_watchers(p_workflow) person
+  on conflict (recipient_id, dedupe_key) do nothing;
+  get diagnostics v_count = row_count;
+  return v_count;
+end
+$$;
+
+-- ============================================================================================
 -- complete | retry | escalate | assign | fail | resume | cancel
 --
 -- Security definer: an action writes rows the caller may not write directly (the n8n outbox,
@@ -110,21 +148,11 @@ begin
     if v_workflow.status = 'IN_PROGRESS' then
       update public.workflows set status = 'BLOCKED' where id = v_workflow.id;
     end if;
-    -- The workflow's owner and manager, or every active manager when it has neither.
     insert into public.notifications (recipient_id, notification_type, priority, title, message, action_required,
                                       workflow_id, task_id, data)
-    select r.id, 'TASK_INTERRUPT', 'HIGH', left('Task escalated: ' || v_task.title, 300), v_text, true,
+    select person, 'TASK_INTERRUPT', 'HIGH', left('Task escalated: ' || v_task.title, 300), v_text, true,
            v_workflow.id, v_task.id, jsonb_build_object('taskKey', v_task.task_key, 'reason', v_text, 'by', v_by)
-      from (
-        select p.id from public.user_profiles p
-         where p.id in (v_workflow.hil_owner_id, v_workflow.manager_id) and p.user_type = 'hil_user' and p.is_active
-        union
-        select p.id from public.user_profiles p
-         where p.role = 'hil_manager' and p.is_active
-           and not exists (select 1 from public.user_profiles o
-                            where o.id in (v_workflow.hil_owner_id, v_workflow.manager_id)
-                              and o.user_type = 'hil_user' and o.is_active)
-      ) r;
+      from private.workflow_watchers(v_workflow) person;
     get diagnostics v_notified = row_count;
 
   elsif p_action = 'assign' then

@@ -105,6 +105,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_service(env: dict, target: str, log_name: str) -> tuple[subprocess.Popen, str]:
+    """gunicorn serving `target` with gunicorn.conf.py on env["PORT"]; returns the process and
+    its base URL once /api/health/database answers."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    log = open(RESULTS / log_name, "w")  # noqa: SIM115 (the server writes it for its whole life)
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", target],
+                               cwd=ROOT, env=env, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{env['PORT']}"
+    for _ in range(100):
+        try:
+            if requests.get(f"{base}/api/health/database", timeout=1).status_code == 200:
+                return process, base
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    process.terminate()
+    raise SystemExit(f"the service did not come up; see {RESULTS / log_name}")
+
+
 def wrk(base: str, paths: list[str], token: str, duration: int, connections: int, bodies: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         script, path_file = Path(tmp, "bench.lua"), Path(tmp, "paths")
@@ -162,21 +181,8 @@ def main() -> int:
     env = {**os.environ, "DATABASE_URL": url, "SUPABASE_JWT_SECRET": SECRET, "PORT": str(port), "RATE_LIMITS": "off",
            "WEB_CONCURRENCY": str(args.workers), "DB_POOL_MAX": "8", "PYTHONPATH": str(ROOT),
            "DB_PREPARE_THRESHOLD": args.prepare_threshold}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    server_log = open(RESULTS / "api-server.log", "w")
-    gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "tests.perf.bench_wsgi:app"],
-                                cwd=ROOT, env=env, stdout=server_log, stderr=server_log)
-    base = f"http://127.0.0.1:{port}"
+    gunicorn, base = start_service(env, "tests.perf.bench_wsgi:app", "api-server.log")
     try:
-        for _ in range(100):
-            try:
-                if requests.get(f"{base}/api/health/database", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        else:
-            raise SystemExit(f"the service did not come up; see {RESULTS / 'api-server.log'}")
         token = mint_token(Person("bench", "hil_operator", user_id=operator_id), secret=SECRET, expires_in=7200)
         scenarios = {
             "list workflows (status+type filter, 50/page)": [

@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import psycopg
-import requests
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.migrations import apply_migrations
 from app.webhooks.signing import sign, workflow_key
-from tests.perf.bench_api import free_port
+from tests.perf.bench_api import free_port, start_service
 
 RESULTS = ROOT / "tests" / "perf" / "results"
 MASTER = bytes(range(32))
@@ -227,20 +226,7 @@ def main() -> int:
                "RATE_LIMITS": "off", "WEB_CONCURRENCY": str(args.workers), "DB_POOL_MAX": "8",
                "PYTHONPATH": str(ROOT), "N8N_CALLBACK_SECRET": CALLBACK_SECRET, "DISPATCHER_ENABLED": "off",
                "DB_PREPARE_THRESHOLD": args.prepare_threshold}
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        server_log = open(RESULTS / "callbacks-server.log", "w")  # noqa: SIM115 (outlives this block: the server's)
-        gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-                                    cwd=ROOT, env=env, stdout=server_log, stderr=server_log)
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                if requests.get(f"{base}/api/health/database", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        else:
-            raise SystemExit(f"the service did not come up; see {RESULTS / 'callbacks-server.log'}")
+        gunicorn, base = start_service(env, "wsgi:app", "callbacks-server.log")
         lua = directory / "callbacks.lua"
         lua.write_text(LUA)
 
