@@ -69,9 +69,14 @@ def list_workflow_documents(conn: psycopg.Connection, args: dict) -> dict:
     return page
 
 
+def workflow_document_query(workflow_id: uuid.UUID, include: list[str] = ()) -> tuple[str, tuple]:
+    """The query (and its parameters) selecting one workflow's document as `document`."""
+    return (f"select {workflow_document_sql(list(include))} as document from public.workflows w where w.id = %s",
+            (workflow_id,))
+
+
 def get_workflow_document(conn: psycopg.Connection, workflow_id: uuid.UUID, include: list[str] = ()) -> str | None:
-    row = conn.execute(f"select {workflow_document_sql(list(include))} as document from public.workflows w where w.id = %s",
-                       (workflow_id,)).fetchone()
+    row = conn.execute(*workflow_document_query(workflow_id, include)).fetchone()
     return row["document"] if row else None
 
 
