@@ -92,11 +92,12 @@ class Database:
 
         return self._retrying(attempt_work, attempts)
 
-    def read(self, principal: Principal, query: str, params: tuple | dict = ()) -> dict | None:
-        """The first row of one read-only `query` as `principal`, in one round trip: BEGIN with
-        the role and claims, the query and COMMIT go to PostgreSQL as one message (the simple
-        query protocol, with the values quoted by psycopg, as for BEGIN_AS), instead of three.
-        Same transaction, same RLS, same errors as run(); for a single SELECT only."""
+    def single(self, principal: Principal, query: str, params: tuple | dict = ()) -> dict | None:
+        """The first row of one statement run as `principal` in a transaction of its own, in one
+        round trip: BEGIN with the role and claims, the statement and COMMIT go to PostgreSQL as
+        one message (the simple query protocol, with the values quoted by psycopg, as for
+        BEGIN_AS), instead of three. Same transaction, same RLS, same errors and retries as
+        run(). For a read, or a call to one SQL function that makes the whole change."""
         def attempt_read() -> dict | None:
             with self.pool.connection() as conn:
                 text = "; ".join((

@@ -40,7 +40,7 @@ class TransactionalDatabase(Database):
         finally:
             act_as_service(self.conn)
 
-    def read(self, principal, query, params=()):
+    def single(self, principal, query, params=()):
         # The one-message read needs a connection of its own (tests/app/test_db.py covers it);
         # here it is the same query in a savepoint.
         return self.run(principal, lambda conn: conn.execute(query, params).fetchone())

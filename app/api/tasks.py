@@ -72,5 +72,5 @@ class TaskActions(MethodView):
     @blp.response(200, TaskActionResult)
     def post(self, body, task_id: uuid.UUID):
         """Complete, retry, escalate, assign, fail or resume a task, atomically."""
-        return get_db().run(current_principal(),
-                            lambda conn: service.task_action(conn, task_id, body["action"], body["data"]))
+        return service.action_result(
+            get_db().single(current_principal(), *service.task_action_query(task_id, body["action"], body["data"])))

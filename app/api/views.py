@@ -13,7 +13,7 @@ blp = Blueprint("views", __name__, url_prefix="/api/views", description="Dashboa
 
 def call_view(sql: str, params: tuple):
     """The view's document as PostgreSQL wrote it (`sql` selects it as text, named view)."""
-    return json_response(get_db().read(current_principal(), sql, params)["view"])
+    return json_response(get_db().single(current_principal(), sql, params)["view"])
 
 
 @blp.route("/dashboard")

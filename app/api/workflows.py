@@ -14,6 +14,7 @@ from app.errors import ApiError
 from app.schemas.workflows import (WorkflowAction, WorkflowActionResult, WorkflowCreate, WorkflowGetArgs,
                                    WorkflowList, WorkflowListArgs, WorkflowUpdate, Workflow, validate_payload)
 from app.services import workflows as service
+from app.services.tasks import action_result
 
 blp = Blueprint("workflows", __name__, url_prefix="/api/workflows", description="Business workflows")
 
@@ -52,7 +53,7 @@ class WorkflowById(MethodView):
     @blp.response(200, Workflow)
     def get(self, args, workflow_id: uuid.UUID):
         """One workflow, with the related collections asked for in include=."""
-        row = get_db().read(current_principal(), *service.workflow_document_query(workflow_id, args["include"]))
+        row = get_db().single(current_principal(), *service.workflow_document_query(workflow_id, args["include"]))
         document = row and row["document"]
         if document is None:
             raise not_found(workflow_id)
@@ -91,5 +92,5 @@ class WorkflowActions(MethodView):
     @blp.response(200, WorkflowActionResult)
     def post(self, body, workflow_id: uuid.UUID):
         """Start, pause, resume, cancel or complete a workflow, atomically."""
-        return get_db().run(current_principal(),
-                            lambda conn: service.workflow_action(conn, workflow_id, body["action"], body["data"]))
+        return action_result(
+            get_db().single(current_principal(), *service.workflow_action_query(workflow_id, body["action"], body["data"])))

@@ -7,7 +7,6 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from app.auth import Principal
-from app.schemas import snakecase
 from app.services.listing import Filters, fetch_page
 
 DEFAULT_TITLES = {
@@ -127,8 +126,12 @@ def update_workflow(conn: psycopg.Connection, workflow_id: uuid.UUID, changes: d
                         (*columns.values(), workflow_id)).fetchone()
 
 
+def workflow_action_query(workflow_id: uuid.UUID, action: str, data: dict) -> tuple[str, tuple]:
+    """The one statement that takes a workflow action (public.workflow_action does the whole change)."""
+    return "select public.workflow_action(%s, %s, %s) as r, now() as at", (workflow_id, action, Jsonb(data))
+
+
 def workflow_action(conn: psycopg.Connection, workflow_id: uuid.UUID, action: str, data: dict) -> dict:
-    result = conn.execute("select public.workflow_action(%s, %s, %s) as r, now() as at",
-                          (workflow_id, action, Jsonb(data))).fetchone()
-    # The SQL function speaks camelCase (it is also called over Supabase RPC and by n8n).
-    return {**{snakecase(key): value for key, value in result["r"].items()}, "timestamp": result["at"]}
+    from app.services.tasks import action_result
+
+    return action_result(conn.execute(*workflow_action_query(workflow_id, action, data)).fetchone())

@@ -29,16 +29,16 @@ def database(database_url):
 
 
 def test_a_read_sees_what_rls_shows_the_caller(database):
-    assert database.read(principal("operator"), ROW_OF_A, (row("A101"),))["client_id"] == CLIENT_A
-    assert database.read(principal("client_user_a"), ROW_OF_A, (row("A101"),))["client_id"] == CLIENT_A
-    assert database.read(principal("client_user_b"), ROW_OF_A, (row("A101"),)) is None
+    assert database.single(principal("operator"), ROW_OF_A, (row("A101"),))["client_id"] == CLIENT_A
+    assert database.single(principal("client_user_a"), ROW_OF_A, (row("A101"),))["client_id"] == CLIENT_A
+    assert database.single(principal("client_user_b"), ROW_OF_A, (row("A101"),)) is None
 
 
 def test_a_read_runs_in_one_transaction_with_the_request_context(database):
     app = Flask(__name__)
     with app.test_request_context(headers={"User-Agent": "reader/1"}):
         g.request_id = "req-123"
-        got = database.read(principal("client_user_a"), """
+        got = database.single(principal("client_user_a"), """
             select current_user as role, auth.uid() as uid, private.client_id() as client,
                    current_setting('request.headers', true)::jsonb ->> 'x-request-id' as request_id,
                    now() = statement_timestamp() as own_transaction""")
@@ -48,25 +48,25 @@ def test_a_read_runs_in_one_transaction_with_the_request_context(database):
 
 @pytest.mark.parametrize("hostile", ["x'; drop table public.workflows; --", "\\'; select 1; --", "$$; commit; $$"])
 def test_values_are_quoted_not_run(database, hostile):
-    assert database.read(principal("operator"), "select %s::text as v", (hostile,)) == {"v": hostile}
-    assert database.read(principal("operator"), "select count(*) > 0 as ok from public.workflows")["ok"] is True
+    assert database.single(principal("operator"), "select %s::text as v", (hostile,)) == {"v": hostile}
+    assert database.single(principal("operator"), "select count(*) > 0 as ok from public.workflows")["ok"] is True
 
 
 def test_a_failing_read_raises_and_leaves_the_connection_idle_and_unprivileged(database):
     with pytest.raises(psycopg.errors.DivisionByZero):
-        database.read(principal("operator"), "select 1 / 0 as x")
+        database.single(principal("operator"), "select 1 / 0 as x")
     with database.pool.connection() as conn:
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         # the role and claims were local to the failed transaction
         assert conn.execute("select current_user as u, current_setting('request.jwt.claims', true) as c").fetchone() \
             in ({"u": "postgres", "c": ""}, {"u": "postgres", "c": None})
-    assert database.read(principal("client_user_b"), ROW_OF_A, (row("A101"),)) is None
+    assert database.single(principal("client_user_b"), ROW_OF_A, (row("A101"),)) is None
 
 
 def test_a_read_cannot_write(database):
     """A caller's read runs under their role: a data-changing function call is refused by RLS
     and grants like any other request, and nothing is committed."""
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        database.read(principal("client_user_b"), "select private.rebuild_activity_counters()")
+        database.single(principal("client_user_b"), "select private.rebuild_activity_counters()")
     with database.pool.connection() as conn:
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE

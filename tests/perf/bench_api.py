@@ -208,8 +208,10 @@ def main() -> int:
         print(f"task action: {rows['task action (assign)']}", flush=True)
         read = wrk(base, [f"/api/workflows/{w}" for w in workflow_ids], token, args.duration, args.connections)
         noop = wrk(base, ["/bench/noop"], token, args.duration, args.connections)
+        floor = wrk(base, ["/api/bench/floor"], token, args.duration, args.connections)
         rows["read: get workflow"] = read
         rows["baseline: Flask no-op"] = noop
+        rows["floor: authenticated `select 1`"] = floor
     finally:
         gunicorn.send_signal(signal.SIGTERM)
         gunicorn.wait(timeout=30)
@@ -217,16 +219,18 @@ def main() -> int:
             admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
     ratio = round(read["rps"] / noop["rps"], 3)
+    floor_ratio = round(floor["rps"] / noop["rps"], 3)
     report = {"machine": f"{os.cpu_count()} cores", "workers": args.workers, "connections": args.connections,
               "prepare_threshold": args.prepare_threshold,
               "duration_s": args.duration, "data": {"workflows": counts[0], "tasks": counts[1], "clients": counts[2]},
-              "results": rows, "read_to_noop_rps_ratio": ratio}
+              "results": rows, "read_to_noop_rps_ratio": ratio, "floor_to_noop_rps_ratio": floor_ratio}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "api.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = ["| scenario | p50 ms | p95 ms | p99 ms | req/s | errors |", "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {k} | {v['p50']:.1f} | {v['p95']:.1f} | {v['p99']:.1f} | {v['rps']:.0f} | {v['errors']} |" for k, v in rows.items()]
     lines.append(f"\nread req/s ÷ no-op req/s = **{ratio}** (same run, {args.connections} connections, {args.workers} workers,"
-                 f" prepared statements: {args.prepare_threshold})")
+                 f" prepared statements: {args.prepare_threshold}); the floor (authenticate, one round trip, `select 1`)"
+                 f" ÷ no-op = {floor_ratio}")
     (RESULTS / "api.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
