@@ -92,12 +92,14 @@ class Database:
 
         return self._retrying(attempt_work, attempts)
 
-    def single(self, principal: Principal, query: str, params: tuple | dict = ()) -> dict | None:
+    def single(self, principal: Principal, query: str | sql.Composable, params: tuple | list | dict = (), *,
+               all_rows: bool = False) -> dict | list[dict] | None:
         """The first row of one statement run as `principal` in a transaction of its own, in one
         round trip: BEGIN with the role and claims, the statement and COMMIT go to PostgreSQL as
         one message (the simple query protocol, with the values quoted by psycopg, as for
         BEGIN_AS), instead of three. Same transaction, same RLS, same errors and retries as
-        run(). For a read, or a call to one SQL function that makes the whole change."""
+        run(). For a read, or a call to one SQL function that makes the whole change. Returns
+        the first row, or every row with all_rows."""
         def attempt_read() -> dict | None:
             with self.pool.connection() as conn:
                 text = "; ".join((
@@ -113,7 +115,7 @@ class Database:
                     raise
                 cursor.nextset()  # past BEGIN
                 cursor.nextset()  # past the request context
-                return cursor.fetchone()
+                return cursor.fetchall() if all_rows else cursor.fetchone()
 
         return self._retrying(attempt_read, 3)
 

@@ -29,7 +29,8 @@ class Workflows(MethodView):
     @blp.response(200, WorkflowList)
     def get(self, args):
         """List the workflows you may see, newest first."""
-        page = get_db().run(current_principal(), lambda conn: service.list_workflow_documents(conn, args))
+        page = service.workflow_documents_page(
+            get_db().single(current_principal(), *service.workflow_page_statement(args), all_rows=True), args["limit"])
         return json_response(
             '{"workflows":[' + ",".join(page["documents"]) + "]," + json.dumps(
                 {"totalCount": page["total_count"], "hasMore": page["has_more"], "nextCursor": page["next_cursor"]})[1:])

@@ -7,7 +7,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from app.auth import Principal
-from app.services.listing import Filters, fetch_page
+from app.services.listing import Filters, page_from_rows, page_statement
 
 DEFAULT_TITLES = {
     "MUNI_LIEN_SEARCH": "Municipal lien search",
@@ -59,13 +59,22 @@ def workflow_document_sql(include: list[str]) -> str:
     return "(" + " || ".join(parts) + ")::text"
 
 
-def list_workflow_documents(conn: psycopg.Connection, args: dict) -> dict:
-    """A page of workflow documents (JSON text) under the list filters."""
-    page = fetch_page(conn, "workflows", "w", workflow_filters(args), limit=args["limit"], offset=args["offset"],
-                      cursor=args.get("cursor"),
-                      select=f"{workflow_document_sql(args.get('include', []))} as document, w.created_at, w.id")
+def workflow_page_statement(args: dict) -> tuple:
+    """The one statement listing a page of workflow documents (JSON text) under the list filters."""
+    return page_statement("workflows", "w", workflow_filters(args), limit=args["limit"], offset=args["offset"],
+                          cursor=args.get("cursor"),
+                          select=f"{workflow_document_sql(args.get('include', []))} as document, w.created_at, w.id")
+
+
+def workflow_documents_page(rows: list[dict], limit: int) -> dict:
+    page = page_from_rows(rows, limit)
     page["documents"] = [row["document"] for row in page.pop("rows")]
     return page
+
+
+def list_workflow_documents(conn: psycopg.Connection, args: dict) -> dict:
+    """A page of workflow documents (JSON text) under the list filters."""
+    return workflow_documents_page(conn.execute(*workflow_page_statement(args)).fetchall(), args["limit"])
 
 
 def workflow_document_query(workflow_id: uuid.UUID, include: list[str] = ()) -> tuple[str, tuple]:

@@ -70,3 +70,20 @@ def test_a_read_cannot_write(database):
         database.single(principal("client_user_b"), "select private.rebuild_activity_counters()")
     with database.pool.connection() as conn:
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_a_list_page_and_its_total_come_in_one_statement_under_rls(database, db):
+    from app.services.workflows import workflow_documents_page, workflow_page_statement
+
+    args = {"limit": 2, "offset": 0, "include": []}
+    page = workflow_documents_page(database.single(principal("client_user_b"), *workflow_page_statement(args),
+                                                   all_rows=True), 2)
+    expected = db.execute("select count(*) as n from public.workflows where client_id = %s",
+                          (PEOPLE["client_user_b"].client_id,)).fetchone()["n"]
+    assert page["total_count"] == expected > 0
+    assert len(page["documents"]) == min(2, expected)
+    assert all(f'"clientId": "{PEOPLE["client_user_b"].client_id}"' in d for d in page["documents"])
+    # an empty page still carries the total
+    empty = workflow_documents_page(database.single(principal("client_user_b"), *workflow_page_statement(
+        {**args, "offset": expected}), all_rows=True), 2)
+    assert (empty["documents"], empty["total_count"], empty["has_more"]) == ([], expected, False)
