@@ -54,6 +54,27 @@ class ProtocolError(Exception):
         self.code, self.message, self.details = code, message, details
 
 
+class _SerializedSocket:
+    """simple-websocket's reader thread writes pings and pongs to the socket while the session
+    thread writes events: one lock around every write, so frames never interleave."""
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+        self._lock = threading.Lock()
+
+    def send(self, data: bytes) -> int:
+        with self._lock:
+            self._sock.sendall(data)
+        return len(data)
+
+    def sendall(self, data: bytes) -> None:
+        with self._lock:
+            self._sock.sendall(data)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
 class _WakeEvent(threading.Event):
     """Replaces simple-websocket's receive event so an incoming message (or the client going
     away) also wakes the thread waiting on the subscriber's outbox."""
@@ -89,6 +110,7 @@ class Session:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
+        self.ws.sock = _SerializedSocket(self.ws.sock)
         self._bound_send_time()
         try:
             if not self._authenticate():
@@ -300,7 +322,11 @@ class Session:
         try:
             self.ws.sock.sendall(self.ws.ws.send(TextMessage(data=text)))
         except OSError:
-            self.ws.connected = False
+            # Cut it: simple-websocket's reader thread then sees the end and stops cleanly.
+            try:
+                self.ws.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             raise SocketGone() from None
 
     def _close(self, code: int, reason: str) -> None:

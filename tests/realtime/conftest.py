@@ -24,7 +24,7 @@ from tests.service_fixtures import AGENT_KEY
 from tests.support import JWT_SECRET, Person, mint_token
 
 HEARTBEAT_SECONDS = 2
-QUEUE_SIZE = 50
+QUEUE_SIZE = 200
 SEND_TIMEOUT_SECONDS = 3
 PAYOFF = {"address": "1 Main St", "borrowerName": "Pat Doe", "lenderName": "First Bank", "loanNumber": "123",
           "payoffDate": "2026-12-15"}
