@@ -4,13 +4,14 @@ live events and heartbeats, until the socket goes, its token expires or it falls
 Each socket is served by its own thread (the server's), which is the only one writing events
 to it; the hub only queues, so one slow socket never delays another. Close codes:
 4001 authentication failed, 4002 token expired, 4008 too slow (outbox full), 1008 no pong to
-the last ping (dead client), 1011 server error.
+the last ping (dead client), 1009 message too big.
 """
 from __future__ import annotations
 
 import collections
 import json
 import logging
+import random
 import socket
 import struct
 import threading
@@ -21,7 +22,7 @@ import psycopg
 from flask import Flask, current_app, g, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
-from wsproto.events import TextMessage
+from wsproto.events import Ping, TextMessage
 
 from app import auth
 from app.auth import Principal
@@ -36,7 +37,7 @@ sock = Sock()
 CLOSE_AUTH_FAILED = 4001
 CLOSE_TOKEN_EXPIRED = 4002
 CLOSE_TOO_SLOW = 4008
-CLOSE_SERVER_ERROR = 1011
+CLOSE_NO_PONG = 1008
 MAX_CHANNELS = 200
 MAX_MESSAGE_BYTES = 16_384
 DELIVERED_MEMORY = 10_000  # event ids remembered per socket, so replay and live never send one twice
@@ -128,7 +129,9 @@ class Session:
 
     def _serve(self) -> None:
         heartbeat = self.settings.realtime_heartbeat_seconds
-        next_heartbeat = time.monotonic() + heartbeat
+        # Spread over the interval: sockets opened together must not all beat together (a
+        # thousand pings in one instant delay every event behind them).
+        next_heartbeat = time.monotonic() + heartbeat * random.uniform(0.5, 1.0)
         subscriber = self.subscriber
         while True:
             deadline = next_heartbeat
@@ -149,8 +152,20 @@ class Session:
             for event in subscriber.take():
                 self._send_event(event)
             if time.monotonic() >= next_heartbeat:
-                self._send_json({"type": "heartbeat", "timestamp": _now_iso()})
+                if not self._beat():
+                    return
                 next_heartbeat = time.monotonic() + heartbeat
+
+    def _beat(self) -> bool:
+        """A ping (answered by any client's WebSocket layer) and a heartbeat message (seen by
+        browser code, which cannot see pings). No pong since the last ping: the client is dead."""
+        if not self.ws.pong_received:
+            self._close(CLOSE_NO_PONG, "no pong to the last ping")
+            return False
+        self.ws.pong_received = False
+        self._write(Ping())
+        self._send_json({"type": "heartbeat", "timestamp": _now_iso()})
+        return True
 
     # -- authentication ----------------------------------------------------------------------
     def _authenticate(self) -> bool:
@@ -316,11 +331,14 @@ class Session:
         self._send_text(json.dumps(body, separators=(",", ":")))
 
     def _send_text(self, text: str) -> None:
+        self._write(TextMessage(data=text))
+
+    def _write(self, frame) -> None:
         # sendall, not simple-websocket's send(): a send that times out must not leave half a frame.
         if not self.ws.connected:
             raise SocketGone()
         try:
-            self.ws.sock.sendall(self.ws.ws.send(TextMessage(data=text)))
+            self.ws.sock.sendall(self.ws.ws.send(frame))
         except OSError:
             # Cut it: simple-websocket's reader thread then sees the end and stops cleanly.
             try:
@@ -372,8 +390,8 @@ def _now_iso() -> str:
 
 def init_app(app: Flask) -> None:
     settings = app.config["SETTINGS"]
-    app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": settings.realtime_heartbeat_seconds,
-                                                  "max_message_size": MAX_MESSAGE_BYTES})
+    # Pings come from the session thread (_beat), not simple-websocket's reader thread.
+    app.config.setdefault("SOCK_SERVER_OPTIONS", {"max_message_size": MAX_MESSAGE_BYTES})
     metrics = app.extensions.get("metrics")
     app.extensions["realtime"] = Hub(settings.realtime_database_url or settings.database_url,
                                      settings.realtime_retention_hours, settings.realtime_prune_interval_seconds,
