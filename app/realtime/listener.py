@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import random
 import threading
 import time
@@ -30,6 +31,11 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.25, 10.0
 GAP_SECONDS = 300
 RECENT_SEQS = 100_000  # seqs already published, so a replayed or re-announced event goes out once
 CATCH_UP_BATCH = 1000
+
+
+def application_name() -> str:
+    """How the listener shows in pg_stat_activity: one per process, named by its pid."""
+    return f"rexera-realtime-listener:{os.getpid()}"
 
 
 class StreamListener:
@@ -70,7 +76,7 @@ class StreamListener:
         while not self._stopping.is_set():
             try:
                 with psycopg.connect(self.database_url, autocommit=True, prepare_threshold=None, row_factory=dict_row,
-                                     connect_timeout=5, application_name="rexera-realtime-listener",
+                                     connect_timeout=5, application_name=application_name(),
                                      options="-c timezone=UTC -c statement_timeout=15000") as conn:
                     conn.execute(f"listen {NOTIFY_CHANNEL}")
                     self._catch_up(conn)

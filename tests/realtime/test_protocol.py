@@ -3,9 +3,11 @@ bad input answered in the one error shape, expiry and heartbeats."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
+import requests
 import websocket
 
 from tests.db.world import CLIENT_A, PEOPLE, row
@@ -147,3 +149,19 @@ def test_heartbeats_arrive_and_a_dead_client_is_dropped(service):
     time.sleep(HEARTBEAT_SECONDS * 2.5)
     assert service.wait_for_health(lambda h: h["subscribers"] == before)["subscribers"] == before
     sock.close()
+
+
+def test_open_sockets_are_counted_in_the_metrics(service):
+    def gauge() -> float:
+        text = requests.get(service.base + "/metrics", timeout=5).text
+        return float(re.search(r"^rexera_websocket_connections (\S+)$", text, re.M).group(1))
+
+    sock = service.connect(OPERATOR)
+    deadline = time.monotonic() + 5
+    while gauge() != service.health()["subscribers"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    opened = gauge()
+    assert opened == service.health()["subscribers"] and opened >= 1
+    sock.close()
+    assert service.wait_for_health(lambda h: h["subscribers"] == opened - 1)["subscribers"] == opened - 1
+    assert gauge() == opened - 1
