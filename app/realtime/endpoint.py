@@ -4,7 +4,7 @@ live events and heartbeats, until the socket goes, its token expires or it falls
 Each socket is served by its own thread (the server's), which is the only one writing events
 to it; the hub only queues, so one slow socket never delays another. Close codes:
 4001 authentication failed, 4002 token expired, 4008 too slow (outbox full), 1008 no pong to
-the last ping (dead client), 1009 message too big.
+the last ping (dead client), 1009 message too big, 1011 server error.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 import psycopg
 from flask import Flask, current_app, g, request
 from flask_sock import Sock
+from psycopg import sql
 from simple_websocket import ConnectionClosed
 from wsproto.events import Ping, TextMessage
 
@@ -29,7 +30,6 @@ from app.auth import Principal
 from app.errors import ApiError
 from app.realtime.channels import Channel, ChannelError
 from app.realtime.hub import EVENT_COLUMNS, Hub, StreamEvent, Subscriber
-from psycopg import sql
 
 log = logging.getLogger(__name__)
 sock = Sock()
@@ -38,6 +38,7 @@ CLOSE_AUTH_FAILED = 4001
 CLOSE_TOKEN_EXPIRED = 4002
 CLOSE_TOO_SLOW = 4008
 CLOSE_NO_PONG = 1008
+CLOSE_SERVER_ERROR = 1011
 MAX_CHANNELS = 200
 MAX_MESSAGE_BYTES = 16_384
 DELIVERED_MEMORY = 10_000  # event ids remembered per socket, so replay and live never send one twice
@@ -126,6 +127,11 @@ class Session:
                 self.hub.detach(self.subscriber)
         except SocketGone:
             pass
+        except ConnectionClosed:
+            raise
+        except Exception:
+            log.exception("WebSocket session failed", extra={"request_id": self.request_id})
+            self._close(CLOSE_SERVER_ERROR, "server error")
 
     def _serve(self) -> None:
         heartbeat = self.settings.realtime_heartbeat_seconds
@@ -176,8 +182,11 @@ class Session:
             except ProtocolError as error:
                 self._send_error(error.code, error.message)
         try:
-            if request.headers.get("X-API-Key") is not None:
+            if request.headers.get("X-API-Key") is not None or request.headers.get("Authorization"):
+                # Agents, and clients that can set headers on the handshake (not browsers).
                 self.principal = auth.authenticate(self.app)
+                if self.principal.kind == "person":
+                    self.expires_at = float(self.principal.claims["exp"])
             elif request.args.get("token"):
                 self._accept_token(request.args["token"])
             else:

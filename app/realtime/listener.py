@@ -60,11 +60,15 @@ class StreamListener:
         self._next_prune = time.monotonic() + prune_interval_seconds
         self._thread = threading.Thread(target=self._run, name="rexera-realtime-listener", daemon=True)
 
-    def start_once(self) -> None:
+    def start_once(self, wait_seconds: float = 5.0) -> None:
+        """Start the thread if it is not running; the first caller waits (a little) for the
+        connection, so the first subscriber does not miss what commits meanwhile."""
         with self._start_lock:
-            if not self.started:
-                self.started = True
-                self._thread.start()
+            if self.started:
+                return
+            self.started = True
+            self._thread.start()
+            self.connected.wait(wait_seconds)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -126,6 +130,10 @@ class StreamListener:
             self._publish_rows(conn, rows)
 
     def _publish_rows(self, conn: psycopg.Connection, rows: list[dict]) -> None:
+        # Published first, recorded after: if publishing fails (the connection dropped while
+        # checking visibility) the rows are still unseen and the catch-up sends them again;
+        # sockets drop what they already got.
+        self.publish(conn, [StreamEvent.from_row(row) for row in rows])
         now = time.monotonic()
         for row in rows:
             seq = row["seq"]
@@ -142,7 +150,6 @@ class StreamListener:
         for seq in [s for s, seen in self._gaps.items() if now - seen > GAP_SECONDS]:
             del self._gaps[seq]
         self.last_event_at = now
-        self.publish(conn, [StreamEvent.from_row(row) for row in rows])
 
     def _prune_when_due(self, conn: psycopg.Connection) -> None:
         if self.prune_interval_seconds == 0 or time.monotonic() < self._next_prune:

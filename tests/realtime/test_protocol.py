@@ -48,6 +48,14 @@ def test_the_first_message_may_carry_the_token(service):
     sock.close()
 
 
+def test_a_bearer_header_on_the_handshake_authenticates_too(service):
+    ws = websocket.create_connection(service.ws_base, timeout=5,
+                                     header=[f"Authorization: Bearer {mint_token(OPERATOR, expires_in=600)}"])
+    welcome = json.loads(ws.recv())
+    assert welcome["type"] == "authenticated" and welcome["role"] == "hil_operator" and welcome["expiresAt"]
+    ws.close()
+
+
 @pytest.mark.parametrize("query, first_message, reason", [
     ("token=not-a-jwt", None, "not a JWT"),
     (f"token={mint_token(OPERATOR, expires_in=-60)}", None, "expired"),
