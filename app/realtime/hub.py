@@ -12,9 +12,9 @@ import time
 from collections.abc import Iterable
 
 import psycopg
+from psycopg import sql
 
 from app.auth import Principal
-from app.db import BEGIN_AS
 from app.realtime.channels import channels_of
 
 log = logging.getLogger(__name__)
@@ -47,14 +47,28 @@ def audience_key(principal: Principal, event_type: str) -> tuple:
     return key + (str(principal.claims.get("sub")),) if event_type == "hil_notification" else key
 
 
+# One round trip per audience: BEGIN, the audience's role and claims, the RLS-filtered read,
+# ROLLBACK (simple query protocol, values quoted by psycopg).
+READABLE_AS = sql.SQL(
+    "begin; select set_config('role', {role}, true), set_config('request.jwt.claims', {claims}, true);"
+    " select seq from public.realtime_events where seq = any({seqs}::bigint[]); rollback")
+
+
 def readable_seqs(conn: psycopg.Connection, principal: Principal, seqs: list[int]) -> set[int]:
     """The events among `seqs` that `principal` may read, asked of the database under its claims."""
-    conn.execute(BEGIN_AS.format(principal.request_role, json.dumps(principal.claims), "{}"), prepare=False)
+    query = READABLE_AS.format(role=principal.request_role, claims=json.dumps(principal.claims), seqs=seqs)
     try:
-        rows = conn.execute("select seq from public.realtime_events where seq = any(%s)", (seqs,)).fetchall()
-    finally:
-        conn.execute("rollback")
-    return {row["seq"] if isinstance(row, dict) else row[0] for row in rows}
+        cursor = conn.execute(query, prepare=False)
+    except psycopg.Error:
+        if not conn.broken:
+            conn.execute("rollback")
+        raise
+    readable: set[int] = set()
+    while True:
+        if cursor.description is not None and cursor.description[0].name == "seq":
+            readable.update(row["seq"] for row in cursor.fetchall())
+        if not cursor.nextset():
+            return readable
 
 
 class Subscriber:

@@ -116,19 +116,19 @@ def raw_listener(url: str, run: Run, ready: threading.Event) -> None:
                 run.notified[int(note.payload)] = time.perf_counter()
 
 
-def committer(url: str, run: Run, workflows: int, rate: int, duration: float) -> None:
+def committer(url: str, run: Run, workflows: int, rate: float, duration: float, offset: int, stride: int) -> None:
+    """Commits at `rate` per second on its own connection: workflows offset, offset+stride, ..."""
     interval = 1.0 / rate
     with psycopg.connect(url, autocommit=True) as conn:
         started = time.perf_counter()
         i = 0
         while time.perf_counter() - started < duration:
-            target = started + i * interval
-            delay = target - time.perf_counter()
+            delay = started + i * interval - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
             with conn.transaction():
                 conn.execute("update public.workflows set total_tasks = total_tasks + 1 where id = %s",
-                             (workflow_id(1 + i % workflows),))
+                             (workflow_id(1 + (offset + i * stride) % workflows),))
                 seq = conn.execute(COMMIT_SEQ).fetchone()[0]
             run.committed[seq] = time.perf_counter()
             i += 1
@@ -203,11 +203,13 @@ async def measure(base: str, url: str, args, master_pid: int) -> dict:
     listener = threading.Thread(target=raw_listener, args=(url, run, listener_ready), daemon=True)
     listener.start()
     listener_ready.wait(10)
-    writer = threading.Thread(target=committer, args=(url, run, args.subscribers - args.dashboards, args.rate,
-                                                      args.duration))
+    writers = [threading.Thread(target=committer, args=(url, run, args.subscribers - args.dashboards,
+                                                        args.rate / args.writers, args.duration, n, args.writers))
+               for n in range(args.writers)]
     started = time.perf_counter()
-    writer.start()
-    while writer.is_alive():
+    for writer in writers:
+        writer.start()
+    while any(writer.is_alive() for writer in writers):
         await asyncio.sleep(0.2)
     elapsed = time.perf_counter() - started
     await asyncio.sleep(2.0)  # stragglers
@@ -242,6 +244,7 @@ def main() -> int:
     parser.add_argument("--dashboards", type=int, default=10)
     parser.add_argument("--rate", type=int, default=200, help="events committed per second")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of committing")
+    parser.add_argument("--writers", type=int, default=4, help="committing connections sharing the rate")
     args = parser.parse_args()
     args.operator_id = uuid.uuid4()
 
