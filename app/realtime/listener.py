@@ -155,6 +155,13 @@ class StreamListener:
         if self.prune_interval_seconds == 0 or time.monotonic() < self._next_prune:
             return
         self._next_prune = time.monotonic() + self.prune_interval_seconds
-        deleted = conn.execute("select public.prune_realtime_events(make_interval(hours => %s)) as n",
-                               (self.retention_hours,)).fetchone()["n"]
+        try:
+            deleted = conn.execute("select public.prune_realtime_events(make_interval(hours => %s)) as n",
+                                   (self.retention_hours,)).fetchone()["n"]
+        except psycopg.Error as error:
+            if conn.broken:
+                raise
+            # Pruning is housekeeping: a failure (say, a lock timeout) must not stop the stream.
+            log.warning("pruning realtime events failed", extra={"error": str(error).strip()})
+            return
         log.info("pruned realtime events", extra={"deleted": deleted, "retention_hours": self.retention_hours})

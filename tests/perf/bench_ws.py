@@ -206,6 +206,7 @@ async def measure(base: str, url: str, args, master_pid: int) -> dict:
     writers = [threading.Thread(target=committer, args=(url, run, args.subscribers - args.dashboards,
                                                         args.rate / args.writers, args.duration, n, args.writers))
                for n in range(args.writers)]
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     for writer in writers:
         writer.start()
@@ -235,6 +236,7 @@ async def measure(base: str, url: str, args, master_pid: int) -> dict:
                    "per_idle_connection_kib": round((idle - baseline) / max(1, len(opened)), 1),
                    "worker_threads": threads},
         "server_health": health,
+        "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
     }
 
 
@@ -280,7 +282,8 @@ def main() -> int:
     (RESULTS / "ws.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     lines = [f"{report['subscribers']} subscribers ({report['dashboards']} HIL dashboards on `workflows`), "
              f"{report['commit_rate']} events/s committed for {args.duration:g} s on {report['machine']}; "
-             f"{report['deliveries_received']} of {report['deliveries_expected']} deliveries received",
+             f"{report['deliveries_received']} of {report['deliveries_expected']} deliveries received; "
+             f"load average {report['load_average_1min']['before']} -> {report['load_average_1min']['after']}",
              "", "| commit to receive | n | p50 ms | p95 ms | p99 ms | max ms |", "|---|---:|---:|---:|---:|---:|"]
     for label, figures in report["latency_ms"].items():
         lines.append(f"| {label} | {figures.get('n', 0)} | {figures.get('p50', '-')} | {figures.get('p95', '-')} | "

@@ -60,3 +60,20 @@ def test_an_older_seq_committed_while_disconnected_is_replayed_once(realtime_dat
         assert collector.seqs.count(older) == 1 and collector.seqs.count(newer) == 1
     finally:
         listener.stop()
+
+
+def test_the_listener_prunes_events_past_the_retention(realtime_database):
+    with psycopg.connect(realtime_database, autocommit=True) as conn:
+        old = conn.execute("insert into public.realtime_events (event_type, payload, created_at) values "
+                           "('workflow_status_changed', '{}', now() - interval '100 hours') returning seq").fetchone()[0]
+        recent = conn.execute("insert into public.realtime_events (event_type, payload, created_at) values "
+                              "('workflow_status_changed', '{}', now() - interval '70 hours') returning seq"
+                              ).fetchone()[0]
+        listener = StreamListener(realtime_database, Collector().publish, retention_hours=72, prune_interval_seconds=1)
+        listener.start_once()
+        try:
+            assert wait_until(lambda: conn.execute("select count(*) from public.realtime_events where seq = %s",
+                                                   (old,)).fetchone()[0] == 0, timeout=10)
+            assert conn.execute("select count(*) from public.realtime_events where seq = %s", (recent,)).fetchone()[0] == 1
+        finally:
+            listener.stop()
