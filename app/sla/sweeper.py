@@ -22,20 +22,22 @@ SWEEP_LOCK_KEY = 7_302_115_006
 PRINCIPAL = Principal.service("sla-sweeper")
 
 
+def sweep(conn, now: datetime | None = None, wait: bool = False) -> dict | None:
+    """One sweep and the daily rollup in the connection's current transaction, as the service.
+    Returns the sweep's summary plus `rollupDays`, or None when another runner holds the lock
+    and `wait` is false."""
+    if wait:
+        conn.execute("select pg_advisory_xact_lock(%s)", (SWEEP_LOCK_KEY,))
+    elif not conn.execute("select pg_try_advisory_xact_lock(%s) as got", (SWEEP_LOCK_KEY,)).fetchone()["got"]:
+        return None
+    summary = conn.execute("select public.sla_sweep(coalesce(%s, now())) as s", (now,)).fetchone()["s"]
+    days = conn.execute("select public.sla_rollup_due(coalesce(%s, now())) as d", (now,)).fetchone()["d"]
+    return {**summary, "rollupDays": days}
+
+
 def sweep_once(database: Database, now: datetime | None = None, wait: bool = False) -> dict | None:
-    """One sweep and the daily rollup in one transaction. Returns the sweep's summary plus
-    `rollupDays`, or None when another runner holds the lock and `wait` is false."""
-
-    def work(conn) -> dict | None:
-        if wait:
-            conn.execute("select pg_advisory_xact_lock(%s)", (SWEEP_LOCK_KEY,))
-        elif not conn.execute("select pg_try_advisory_xact_lock(%s) as got", (SWEEP_LOCK_KEY,)).fetchone()["got"]:
-            return None
-        summary = conn.execute("select public.sla_sweep(coalesce(%s, now())) as s", (now,)).fetchone()["s"]
-        days = conn.execute("select public.sla_rollup_due(coalesce(%s, now())) as d", (now,)).fetchone()["d"]
-        return {**summary, "rollupDays": days}
-
-    return database.run(PRINCIPAL, work)
+    """sweep() in a transaction of its own from the pool."""
+    return database.run(PRINCIPAL, lambda conn: sweep(conn, now, wait))
 
 
 def run_forever(database: Database, stop: threading.Event, interval: float) -> None:
