@@ -430,11 +430,16 @@ begin
      where ru.fires_at <= p_now
     on conflict (recipient_id, dedupe_key) do nothing
     returning 1
+  ), next_due as (
+    select p.id, min(ru.fires_at) filter (where ru.fires_at > p_now) as fires_at
+      from pending p
+      left join rules ru on ru.alert_id = p.id
+     group by p.id
   ), rescheduled as (
     update public.sla_alerts a
-       set escalation_due_at = (select min(ru.fires_at) from rules ru where ru.alert_id = a.id and ru.fires_at > p_now)
-      from pending p
-     where a.id = p.id
+       set escalation_due_at = n.fires_at
+      from next_due n
+     where a.id = n.id
     returning 1
   )
   select (select count(*) from sent), (select count(*) from rescheduled) into v_notifications, v_escalations;
