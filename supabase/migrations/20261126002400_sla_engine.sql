@@ -404,11 +404,13 @@ begin
       join public.sla_tracking s on s.task_id = a.task_id
      where a.escalation_due_at <= p_now and a.resolved_at is null and s.paused_at is null
   ), rules as (
+    -- Every pending alert with each of its rules (or one row without any, so that an alert
+    -- whose level has no rule is still rescheduled to never).
     select p.id as alert_id, p.task_id, p.alert_level, r.notify_target, r.notification_priority,
            p.raised_at + make_interval(mins => r.delay_minutes) as fires_at
       from pending p
       join public.workflows w on w.id = p.workflow_id
-      join public.sla_escalation_rules r
+      left join public.sla_escalation_rules r
         on r.is_active and r.alert_level = p.alert_level
        and (r.workflow_type is null or r.workflow_type = w.workflow_type)
   ), sent as (
@@ -431,15 +433,16 @@ begin
     on conflict (recipient_id, dedupe_key) do nothing
     returning 1
   ), next_due as (
-    select p.id, min(ru.fires_at) filter (where ru.fires_at > p_now) as fires_at
-      from pending p
-      left join rules ru on ru.alert_id = p.id
-     group by p.id
+    -- Grouped from the rules alone: no join between the two CTEs, whose sizes the planner
+    -- cannot know.
+    select ru.alert_id, min(ru.fires_at) filter (where ru.fires_at > p_now) as fires_at
+      from rules ru
+     group by ru.alert_id
   ), rescheduled as (
     update public.sla_alerts a
        set escalation_due_at = n.fires_at
       from next_due n
-     where a.id = n.id
+     where a.id = n.alert_id
     returning 1
   )
   select (select count(*) from sent), (select count(*) from rescheduled) into v_notifications, v_escalations;
