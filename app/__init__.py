@@ -51,4 +51,8 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
         from app.n8n.dispatcher import start_in_background
 
         start_in_background(app)
+    if app.config["SETTINGS"].sla_sweep_interval_seconds > 0:
+        from app.sla import sweeper
+
+        sweeper.start_in_background(app)
     return app

@@ -36,6 +36,9 @@ class Settings:
     db_pool_max: int = 10
     rate_limits_enabled: bool = True
     dispatcher_enabled: bool = False
+    # Seconds between SLA sweeps run by a background thread of the service; 0 (the default
+    # here, so tests and scripts start no thread) disables it. From the environment: 60.
+    sla_sweep_interval_seconds: int = 0
     # None: no server-side prepared statements (required behind Supabase's transaction pooler,
     # port 6543); a number enables them after that many uses (direct or session connections).
     db_prepare_threshold: int | None = None
@@ -138,6 +141,7 @@ class Settings:
             db_pool_max=integer("DB_POOL_MAX", 10, 1, 200),
             rate_limits_enabled=(get("RATE_LIMITS") or "on").lower() not in ("off", "0", "false"),
             dispatcher_enabled=(get("DISPATCHER_ENABLED") or "off").lower() in ("on", "1", "true"),
+            sla_sweep_interval_seconds=integer("SLA_SWEEP_INTERVAL_SECONDS", 60, 0, 86_400),
             db_prepare_threshold=None if (get("DB_PREPARE_THRESHOLD") or "none").lower() == "none"
             else integer("DB_PREPARE_THRESHOLD", 5, 0, 1000),
             realtime_database_url=url("REALTIME_DATABASE_URL", ("postgres", "postgresql")),

@@ -81,26 +81,45 @@ create table public.sla_tracking (
   client_id uuid not null references public.clients (id) on delete restrict,
   sla_definition_id uuid references public.sla_definitions (id) on delete set null,
   business_minutes integer not null check (business_minutes > 0),
+  -- When the task first became actionable.
   started_at timestamptz not null,
+  -- When the clock last (re)started: the thresholds below count from here.
+  resumed_at timestamptz not null,
+  -- While the clock is stopped: the due date it had when it stopped (resuming recomputes it).
   due_at timestamptz not null,
+  -- The instants at which 60 %, 80 % and 95 % of the SLA time are used (YELLOW, ORANGE, RED);
+  -- BREACHED is any instant after due_at.
+  yellow_at timestamptz not null,
+  orange_at timestamptz not null,
+  red_at timestamptz not null,
+  -- When the sweep must look at this clock again: the threshold of the next level while the
+  -- clock runs, null while it is stopped or already BREACHED.
+  next_alert_at timestamptz,
   -- Set while the clock is stopped (workflow paused, waiting on the client).
   paused_at timestamptz,
+  -- Business minutes used before resumed_at (all of them once stopped).
   consumed_business_minutes integer not null default 0 check (consumed_business_minutes >= 0),
   alert_level public.sla_alert_level not null default 'GREEN',
   sla_status public.sla_status not null default 'ON_TIME',
   breached_at timestamptz,
+  -- Set when the task is finished (completed, skipped or cancelled): the clock is final.
   stopped_at timestamptz,
   last_evaluated_at timestamptz,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   constraint sla_tracking_task_id_key unique (task_id),
-  constraint sla_tracking_due_after_start check (due_at >= started_at)
+  constraint sla_tracking_due_after_start check (due_at >= started_at),
+  constraint sla_tracking_thresholds_ordered check (yellow_at <= orange_at and orange_at <= red_at and red_at <= due_at)
 );
 comment on table public.sla_tracking is 'The live SLA clock of each actionable task: due date in business time, pauses, current alert level.';
 create index sla_tracking_workflow_id_idx on public.sla_tracking (workflow_id);
 create index sla_tracking_client_id_idx on public.sla_tracking (client_id);
 create index sla_tracking_sla_definition_id_idx on public.sla_tracking (sla_definition_id);
 create index sla_tracking_open_due_idx on public.sla_tracking (due_at) where stopped_at is null;
+-- The sweep reads only the clocks whose next level has come (none on a quiet minute).
+create index sla_tracking_next_alert_idx on public.sla_tracking (next_alert_at) where next_alert_at is not null;
+-- The daily rollup reads the clocks that stopped on one day.
+create index sla_tracking_stopped_at_idx on public.sla_tracking (stopped_at) where stopped_at is not null;
 create trigger sla_tracking_touch_updated_at before update on public.sla_tracking
   for each row execute function private.touch_updated_at();
 
@@ -119,7 +138,11 @@ create table public.sla_alerts (
   raised_at timestamptz not null default now(),
   acknowledged_by uuid references public.user_profiles (id) on delete set null,
   acknowledged_at timestamptz,
+  -- Set when the task's clock stops: no further escalation.
   resolved_at timestamptz,
+  -- When the sweep must next look at this alert's escalation rules (rules with a delay fire
+  -- later); null once every rule for its level has fired.
+  escalation_due_at timestamptz,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   constraint sla_alerts_level_once unique (task_id, alert_level)
@@ -130,6 +153,7 @@ create index sla_alerts_client_id_idx on public.sla_alerts (client_id);
 create index sla_alerts_sla_tracking_id_idx on public.sla_alerts (sla_tracking_id);
 create index sla_alerts_acknowledged_by_idx on public.sla_alerts (acknowledged_by);
 create index sla_alerts_open_idx on public.sla_alerts (raised_at desc) where resolved_at is null;
+create index sla_alerts_escalation_due_idx on public.sla_alerts (escalation_due_at) where escalation_due_at is not null;
 create trigger sla_alerts_touch_updated_at before update on public.sla_alerts
   for each row execute function private.touch_updated_at();
 

@@ -139,7 +139,9 @@ create trigger tasks_guard_status before insert or update on public.tasks
 -- Progress counters follow every task change, whoever makes it, once per statement (a plan of
 -- nine tasks inserted at once updates its workflow once). Security definer: derived columns of
 -- the workflow must stay right even when the writer (an agent) may not update workflows.
--- Tasks SKIPPED or CANCELLED do not count towards the total.
+-- Tasks SKIPPED or CANCELLED do not count towards the total. The workflow's SLA status is the
+-- worst of its counted tasks' (ON_TIME < AT_RISK < BREACHED): the SLA sweep only writes the
+-- tasks, and the workflow follows here whoever changed them.
 create or replace function private.refresh_workflow_progress() returns trigger
 language plpgsql
 security definer
@@ -147,21 +149,23 @@ set search_path = ''
 as $$
 begin
   update public.workflows w
-     set total_tasks = p.total, completed_tasks = p.completed
+     set total_tasks = p.total, completed_tasks = p.completed, sla_status = p.sla_status
     from (
       select t.workflow_id,
              count(*) filter (where t.status not in ('SKIPPED', 'CANCELLED')) as total,
-             count(*) filter (where t.status = 'COMPLETED') as completed
+             count(*) filter (where t.status = 'COMPLETED') as completed,
+             coalesce(max(t.sla_status) filter (where t.status not in ('SKIPPED', 'CANCELLED')),
+                      'ON_TIME') as sla_status
         from public.tasks t
        where t.workflow_id in (select c.workflow_id from changed_tasks c)
        group by t.workflow_id
       union all
       -- a workflow whose last task was deleted
-      select c.workflow_id, 0, 0 from changed_tasks c
+      select c.workflow_id, 0, 0, 'ON_TIME' from changed_tasks c
        where not exists (select 1 from public.tasks t where t.workflow_id = c.workflow_id)
     ) p
    where w.id = p.workflow_id
-     and (w.total_tasks, w.completed_tasks) is distinct from (p.total, p.completed);
+     and (w.total_tasks, w.completed_tasks, w.sla_status) is distinct from (p.total, p.completed, p.sla_status);
   return null;
 end
 $$;
@@ -206,70 +210,43 @@ create trigger tasks_record_timeline after insert or update of status, assigned_
   for each row execute function private.record_task_timeline();
 
 -- ============================================================================================
--- Task plan instantiation: one task per template step, planned SLA due dates in business time
--- along the dependency chain (a step's clock starts when its dependencies are planned to end).
+-- Task plan instantiation: one task per template step with its SLA in business minutes. No
+-- clock runs yet: each task's clock starts when the task becomes actionable (its dependencies
+-- done), which the SLA engine (20261126002400_sla_engine.sql) sees from the tasks themselves.
 -- ============================================================================================
-create or replace function private.instantiate_task_plan(p_workflow_id uuid, p_start timestamptz)
+create or replace function private.instantiate_task_plan(p_workflow_id uuid)
 returns integer
 language plpgsql
 set search_path = ''
 as $$
 declare
   v_workflow public.workflows;
-  v_step record;
-  v_start timestamptz;
-  v_due timestamptz;
-  v_minutes integer;
-  v_planned jsonb := '{}'::jsonb;
-  v_rows jsonb := '[]'::jsonb;
+  v_count integer;
 begin
   select * into v_workflow from public.workflows where id = p_workflow_id;
-  for v_step in
-    select tt.*
-      from public.task_templates tt
-      join public.workflow_templates wt on wt.id = tt.workflow_template_id
-     where wt.workflow_type = v_workflow.workflow_type and wt.is_active
-     order by tt.sequence, tt.task_key
-  loop
-    select max((v_planned ->> dep)::timestamptz) into v_start from unnest(v_step.depends_on) dep;
-    v_start := coalesce(v_start, p_start);
-    -- The most specific SLA definition wins: agent-specific, then per task type, then the plan.
-    select d.business_minutes into v_minutes
-      from public.sla_definitions d
-     where d.is_active and d.workflow_type = v_workflow.workflow_type and d.task_type = v_step.task_type
-       and (d.agent_name is null or d.agent_name = v_step.agent_name)
-     order by d.agent_name nulls last
-     limit 1;
-    v_minutes := coalesce(v_minutes, v_step.sla_minutes);
-    v_due := public.add_business_minutes(v_start, v_minutes);
-    v_planned := v_planned || jsonb_build_object(v_step.task_key, v_due);
-
-    v_rows := v_rows || jsonb_build_object(
-      'task_key', v_step.task_key, 'task_type', v_step.task_type, 'title', v_step.title,
-      'description', v_step.description, 'sequence', v_step.sequence, 'executor_type', v_step.executor_type,
-      'agent_name', v_step.agent_name, 'priority', greatest(v_step.priority, v_workflow.priority),
-      'depends_on', v_step.depends_on, 'branch_group', v_step.branch_group,
-      'sla_minutes', v_minutes, 'sla_started_at', v_start, 'sla_due_at', v_due
-    );
-  end loop;
-  if jsonb_array_length(v_rows) = 0 then
-    raise exception 'no active task plan for %', v_workflow.workflow_type using errcode = '22023';
-  end if;
-  -- One statement, so the progress and event triggers fire once for the whole plan.
+  -- One statement, so the progress, event and clock triggers fire once for the whole plan.
+  -- The most specific SLA definition wins: agent-specific, then per task type, then the plan.
   insert into public.tasks (
     workflow_id, client_id, task_key, task_type, title, description, sequence, executor_type,
-    agent_name, priority, depends_on, branch_group, sla_minutes, sla_started_at, sla_due_at
+    agent_name, priority, depends_on, branch_group, sla_minutes
   )
-  select p_workflow_id, v_workflow.client_id, r.task_key, r.task_type, r.title, r.description, r.sequence,
-         r.executor_type, r.agent_name, r.priority, r.depends_on, r.branch_group, r.sla_minutes,
-         r.sla_started_at, r.sla_due_at
-    from jsonb_to_recordset(v_rows) as r (
-      task_key text, task_type text, title text, description text, sequence integer,
-      executor_type public.executor_type, agent_name text, priority public.priority_level,
-      depends_on text[], branch_group text, sla_minutes integer, sla_started_at timestamptz,
-      sla_due_at timestamptz
-    );
-  return jsonb_array_length(v_rows);
+  select p_workflow_id, v_workflow.client_id, tt.task_key, tt.task_type, tt.title, tt.description, tt.sequence,
+         tt.executor_type, tt.agent_name, greatest(tt.priority, v_workflow.priority), tt.depends_on, tt.branch_group,
+         coalesce((select d.business_minutes
+                     from public.sla_definitions d
+                    where d.is_active and d.workflow_type = v_workflow.workflow_type and d.task_type = tt.task_type
+                      and (d.agent_name is null or d.agent_name = tt.agent_name)
+                    order by d.agent_name nulls last
+                    limit 1), tt.sla_minutes)
+    from public.task_templates tt
+    join public.workflow_templates wt on wt.id = tt.workflow_template_id
+   where wt.workflow_type = v_workflow.workflow_type and wt.is_active
+   order by tt.sequence, tt.task_key;
+  get diagnostics v_count = row_count;
+  if v_count = 0 then
+    raise exception 'no active task plan for %', v_workflow.workflow_type using errcode = '22023';
+  end if;
+  return v_count;
 end
 $$;
 
@@ -335,7 +312,7 @@ begin
     end if;
     v_new_status := 'IN_PROGRESS';
     update public.workflows set status = v_new_status where id = v_workflow.id;
-    v_tasks_created := private.instantiate_task_plan(v_workflow.id, now());
+    v_tasks_created := private.instantiate_task_plan(v_workflow.id);
     insert into public.n8n_dispatches (workflow_id, kind, payload)
     values (v_workflow.id, 'TRIGGER', jsonb_build_object(
       'workflowId', v_workflow.id,
@@ -420,7 +397,9 @@ grant execute on function public.workflow_action(uuid, text, jsonb) to authentic
 
 -- ============================================================================================
 -- Task transitions: the one place a task's status changes, for API actions and n8n callbacks.
--- p_data may carry: output, result, error, attempt, assignedTo, resumeUrl, executionId.
+-- p_data may carry: output, result, error, attempt, assignedTo, resumeUrl, executionId, and
+-- waitingOn with WAITING ('CLIENT' stops the task's SLA clock until the client answers; kept
+-- in metadata.waitingOn while the task waits).
 -- Security definer for the same reason as workflow_action; HIL people, agents on their own
 -- workflow and the service path may move tasks, client users may not.
 -- ============================================================================================
@@ -465,7 +444,11 @@ begin
                          when p_status in ('COMPLETED', 'RUNNING') then null else error_message end,
     assigned_to = coalesce((v_data ->> 'assignedTo')::uuid, assigned_to),
     resume_url = case when p_status = 'WAITING' then coalesce(v_data ->> 'resumeUrl', resume_url)
-                      when p_status in ('COMPLETED', 'CANCELLED', 'SKIPPED') then null else resume_url end
+                      when p_status in ('COMPLETED', 'CANCELLED', 'SKIPPED') then null else resume_url end,
+    metadata = case when p_status = 'WAITING' and v_data ? 'waitingOn'
+                    then metadata || jsonb_build_object('waitingOn', upper(v_data ->> 'waitingOn'))
+                    when p_status <> 'WAITING' then metadata - 'waitingOn'
+                    else metadata end
   where id = v_task.id;
 
   return jsonb_build_object(

@@ -173,7 +173,9 @@ def test_start_instantiates_the_plan_with_keys_agents_and_dependencies(db):
     assert stored["started_at"] is not None
 
 
-def test_planned_due_dates_chain_along_dependencies_in_business_time(db):
+def test_only_actionable_tasks_get_a_due_date_when_the_plan_starts(db):
+    # The SLA clock starts when a task becomes actionable (issue 6), not at instantiation:
+    # the first step's clock runs at once, the steps after it have their minutes but no dates.
     workflow = make_workflow(db, "MUNI_LIEN_SEARCH")
     start_workflow(db, workflow["id"])
     tasks = tasks_of(db, workflow["id"])
@@ -182,9 +184,8 @@ def test_planned_due_dates_chain_along_dependencies_in_business_time(db):
     now = db.execute("select now() as t").fetchone()["t"]
     assert research["sla_started_at"] == now
     assert research["sla_due_at"] == add(now, 30)
-    assert portals["sla_started_at"] == research["sla_due_at"]
-    assert portals["sla_due_at"] == add(research["sla_due_at"], 60)
-    assert tasks["notify_client"]["sla_due_at"] > tasks["update_crm"]["sla_due_at"]
+    assert (portals["sla_minutes"], portals["sla_started_at"], portals["sla_due_at"]) == (60, None, None)
+    assert all(t["sla_due_at"] is None for key, t in tasks.items() if key != "research_municipality")
 
 
 def test_an_sla_definition_overrides_the_plan(db):

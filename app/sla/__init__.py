@@ -1,0 +1,1 @@
+"""SLA engine runner: the periodic sweep (alerts, escalations) and the daily rollup."""

@@ -1,0 +1,122 @@
+"""Who runs the sweep: the service's background runner (SLA_SWEEP_INTERVAL_SECONDS), the
+script, and pg_cron through a migration that does nothing without the extension."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from app import create_app
+from app.config import ConfigError, Settings
+from app.migrations import apply_migrations
+from tests.app.test_config import GOOD
+from tests.service_fixtures import make_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def alert_count(url, task_id) -> int:
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        return conn.execute("select count(*) as n from public.sla_alerts where task_id = %s", (task_id,)).fetchone()["n"]
+
+
+# ============================================================================================
+# Settings
+# ============================================================================================
+def test_the_service_sweeps_every_minute_unless_told_otherwise():
+    assert Settings.from_env(GOOD).sla_sweep_interval_seconds == 60
+    assert Settings.from_env({**GOOD, "SLA_SWEEP_INTERVAL_SECONDS": "0"}).sla_sweep_interval_seconds == 0
+    assert Settings.from_env({**GOOD, "SLA_SWEEP_INTERVAL_SECONDS": "15"}).sla_sweep_interval_seconds == 15
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("-1", "SLA_SWEEP_INTERVAL_SECONDS must be between 0 and 86400"),
+    ("often", "SLA_SWEEP_INTERVAL_SECONDS must be an integer"),
+])
+def test_a_bad_sweep_interval_is_named(value, problem):
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({**GOOD, "SLA_SWEEP_INTERVAL_SECONDS": value})
+    assert problem in error.value.problems
+
+
+# ============================================================================================
+# The service's runner
+# ============================================================================================
+def test_an_app_built_without_an_interval_starts_no_runner(own_database):
+    app = create_app(make_settings(own_database))
+    try:
+        assert "sla_sweeper" not in app.extensions
+    finally:
+        app.extensions["database"].close()
+
+
+def test_the_service_runner_sweeps_in_the_background_until_stopped(own_database, late_task):
+    app = create_app(make_settings(own_database, sla_sweep_interval_seconds=1))
+    stop, thread = app.extensions["sla_sweeper"]
+    try:
+        deadline = time.monotonic() + 30  # waits for the outcome; not a timing assertion
+        while alert_count(own_database, late_task["id"]) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join(10)
+        app.extensions["database"].close()
+    assert not thread.is_alive()
+    assert alert_count(own_database, late_task["id"]) == 4
+
+
+# ============================================================================================
+# The script
+# ============================================================================================
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "sla_sweep.py"), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_script_sweeps_once_and_prints_a_json_summary(own_database, late_task):
+    first = run_script("--database-url", own_database)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    assert summary["levelsRaised"] >= 1 and summary["alertsCreated"] >= 4
+    assert alert_count(own_database, late_task["id"]) == 4
+
+    again = json.loads(run_script("--database-url", own_database).stdout)
+    assert (again["levelsRaised"], again["alertsCreated"], again["notificationsCreated"]) == (0, 0, 0)
+
+
+def test_the_script_sweeps_as_of_a_given_instant(own_database, late_task):
+    result = run_script("--database-url", own_database, "--now", "2020-01-01T00:00:00+00:00")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["sweptAt"].startswith("2020-01-01")
+    assert alert_count(own_database, late_task["id"]) == 0  # nothing was due yet in 2020
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--database-url", "postgresql://postgres@127.0.0.1:1/nowhere"], 1, "sla_sweep failed: OperationalError"),
+    (["--database-url", "postgresql://x", "--now", "2026-11-30T14:00"], 2, "give a time zone"),
+])
+def test_the_script_fails_with_a_meaningful_exit_code(args, code, message):
+    result = run_script(*args)
+    assert result.returncode == code
+    assert message in result.stderr and result.stdout == ""
+
+
+# ============================================================================================
+# pg_cron
+# ============================================================================================
+def test_the_pg_cron_migration_applies_cleanly_where_pg_cron_is_absent(empty_database):
+    with psycopg.connect(empty_database) as conn:
+        available = conn.execute("select 1 from pg_available_extensions where name = 'pg_cron'").fetchone()
+    if available:
+        pytest.skip("pg_cron is available on this server")
+    report = apply_migrations(empty_database, seed=True)
+    assert "20261126002500_sla_cron.sql" in report.applied
+    with psycopg.connect(empty_database) as conn:
+        assert conn.execute("select 1 from pg_namespace where nspname = 'cron'").fetchone() is None
+        assert conn.execute("select 1 from pg_extension where extname = 'pg_cron'").fetchone() is None
