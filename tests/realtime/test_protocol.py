@@ -173,3 +173,13 @@ def test_open_sockets_are_counted_in_the_metrics(service):
     sock.close()
     assert service.wait_for_health(lambda h: h["subscribers"] == opened - 1)["subscribers"] == opened - 1
     assert gauge() == opened - 1
+
+
+def test_a_message_over_16_kib_closes_with_1009(service):
+    sock = service.connect(OPERATOR)
+    sock.send(json.dumps({"type": "ping", "padding": "x" * 20_000}))
+    sock.ws.settimeout(5)
+    opcode, frame = sock.ws.recv_data_frame(control_frame=True)
+    while opcode != websocket.ABNF.OPCODE_CLOSE:
+        opcode, frame = sock.ws.recv_data_frame(control_frame=True)
+    assert int.from_bytes(frame.data[:2], "big") == 1009
