@@ -10,7 +10,8 @@ workflow's events). Each commit changes one workflow (round robin), so every eve
 workflow's watcher and every dashboard. Latency is taken from the moment the committing
 transaction's COMMIT returned to the moment a client (in this process) read the event.
 
-Needs PostgreSQL at $BENCH_SERVER_URL (default the local server). Writes tests/perf/results/ws.json
+Needs PostgreSQL at $BENCH_SERVER_URL (default the local server). The clients use the
+`websockets` package, which comes with the pinned `realtime` client. Writes tests/perf/results/ws.json
 and ws.md, and prints the table.
 """
 from __future__ import annotations

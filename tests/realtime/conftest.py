@@ -25,7 +25,7 @@ from tests.support import JWT_SECRET, Person, mint_token
 
 HEARTBEAT_SECONDS = 2
 QUEUE_SIZE = 200
-SEND_TIMEOUT_SECONDS = 3
+SEND_TIMEOUT_SECONDS = 5
 PAYOFF = {"address": "1 Main St", "borrowerName": "Pat Doe", "lenderName": "First Bank", "loanNumber": "123",
           "payoffDate": "2026-12-15"}
 
