@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None, *, retry: RetryPolicy | None = None) -> 
     if missing:
         print(f"sync_workflows.py: set {' and '.join(missing)} in the environment", file=sys.stderr)
         return EXIT_ERROR
-    sync = Sync(N8nClient(base_url, api_key, retry=retry), args.dir, say=lambda line: print(line, flush=True))
+    client = N8nClient(base_url, api_key, retry=retry, say=lambda line: print(line, file=sys.stderr, flush=True))
+    sync = Sync(client, args.dir, say=lambda line: print(line, flush=True))
     try:
         return run(args, sync)
     except (N8nApiError, PlanError, OSError) as error:

@@ -74,14 +74,16 @@ class RetryPolicy:
 
     attempts: int = 4
     backoff: float = 1.0  # seconds before the first retry; doubled each time
-    max_delay: float = 60.0
+    max_delay: float = 30.0  # cap of the backoff
+    max_retry_after: float = 300.0  # a longer Retry-After gives up instead of waiting
     sleep: Callable[[float], None] = time.sleep
 
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        """Seconds to wait before the next attempt: Retry-After when n8n sends a readable one."""
         if retry_after:
             seconds = _retry_after_seconds(retry_after)
             if seconds is not None:
-                return min(seconds, self.max_delay)
+                return seconds
         return min(self.backoff * 2 ** (attempt - 1), self.max_delay)
 
 
@@ -111,9 +113,11 @@ class N8nClient:
     X-N8N-API-KEY header and is never part of an error message."""
 
     def __init__(self, base_url: str, api_key: str, *, retry: RetryPolicy | None = None,
-                 session: requests.Session | None = None, timeout: float = 30):
+                 session: requests.Session | None = None, timeout: float = 30,
+                 say: Callable[[str], None] = lambda line: None):
         self.base_url = api_base(base_url)
         self.retry = retry or RetryPolicy()
+        self.say = say
         self.session = session or requests.Session()
         self.session.headers.update({"X-N8N-API-KEY": api_key, "Accept": "application/json"})
         self.timeout = timeout
@@ -134,14 +138,18 @@ class N8nClient:
                 if last or (unsafe and not refused):
                     raise N8nApiError(f"{what}: n8n at {self.base_url} could not be reached "
                                       f"({type(error).__name__}) after {attempt} attempt(s)") from None
-                self.retry.sleep(self.retry.delay(attempt))
+                self._wait(what, type(error).__name__, self.retry.delay(attempt))
                 continue
             status = response.status_code
             if status == 429 or (status >= 500 and not unsafe):
                 if last:
                     raise N8nApiError(f"{what}: n8n answered {status} {_message(response)} "
                                       f"after {attempt} attempt(s)", status)
-                self.retry.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
+                delay = self.retry.delay(attempt, response.headers.get("Retry-After"))
+                if delay > self.retry.max_retry_after:
+                    raise N8nApiError(f"{what}: n8n answered {status} and asks to wait {delay:.0f} s; "
+                                      "try again later", status)
+                self._wait(what, str(status), delay)
                 continue
             if status in (401, 403):
                 raise AuthError(f"n8n at {self.base_url} refused the API key ({status} {_message(response)}): "
@@ -157,6 +165,10 @@ class N8nClient:
             except ValueError:
                 raise N8nApiError(f"{what}: n8n answered {status} with a body that is not JSON", status) from None
         raise AssertionError("unreachable")
+
+    def _wait(self, what: str, why: str, seconds: float) -> None:
+        self.say(f"    {what}: {why}, retrying in {seconds:g} s")
+        self.retry.sleep(seconds)
 
     def paginate(self, path: str, params: dict | None = None) -> Iterator[dict]:
         cursor = None
@@ -526,6 +538,7 @@ class Sync:
         credential_ids = instance.credential_ids()
         report = Report()
         tag_id = None
+        available = set(instance.by_name)  # what an error workflow setting can name (dry run)
         for index, name in enumerate(names, 1):
             file, export = exports[name]
             prefix = f"[{index}/{len(names)}] {name} ({file})"
@@ -539,31 +552,38 @@ class Sync:
             for line in workflow_plan.describe():
                 self.say(f"    {line}")
             if dry_run:
-                (report.unchanged.append(name) if workflow_plan.in_step
-                 else report.applied.append((name, "would " + self._headline(workflow_plan))))
+                error_workflow = (export.get("settings") or {}).get("errorWorkflow")
+                if workflow_plan.changes and error_workflow and error_workflow not in available:
+                    report.failed.append((name, f"its error workflow {error_workflow!r} is not in the target "
+                                                "and not pushed before it"))
+                    self.say(f"    would FAIL: its error workflow {error_workflow!r} is not in the target")
+                elif workflow_plan.in_step:
+                    report.unchanged.append(name)
+                else:
+                    report.applied.append((name, "would " + self._headline(workflow_plan)))
+                available.add(name)
                 continue
+            done: list[str] = []
             try:
-                done = []
+                body = None
                 if workflow_plan.action != "unchanged":
                     body = write_body(export, instance.ids_by_name, credential_ids)
                     if remote is None:
                         remote = self.client.create_workflow(body)
-                        instance.by_name[name] = remote
                         done.append(f"created as {remote['id']}")
                     else:
                         remote = {**remote, **self.client.update_workflow(remote["id"], body)}
-                        instance.by_name[name] = remote
                         done.append("updated")
-                    missing = unresolved_credentials(body, remote)
-                    if missing:
-                        raise PlanError(f"{'; '.join(done)}, but these credentials are not in n8n (or not "
-                                        f"unique by name): {', '.join(missing)}; create them and push again "
-                                        "(not activated)")
+                    instance.by_name[name] = remote
                 if workflow_plan.tag:
                     tag_id = tag_id or self._managed_tag_id()
                     current = [str(tag["id"]) for tag in remote.get("tags") or []]
                     self.client.set_workflow_tags(remote["id"], current + [tag_id])
                     done.append("tagged")
+                missing = unresolved_credentials(body, remote) if body else []
+                if missing:
+                    raise PlanError(f"these credentials are not in n8n (or not unique by name): {', '.join(missing)}; "
+                                    "create them and push again (not activated)")
                 if workflow_plan.activation is True:
                     self.client.activate(remote["id"])
                     done.append("activated")
@@ -571,8 +591,9 @@ class Sync:
                     self.client.deactivate(remote["id"])
                     done.append("deactivated")
             except (N8nApiError, PlanError) as error:
-                report.failed.append((name, str(error)))
-                self.say(f"    FAILED: {error}")
+                why = f"{error} (already applied: {', '.join(done)})" if done else str(error)
+                report.failed.append((name, why))
+                self.say(f"    FAILED: {why}")
                 if isinstance(error, AuthError):
                     for rest in names[index:]:
                         report.skipped.append((rest, "stopped: n8n refused the API key"))
@@ -625,7 +646,7 @@ class Sync:
             report.applied += [(name, "would deactivate and delete") for name in stale]
             return
         if confirm is None or not confirm(f"Deactivate and delete {len(stale)} workflow(s) from n8n?"):
-            report.skipped += [(name, "prune not confirmed") for name in stale]
+            report.skipped += [(name, "prune not confirmed (--yes confirms without asking)") for name in stale]
             return
         for name in stale:
             workflow = instance.by_name[name]

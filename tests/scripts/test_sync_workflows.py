@@ -4,9 +4,11 @@ The same behaviour against a real n8n is in tests/e2e/test_sync_workflows_e2e.py
 from __future__ import annotations
 
 import copy
+import email.utils
 import importlib.util
 import json
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -166,8 +168,9 @@ def test_push_reports_a_credential_missing_in_the_target_and_does_not_activate(n
     del n8n.credentials[("httpHeaderAuth", "Rexera trigger token")]
     code, out, _ = run("push", "--only", PAYOFF, "--only", ERROR_HANDLER)
     assert code == 2
-    assert "FAILED: Rexera - Payoff request: created as" in out
-    assert "'Rexera trigger token' (httpHeaderAuth)" in out
+    assert ("FAILED: Rexera - Payoff request: these credentials are not in n8n (or not unique by name): "
+            "'Rexera trigger token' (httpHeaderAuth); create them and push again (not activated) "
+            f"(already applied: created as {n8n.by_name(PAYOFF)['id']}, tagged)") in out
     assert ("POST", f"/workflows/{n8n.by_name(PAYOFF)['id']}/activate") not in n8n.writes()
     assert "applied: Rexera - Error handler" in out
 
@@ -510,10 +513,25 @@ def test_429_waits_as_long_as_retry_after_says(n8n, run):
 
 def test_429_with_an_http_date_retry_after_waits_until_then():
     policy = cloud.RetryPolicy()
-    later = "Wed, 21 Oct 2099 07:28:00 GMT"
-    assert policy.delay(1, later) == policy.max_delay
+    in_a_minute = email.utils.format_datetime(datetime.now(timezone.utc) + timedelta(seconds=60), usegmt=True)
+    assert 58 <= policy.delay(1, in_a_minute) <= 60
     assert policy.delay(1, "Wed, 21 Oct 2015 07:28:00 GMT") == 0
     assert policy.delay(2, "soon") == 2 * policy.backoff
+
+
+def test_429_asking_for_a_long_wait_gives_up_instead_of_hanging(n8n, run):
+    n8n.fail("GET", "/workflows", (429, {"Retry-After": "3600"}))
+    code, _, err = run("status")
+    assert code == 2
+    assert "GET /workflows: n8n answered 429 and asks to wait 3600 s; try again later" in err
+    assert run.sleeps == []
+
+
+def test_retries_are_announced_on_stderr(n8n, run):
+    n8n.fail("GET", "/workflows", (429, {"Retry-After": "7"}))
+    _, out, err = run("status")
+    assert "GET /workflows: 429, retrying in 7 s" in err
+    assert "retrying" not in out
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
@@ -586,3 +604,25 @@ def test_a_create_is_not_retried_after_a_read_timeout(n8n, run):
     assert code == 2
     assert len([call for call in n8n.calls if call[:2] == ("POST", "/workflows")]) == 1
     assert "could not be reached (ReadTimeout) after 1 attempt(s)" in out
+
+
+def test_a_failure_after_the_write_names_what_was_already_applied(n8n, run):
+    pushed(n8n, run)
+    payoff = n8n.by_name(PAYOFF)
+    payoff["nodes"][0]["position"] = [3, 3]
+    payoff["tags"] = []
+    n8n.fail("PUT", f"/workflows/{payoff['id']}/tags", 500, 500, 500)
+    code, out, _ = run("push")
+    assert code == 2
+    assert (f"FAILED: Rexera - Payoff request: PUT /workflows/{payoff['id']}/tags: n8n answered 500 failure 500 "
+            "after 3 attempt(s) (already applied: updated)") in out
+    assert "applied: 0, unchanged: 3, failed: 1, not attempted: 0" in out
+
+
+def test_dry_run_predicts_a_missing_error_workflow(n8n, run):
+    code, out, _ = run("push", "--dry-run", "--only", PAYOFF)
+    assert code == 2
+    assert "would FAIL: its error workflow 'Rexera - Error handler' is not in the target" in out
+    code, out, _ = run("push", "--dry-run")
+    assert code == 0, out
+    assert n8n.writes() == []
