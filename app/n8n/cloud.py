@@ -335,7 +335,6 @@ class Plan:
     """What push would do for one export."""
 
     name: str
-    file: str | None
     remote: dict | None  # the instance's workflow, None when it is to be created
     changes: list[str]  # content changes, one line each
     activation: bool | None  # True activate, False deactivate, None leave
@@ -395,10 +394,10 @@ def compare(export: dict, remote: dict | None, workflow_names: dict[str, str]) -
     return changes
 
 
-def plan(export: dict, file: str | None, remote: dict | None, workflow_names: dict[str, str]) -> Plan:
+def plan(export: dict, remote: dict | None, workflow_names: dict[str, str]) -> Plan:
     changes = compare(export, remote, workflow_names)
     if remote is None:
-        return Plan(export["name"], file, None, changes, True if should_be_active(export) else None, True)
+        return Plan(export["name"], None, changes, True if should_be_active(export) else None, True)
     wanted, have = normalize(export), normalize(remote, workflow_names)
     notes = [f"setting {key} is set in n8n but not in the export; the public API cannot remove a setting"
              for key in have["settings"] if key not in wanted["settings"]]
@@ -407,7 +406,7 @@ def plan(export: dict, file: str | None, remote: dict | None, workflow_names: di
     active = should_be_active(export)
     activation = None if bool(remote.get("active")) == active else active
     tag = MANAGED_TAG not in {tag.get("name") for tag in remote.get("tags") or []}
-    return Plan(export["name"], file, remote, changes, activation, tag, notes)
+    return Plan(export["name"], remote, changes, activation, tag, notes)
 
 
 def unified_diff(export: dict, remote: dict | None, workflow_names: dict[str, str], file: str) -> str:
@@ -457,7 +456,6 @@ class Instance:
     """The instance's workflows, read once: by name, plus the ids and credentials they reveal."""
 
     def __init__(self, client: N8nClient):
-        self.client = client
         self.by_name: dict[str, dict] = {}
         self.duplicates: set[str] = set()
         for workflow in client.workflows():
@@ -547,7 +545,7 @@ class Sync:
                 self.say(f"{prefix}: FAILED: several workflows in n8n have this name")
                 continue
             remote = instance.by_name.get(name)
-            workflow_plan = plan(export, file, remote, instance.names_by_id)
+            workflow_plan = plan(export, remote, instance.names_by_id)
             self.say(f"{prefix}: {self._headline(workflow_plan)}")
             for line in workflow_plan.describe():
                 self.say(f"    {line}")
@@ -718,8 +716,7 @@ class Sync:
             elif remote is None:
                 row["drift"] = ["only in the repository"]
             else:
-                row["plan"] = plan(exports[name][1], files[name], remote, instance.names_by_id)
-                row["drift"] = row["plan"].describe()
+                row["drift"] = plan(exports[name][1], remote, instance.names_by_id).describe()
                 row["diff"] = unified_diff(exports[name][1], remote, instance.names_by_id, files[name])
             rows.append(row)
         return rows

@@ -3,7 +3,6 @@ served by `responses`): paging, write bodies, activation, tags, every error path
 The same behaviour against a real n8n is in tests/e2e/test_sync_workflows_e2e.py."""
 from __future__ import annotations
 
-import copy
 import email.utils
 import importlib.util
 import json
@@ -373,6 +372,23 @@ def test_pull_leaves_unmanaged_workflows_out_unless_asked(n8n, run, exports):
         "name": "Someone else's", "nodes": [], "connections": {}, "settings": {}}
 
 
+def test_pull_leaves_an_export_that_n8n_lacks_alone(n8n, run, exports):
+    pushed(n8n, run)
+    del n8n.workflows[n8n.by_name(MUNI)["id"]]
+    code, out, _ = run("pull")
+    assert code == 0
+    assert (exports / "muni_lien_search.json").read_text() == (EXPORTS / "muni_lien_search.json").read_text()
+    assert "Rexera - Municipal lien search (muni_lien_search.json): not in n8n, left alone" in out
+
+
+def test_archived_workflows_in_n8n_are_ignored(n8n, run):
+    n8n.seed(export("error_handler.json"))["isArchived"] = True
+    code, out, _ = run("push", "--only", ERROR_HANDLER)
+    assert code == 0, out
+    assert [body["name"] for method, path, _, body in n8n.calls if (method, path) == ("POST", "/workflows")] == [
+        ERROR_HANDLER]
+
+
 # ---- diff and status ------------------------------------------------------------------------
 def test_diff_exits_0_when_in_step(n8n, run):
     pushed(n8n, run)
@@ -595,7 +611,7 @@ def test_the_update_body_holds_no_read_only_field(n8n, run):
     body = next(body for method, _, _, body in n8n.calls if method == "PUT")
     assert set(body) == WRITABLE
     assert all("createdAt" not in node for node in body["nodes"])
-    assert copy.deepcopy(body["settings"]) == {"executionOrder": "v1", "errorWorkflow": n8n.by_name(ERROR_HANDLER)["id"]}
+    assert body["settings"] == {"executionOrder": "v1", "errorWorkflow": n8n.by_name(ERROR_HANDLER)["id"]}
 
 
 def test_a_create_is_not_retried_after_a_read_timeout(n8n, run):
