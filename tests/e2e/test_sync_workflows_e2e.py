@@ -166,3 +166,12 @@ def test_a_wrong_key_is_refused_without_showing_it(n8n):
     assert result.returncode == 2
     assert "refused the API key (401" in result.stderr
     assert env["N8N_API_KEY"] not in result.stdout + result.stderr
+
+
+def test_listing_pages_through_the_real_cursor(n8n, first_push, monkeypatch):
+    from app.n8n import cloud
+
+    monkeypatch.setattr(cloud, "PAGE_SIZE", 1)
+    listed = cloud.N8nClient(n8n.base_url, n8n.api_key).workflows()
+    assert sorted(w["name"] for w in listed) == sorted(workflows(n8n))
+    assert len(listed) == len({w["id"] for w in listed}) >= 4
