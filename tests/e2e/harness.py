@@ -39,9 +39,6 @@ EXPORTS = {  # file -> workflow type (None: the error handler)
     "muni_lien_search.json": "MUNI_LIEN_SEARCH",
 }
 ERROR_HANDLER_NAME = "Rexera - Error handler"
-TRIGGER_CREDENTIAL = "Rexera trigger token"
-ERROR_CREDENTIAL = "Rexera error token"
-API_CREDENTIAL = "Rexera n8n API"
 FINAL_WORKFLOW_STATUSES = {"COMPLETED", "FAILED", "CANCELLED", "BLOCKED", "AWAITING_REVIEW"}
 SIMULATOR_SEED = 20261126
 
@@ -60,6 +57,7 @@ def load_script(name: str):
 
 n8n_local = load_script("n8n_local")
 agent_simulator = load_script("agent_simulator")
+n8n_credentials = load_script("n8n_credentials")
 
 
 # ---- the service ----------------------------------------------------------------------------
@@ -206,23 +204,7 @@ def api(n8n, method: str, path: str, body=None, expect=(200,)):
 
 def create_credentials(n8n, trigger_token: str, error_token: str) -> dict[str, str]:
     """The three credentials the exports reference by name; returns name -> id."""
-    wanted = {
-        TRIGGER_CREDENTIAL: ("httpHeaderAuth", {"name": "X-Rexera-Token", "value": trigger_token}),
-        ERROR_CREDENTIAL: ("httpHeaderAuth", {"name": "X-N8N-Error-Token", "value": error_token}),
-        API_CREDENTIAL: ("n8nApi", {"apiKey": n8n.api_key, "baseUrl": f"{n8n.base_url}/api/v1"}),
-    }
-    ids = {}
-    for name, (kind, data) in wanted.items():
-        schema = api(n8n, "GET", f"/api/v1/credentials/schema/{kind}")
-        data = dict(data)
-        for field in schema.get("required", []):
-            if field not in data:
-                default = (schema.get("properties", {}).get(field) or {}).get("default")
-                if default is not None:
-                    data[field] = default
-        created = api(n8n, "POST", "/api/v1/credentials", {"name": name, "type": kind, "data": data})
-        ids[name] = str(created["id"])
-    return ids
+    return n8n_credentials.ensure(n8n, trigger_token=trigger_token, error_token=error_token)
 
 
 def prepare_export(export: dict, credential_ids: dict[str, str], error_handler_id: str | None) -> dict:

@@ -1,0 +1,568 @@
+"""Run the whole Rexera system on this machine in one command: database, agent simulator, n8n with
+the workflows, and the service with its dispatcher and SLA sweeper; then, if asked, a live demo.
+
+    python3 scripts/local.py [up] [--port 8000] [--demo] [--state-dir .local]
+    python3 scripts/local.py demo [--timeout 600]      (against a system already up)
+    python3 scripts/local.py reset                     (stop nothing; delete the state directory)
+
+up installs what it needs on first use (.venv with requirements.txt, n8n through npm into a
+cache outside the checkout), then:
+  * PostgreSQL: DATABASE_URL when it is set and answers; otherwise a throwaway cluster of its own
+    under <state-dir>/postgres, made with the PostgreSQL binaries on the machine;
+  * migrates, seeds and loads the demo tenants (Acme Title, Beacon Escrow and their people);
+  * starts the agent simulator, n8n (credentials created, workflows pushed with
+    scripts/sync_workflows.py), and the service under gunicorn with the dispatcher and the SLA
+    sweeper, on PORT (default 8000);
+  * prints where everything listens and ready-made tokens for the demo operator and client user.
+Ctrl-C stops every child cleanly. With --demo, up runs the demo once everything is up, then
+stops the system and exits with the demo's status (what the CI smoke test does).
+
+Secrets made for the local system (JWT secret, callback secret, tokens) live in
+<state-dir>/secrets.json, readable by the owner only; the state directory is never committed.
+
+Exit codes: 0 done (or stopped with Ctrl-C); 1 a part failed to start or the demo failed;
+2 bad usage or a missing prerequisite (one line saying what to install or change).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv"
+DEFAULT_STATE_DIR = ROOT / ".local"
+DEFAULT_JWT_SECRET = "local-development-secret-0123456789abcdef"
+DATABASE_NAME = "rexera"
+OPERATOR_EMAIL = "operator@rexera.example"
+CLIENT_EMAIL = "client@acmetitle.example"
+
+
+class Failure(Exception):
+    """A part could not start; the message says which and why."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def say(message: str) -> None:
+    print(f"[local] {message}", flush=True)
+
+
+# ---- step 0: the virtual environment (standard library only up to here) ----------------------
+def in_venv() -> bool:
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def ensure_venv(argv: list[str]) -> None:
+    """Create .venv and install requirements.txt when they changed, then run this script again
+    with the environment's Python (once)."""
+    requirements = ROOT / "requirements.txt"
+    stamp = VENV / ".requirements.sha256"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        say("creating the virtual environment .venv")
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    if not stamp.exists() or stamp.read_text().strip() != digest:
+        say("installing requirements.txt into .venv (first run only)")
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        "-r", str(requirements)], check=True)
+        stamp.write_text(digest + "\n")
+    if not in_venv():
+        os.execv(str(python), [str(python), str(Path(__file__).resolve()), *argv])
+
+
+# ---- small helpers -----------------------------------------------------------------------------
+def port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_http(url: str, what: str, timeout: float, process: subprocess.Popen | None = None, log: Path | None = None):
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise Failure(f"{what} exited with status {process.returncode} while starting{log_hint(log)}")
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.25)
+    raise Failure(f"{what} did not answer {url} within {timeout:.0f} s{log_hint(log)}")
+
+
+def log_hint(log: Path | None) -> str:
+    if log is None or not log.exists():
+        return ""
+    tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+    return f"; last lines of {log}:\n{tail}"
+
+
+class State:
+    """The state directory: secrets (0600), logs, and what is running (for demo)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.logs = path / "logs"
+
+    def prepare(self) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def secrets(self) -> dict:
+        file = self.path / "secrets.json"
+        if file.exists():
+            return json.loads(file.read_text())
+        made = {
+            "jwtSecret": os.environ.get("SUPABASE_JWT_SECRET") or DEFAULT_JWT_SECRET,
+            "callbackSecret": secrets.token_bytes(32).hex(),
+            "triggerToken": secrets.token_urlsafe(24),
+            "errorToken": secrets.token_urlsafe(24),
+            "agentKey": secrets.token_urlsafe(24),
+        }
+        file.touch(mode=0o600)
+        file.write_text(json.dumps(made, indent=2) + "\n")
+        return made
+
+    def write_running(self, running: dict) -> None:
+        (self.path / "running.json").write_text(json.dumps(running, indent=2) + "\n")
+
+    def running(self) -> dict | None:
+        file = self.path / "running.json"
+        return json.loads(file.read_text()) if file.exists() else None
+
+    def clear_running(self) -> None:
+        (self.path / "running.json").unlink(missing_ok=True)
+
+
+# ---- PostgreSQL --------------------------------------------------------------------------------
+def reachable(url: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def postgres_binaries() -> Path | None:
+    """The bin directory holding initdb and pg_ctl: on PATH, else Debian's versioned directories."""
+    on_path = shutil.which("initdb")
+    if on_path and shutil.which("pg_ctl"):
+        return Path(os.path.realpath(on_path)).parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]), reverse=True)
+    return candidates[0].parent if candidates else None
+
+
+class Cluster:
+    """A throwaway PostgreSQL cluster under <state-dir>/postgres, trust auth, 127.0.0.1 only.
+    PostgreSQL refuses to run as root, so as root it runs as the `postgres` system user."""
+
+    def __init__(self, directory: Path, port: int):
+        self.directory = directory
+        self.data = directory / "data"
+        self.socket_dir = directory / "run"
+        self.log = directory / "postgres.log"
+        self.port = port
+        self.bin = postgres_binaries()
+        if self.bin is None:
+            raise Failure("no PostgreSQL server binaries (initdb, pg_ctl) on this machine: install them "
+                          "(Debian/Ubuntu: apt-get install postgresql) or set DATABASE_URL to a server you have", 2)
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            if shutil.which("runuser") is None or subprocess.run(["id", "-u", "postgres"], capture_output=True).returncode:
+                raise Failure("running as root needs a `postgres` system user to own the throwaway cluster "
+                              "(or set DATABASE_URL)", 2)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE_NAME}"
+
+    def run(self, *command: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*self.as_user, *command], capture_output=True, text=True)
+
+    def start(self) -> None:
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        if self.as_user:
+            shutil.chown(self.directory, "postgres")
+            shutil.chown(self.socket_dir, "postgres")
+        if not (self.data / "PG_VERSION").exists():
+            say(f"creating a throwaway PostgreSQL cluster in {self.data}")
+            done = self.run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                            "--encoding=UTF8", "--locale=C")
+            if done.returncode:
+                raise Failure(f"initdb failed: {done.stderr.strip()[-800:]}")
+        if self.as_user and self.log.exists():
+            shutil.chown(self.log, "postgres")
+        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
+        done = self.run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w",
+                        "-t", "60", "start")
+        if done.returncode:
+            raise Failure(f"PostgreSQL did not start: {done.stderr.strip()[-400:]}{log_hint(self.log)}")
+        import psycopg
+
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
+            if not conn.execute("select 1 from pg_database where datname = %s", (DATABASE_NAME,)).fetchone():
+                conn.execute(f'create database "{DATABASE_NAME}"')
+
+    def stop(self) -> None:
+        self.run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+
+def cluster_directory(state: State) -> Path:
+    """<state-dir>/postgres; as root, where the `postgres` user cannot reach that (a private
+    parent directory), a directory of its own under the system's temporary directory, recorded
+    in the state directory so reset removes it too."""
+    preferred = state.path / "postgres"
+    if os.geteuid() != 0:
+        return preferred
+    preferred.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(state.path)],
+                      capture_output=True).returncode == 0:
+        return preferred
+    import tempfile
+
+    elsewhere = Path(tempfile.gettempdir()) / f"rexera-postgres-{hashlib.sha256(str(state.path).encode()).hexdigest()[:12]}"
+    elsewhere.mkdir(mode=0o700, exist_ok=True)
+    (state.path / "postgres-location").write_text(str(elsewhere) + "\n")
+    say(f"the postgres user cannot reach {state.path}; the cluster lives in {elsewhere}")
+    return elsewhere
+
+
+def prepare_database(url: str) -> None:
+    from app.migrations import apply_migrations
+
+    import psycopg
+    from psycopg import conninfo
+
+    name = conninfo.conninfo_to_dict(url).get("dbname")
+    if name and not reachable(url):  # the server answers, the database may not exist yet
+        admin = conninfo.make_conninfo(url, dbname="postgres")
+        with psycopg.connect(admin, autocommit=True) as conn:
+            if not conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
+                say(f"creating database {name}")
+                conn.execute(f'create database "{name}"')
+    report = apply_migrations(url, seed=True, demo=True)
+    applied = getattr(report, "applied", None)
+    say(f"database ready ({len(applied) if applied is not None else 'all'} migration(s) applied now)")
+
+
+def server_reachable(url: str) -> bool:
+    from psycopg import conninfo
+
+    return reachable(url) or reachable(conninfo.make_conninfo(url, dbname="postgres"))
+
+
+# ---- the system --------------------------------------------------------------------------------
+class System:
+    """Every part, started in order and stopped in reverse."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.state = State(Path(args.state_dir).resolve())
+        self.children: list[tuple[str, subprocess.Popen, Path]] = []
+        self.cluster: Cluster | None = None
+        self.n8n = None
+        self.database_url = ""
+        self.base_url = f"http://127.0.0.1:{args.port}"
+
+    # -- start --
+    def start(self) -> dict:
+        if not port_free(self.args.port):
+            raise Failure(f"port {self.args.port} is taken: stop what listens there or pass --port (or PORT=...)", 2)
+        self.state.prepare()
+        keys = self.state.secrets()
+        self.start_database()
+        simulator_url = self.start_simulator()
+        n8n = self.start_n8n(keys)
+        self.start_service(keys, n8n, simulator_url)
+        running = {"baseUrl": self.base_url, "databaseUrl": self.database_url, "n8nUrl": n8n.base_url,
+                   "simulatorUrl": simulator_url, "pid": os.getpid()}
+        self.state.write_running(running)
+        return running
+
+    def start_database(self) -> None:
+        url = os.environ.get("DATABASE_URL")
+        if url and server_reachable(url):
+            say(f"using the PostgreSQL at DATABASE_URL")
+            self.database_url = url
+        else:
+            if url:
+                say("DATABASE_URL does not answer; starting a throwaway cluster instead")
+            port = self.args.postgres_port or free_port()
+            self.cluster = Cluster(cluster_directory(self.state), port)
+            self.cluster.start()
+            self.database_url = self.cluster.url
+        prepare_database(self.database_url)
+
+    def spawn(self, name: str, command: list[str], env: dict | None = None) -> subprocess.Popen:
+        log = self.state.logs / f"{name}.log"
+        handle = open(log, "a")  # noqa: SIM115 (the child writes it for its whole life)
+        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=handle,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        self.children.append((name, process, log))
+        return process
+
+    def start_simulator(self) -> str:
+        port = free_port()
+        process = self.spawn("agents", [sys.executable, "scripts/agent_simulator.py", "--port", str(port),
+                                        "--latency-ms", str(self.args.agent_latency_ms)])
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/health", "the agent simulator", 20, process, self.state.logs / "agents.log")
+        say(f"agent simulator on {url}")
+        return url
+
+    def start_n8n(self, keys: dict):
+        sys.path.insert(0, str(ROOT / "scripts"))
+        import n8n_local
+
+        if n8n_local.installed_binary() is None:
+            say("installing n8n through npm (first run only, several minutes)")
+            try:
+                n8n_local.install(progress=say)
+            except n8n_local.PrerequisiteError as error:
+                raise Failure(f"n8n needs Node.js 20+ and npm: {error}", 2) from error
+            except n8n_local.N8nError as error:
+                raise Failure(f"installing n8n failed: {error}") from error
+        port = self.args.n8n_port or free_port()
+        data_dir = self.state.path / "n8n"
+        try:
+            self.n8n = n8n_local.start(port, data_dir, webhook_url=f"http://127.0.0.1:{port}/", progress=say)
+        except n8n_local.N8nError as error:
+            raise Failure(f"n8n did not start: {error}") from error
+        say(f"n8n on {self.n8n.base_url} (owner login in {data_dir / 'owner.json'})")
+        self.sync_n8n(keys)
+        return self.n8n
+
+    def sync_n8n(self, keys: dict) -> None:
+        """The credentials the exports use (by name), then the exports themselves."""
+        import n8n_credentials
+
+        n8n_credentials.ensure(self.n8n, trigger_token=keys["triggerToken"], error_token=keys["errorToken"])
+        env = {"N8N_BASE_URL": self.n8n.base_url, "N8N_API_KEY": self.n8n.api_key}
+        done = subprocess.run([sys.executable, "scripts/sync_workflows.py", "push", "--yes"], cwd=ROOT,
+                              env={**os.environ, **env}, capture_output=True, text=True)
+        (self.state.logs / "sync.log").write_text(done.stdout + done.stderr)
+        if done.returncode:
+            raise Failure(f"pushing the workflows to n8n failed{log_hint(self.state.logs / 'sync.log')}")
+        say("n8n workflows pushed (scripts/sync_workflows.py push)")
+
+    def service_env(self, keys: dict, n8n, simulator_url: str) -> dict:
+        return {
+            "DATABASE_URL": self.database_url,
+            "SUPABASE_JWT_SECRET": keys["jwtSecret"],
+            "N8N_BASE_URL": n8n.base_url,
+            "N8N_API_KEY": n8n.api_key,
+            "N8N_CALLBACK_SECRET": "whsec_" + __import__("base64").b64encode(bytes.fromhex(keys["callbackSecret"])).decode(),
+            "N8N_WEBHOOK_TOKEN": keys["triggerToken"],
+            "N8N_ERROR_WEBHOOK_TOKEN": keys["errorToken"],
+            "PUBLIC_BASE_URL": self.base_url,
+            "AGENT_BASE_URL": simulator_url,
+            "DISPATCHER_ENABLED": "on",
+            "SLA_SWEEP_INTERVAL_SECONDS": "60",
+            "PORT": str(self.args.port),
+            "HOST": "127.0.0.1",
+            "PYTHONPATH": str(ROOT),
+        }
+
+    def start_service(self, keys: dict, n8n, simulator_url: str) -> None:
+        process = self.spawn("service", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+                             self.service_env(keys, n8n, simulator_url))
+        wait_http(f"{self.base_url}/api/health/database", "the service", 60, process, self.state.logs / "service.log")
+        say(f"service on {self.base_url}")
+
+    # -- run --
+    def watch(self) -> None:
+        """Until Ctrl-C or a child dies."""
+        while True:
+            for name, process, log in self.children:
+                if process.poll() is not None:
+                    raise Failure(f"{name} stopped unexpectedly (status {process.returncode}){log_hint(log)}")
+            if self.n8n is not None and not self.n8n.running():
+                raise Failure(f"n8n stopped unexpectedly{log_hint(Path(self.n8n.log_path))}")
+            time.sleep(1)
+
+    # -- stop --
+    def started_anything(self) -> bool:
+        return bool(self.children) or self.n8n is not None or self.cluster is not None
+
+    def stop(self) -> None:
+        for name, process, _ in reversed(self.children):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for name, process, _ in reversed(self.children):
+            try:
+                process.wait(timeout=25)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if self.n8n is not None:
+            self.n8n.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
+        self.state.clear_running()
+
+
+def tokens(database_url: str, secret: str, hours: int = 12) -> dict[str, str]:
+    """Access tokens for the demo operator and client user, as Supabase Auth would issue them."""
+    import jwt
+    import psycopg
+
+    found = {}
+    with psycopg.connect(database_url) as conn:
+        for email in (OPERATOR_EMAIL, CLIENT_EMAIL):
+            row = conn.execute("select id, raw_app_meta_data from auth.users where email = %s", (email,)).fetchone()
+            if row is None:
+                continue
+            now = int(time.time())
+            found[email] = jwt.encode({"sub": str(row[0]), "email": email, "role": "authenticated", "aud": "authenticated",
+                                       "iat": now, "exp": now + hours * 3600, "app_metadata": row[1] or {}},
+                                      secret, algorithm="HS256")
+    return found
+
+
+def banner(running: dict, keys: dict) -> None:
+    found = tokens(running["databaseUrl"], keys["jwtSecret"])
+    base = running["baseUrl"]
+    lines = [
+        "",
+        "Rexera is running:",
+        f"  API                {base}/api      (health: {base}/api/health)",
+        f"  interactive docs   {base}/api/docs",
+        f"  live events        {base.replace('http', 'ws', 1)}/ws",
+        f"  n8n editor         {running['n8nUrl']}",
+        f"  agent simulator    {running['simulatorUrl']}",
+        f"  database           {running['databaseUrl']}",
+        "",
+        "Tokens (12 hours):",
+    ]
+    for email, token in found.items():
+        variable = "OPERATOR_TOKEN" if email == OPERATOR_EMAIL else "CLIENT_TOKEN"
+        lines.append(f"  {variable}={token}   # {email}")
+    lines += ["", f"Try:  curl -H \"Authorization: Bearer $CLIENT_TOKEN\" {base}/api/workflows",
+              "Demo: python3 scripts/local.py demo      Stop: Ctrl-C", ""]
+    print("\n".join(lines), flush=True)
+
+
+# ---- commands ----------------------------------------------------------------------------------
+def command_up(args: argparse.Namespace) -> int:
+    system = System(args)
+    interrupted = False
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        running = system.start()
+        keys = system.state.secrets()
+        banner(running, keys)
+        if args.demo:
+            import demo
+
+            return demo.run(running["baseUrl"], running["databaseUrl"], keys, timeout=args.demo_timeout)
+        system.watch()
+        return 0
+    except KeyboardInterrupt:
+        interrupted = True
+        return 0
+    except Failure as failure:
+        print(f"[local] {failure}", file=sys.stderr, flush=True)
+        return failure.exit_code
+    finally:
+        if system.started_anything():
+            say("stopping" + (" (interrupted)" if interrupted else ""))
+            system.stop()
+            say("stopped")
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    state = State(Path(args.state_dir).resolve())
+    running = state.running()
+    if running is None:
+        print("[local] nothing is running: start it with `python3 scripts/local.py` first", file=sys.stderr)
+        return 2
+    import demo
+
+    return demo.run(running["baseUrl"], running["databaseUrl"], state.secrets(), timeout=args.demo_timeout)
+
+
+def command_reset(args: argparse.Namespace) -> int:
+    state = State(Path(args.state_dir).resolve())
+    running = state.running()
+    if running is not None and _alive(running.get("pid")):
+        print(f"[local] the system is running (pid {running['pid']}): stop it with Ctrl-C first", file=sys.stderr)
+        return 2
+    if state.path.exists():
+        location = state.path / "postgres-location"
+        if location.exists():
+            shutil.rmtree(location.read_text().strip(), ignore_errors=True)
+        shutil.rmtree(state.path)
+        say(f"removed {state.path}")
+    else:
+        say(f"nothing to remove at {state.path}")
+    return 0
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (OSError, TypeError, ValueError):
+        return False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", default="up", choices=["up", "demo", "reset"])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")),
+                        help="the API's port (default $PORT or 8000)")
+    parser.add_argument("--state-dir", default=os.environ.get("REXERA_STATE_DIR", str(DEFAULT_STATE_DIR)),
+                        help="where state, logs and secrets live (default .local)")
+    parser.add_argument("--demo", action="store_true", help="up: run the demo once up, then stop")
+    parser.add_argument("--demo-timeout", type=float, default=600, help="seconds the demo may take (default 600)")
+    parser.add_argument("--n8n-port", type=int, default=0, help="n8n's port (default: a free one)")
+    parser.add_argument("--postgres-port", type=int, default=0, help="the throwaway cluster's port (default: a free one)")
+    parser.add_argument("--agent-latency-ms", type=int, default=300,
+                        help="simulated agent latency, so the demo can be watched (default 300)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    if args.command != "reset":
+        ensure_venv(argv)
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "scripts"))
+    return {"up": command_up, "demo": command_demo, "reset": command_reset}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Smoke test of the README's first command: `python3 scripts/local.py --demo` on embedded
+defaults (no DATABASE_URL: a throwaway PostgreSQL cluster of its own), the whole system up, the
+demo run to completion, everything stopped again. Bounded in time."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import harness
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.e2e]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def local(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "scripts/local.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.timeout(900)
+def test_the_first_readme_command_runs_the_system_and_the_demo_completes(tmp_path):
+    if harness.n8n_local.installed_binary() is None:
+        pytest.skip("n8n is not installed (scripts/n8n_local.py install)")
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    process = subprocess.Popen([sys.executable, "scripts/local.py", "up", "--demo", "--port", str(port),
+                                "--state-dir", str(tmp_path / "state"), "--agent-latency-ms", "50"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=840)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+        pytest.fail(f"local.py did not finish in time:\n{output[-4000:]}")
+    assert process.returncode == 0, output[-4000:]
+    assert "creating a throwaway PostgreSQL cluster" in output, output[:2000]
+    assert "interactive docs" in output and "CLIENT_TOKEN=" in output and "OPERATOR_TOKEN=" in output
+    assert "all three workflows COMPLETED" in output, output[-4000:]
+    summary = [line.split() for line in output.splitlines()
+               if re.match(r"(PAYOFF_REQUEST|HOA_ACQUISITION|MUNI_LIEN_SEARCH) +[A-Z_]+ +\d+/\d+ ", line)]
+    assert sorted(row[0] for row in summary) == ["HOA_ACQUISITION", "MUNI_LIEN_SEARCH", "PAYOFF_REQUEST"], summary
+    for workflow_type, status, tasks, _duration, sla in summary:
+        done, total = tasks.split("/")
+        assert status == "COMPLETED" and done == total and int(total) > 0 and sla in ("ON_TIME", "AT_RISK"), summary
+    # Everything stopped: the API port is free, the cluster is down, no secret was printed.
+    assert not listening(port)
+    location = tmp_path / "state" / "postgres-location"
+    cluster = Path(location.read_text().strip()) if location.exists() else tmp_path / "state" / "postgres"
+    assert (cluster / "data" / "PG_VERSION").exists() and not (cluster / "data" / "postmaster.pid").exists()
+    assert local("reset", "--state-dir", str(tmp_path / "state")).returncode == 0
+    assert not cluster.exists() and not (tmp_path / "state").exists()
+    assert "callbackSecret" not in output and "whsec_" not in output
+
+
+def test_a_taken_port_is_refused_with_a_clear_message(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = local("--port", str(port), "--state-dir", str(tmp_path / "state"))
+    assert done.returncode == 2
+    assert f"port {port} is taken" in done.stderr
+    assert "stopping" not in done.stdout  # nothing was started
+
+
+def test_demo_without_a_running_system_says_so(tmp_path):
+    done = local("demo", "--state-dir", str(tmp_path / "state"))
+    assert done.returncode == 2 and "nothing is running" in done.stderr
+
+
+def test_reset_removes_the_state_directory(tmp_path):
+    state = tmp_path / "state"
+    (state / "logs").mkdir(parents=True)
+    (state / "secrets.json").write_text("{}")
+    done = local("reset", "--state-dir", str(state))
+    assert done.returncode == 0 and not state.exists()
