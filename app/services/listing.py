@@ -35,10 +35,12 @@ class Filters:
 
 
 def page_statement(table: str, alias: str, filters: Filters, *, limit: int, offset: int, cursor: str | None,
-                   select: str | None = None) -> tuple[sql.Composed, list]:
+                   select: str | None = None, total: str | None = None) -> tuple[sql.Composed, list]:
     """One statement for one page of `table` (newest first) under `filters` and their total: the
     count (always one row) joined to the page rows, so a list costs one query. `select` must
-    include the alias's created_at and id. Read the result with page_from_rows()."""
+    include the alias's created_at and id. `total`: a query answering the total as
+    page_total_count without counting rows (a kept counter), used when there are no filters.
+    Read the result with page_from_rows()."""
     base = sql.SQL("from public.{} {}").format(sql.Identifier(table), sql.Identifier(alias))
     page_filters = Filters(list(filters.clauses), list(filters.params))
     if cursor:
@@ -48,11 +50,14 @@ def page_statement(table: str, alias: str, filters: Filters, *, limit: int, offs
             raise BadCursor(str(error)) from error
         page_filters.add(f"({alias}.created_at, {alias}.id) < (%s, %s)", created_at, row_id)
     columns = sql.SQL(select or f"{alias}.*")
-    query = (sql.SQL("select c.page_total_count, p.* from (select count(*) as page_total_count ") + base + filters.where()
+    counted = (sql.SQL(total) if total is not None and not filters.clauses
+               else sql.SQL("select count(*) as page_total_count ") + base + filters.where())
+    query = (sql.SQL("select c.page_total_count, p.* from (") + counted
              + sql.SQL(") c left join lateral (select ") + columns + sql.SQL(" ") + base + page_filters.where()
              + sql.SQL(f" order by {alias}.created_at desc, {alias}.id desc limit %s offset %s) p on true"
                        " order by p.created_at desc, p.id desc"))
-    return query, [*filters.params, *page_filters.params, limit + 1, offset]
+    count_params = [] if total is not None and not filters.clauses else filters.params
+    return query, [*count_params, *page_filters.params, limit + 1, offset]
 
 
 def page_from_rows(rows: list[dict], limit: int) -> dict:

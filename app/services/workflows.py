@@ -63,7 +63,9 @@ def workflow_page_statement(args: dict) -> tuple:
     """The one statement listing a page of workflow documents (JSON text) under the list filters."""
     return page_statement("workflows", "w", workflow_filters(args), limit=args["limit"], offset=args["offset"],
                           cursor=args.get("cursor"),
-                          select=f"{workflow_document_sql(args.get('include', []))} as document, w.created_at, w.id")
+                          select=f"{workflow_document_sql(args.get('include', []))} as document, w.created_at, w.id",
+                          # unfiltered: the total every caller may see, from the activity counters
+                          total="select a.workflows_total as page_total_count from private.visible_activity() a")
 
 
 def workflow_documents_page(rows: list[dict], limit: int) -> dict:

@@ -267,6 +267,7 @@ grant execute on function private.view_window_start(text, timestamptz),
 --   the views count their one workflow directly.
 --
 -- What is counted (the same conditions the views used to count with):
+-- - workflows_total: every workflow (the total of an unfiltered workflow list);
 -- - active_workflows: status IN_PROGRESS, AWAITING_REVIEW, BLOCKED or PAUSED; pending_workflows:
 --   status PENDING;
 -- - tasks_awaiting_hil: tasks needing a person (a HIL step that is open, or a step awaiting
@@ -286,6 +287,7 @@ create table private.workflow_activity (
   workflow_id uuid primary key,
   client_id uuid not null,
   shard smallint not null,
+  workflows_total integer not null,
   active_workflows integer not null,
   pending_workflows integer not null,
   tasks_awaiting_hil integer not null,
@@ -301,6 +303,7 @@ comment on table private.workflow_activity is
 create table private.activity_counters (
   client_id uuid not null,
   shard smallint not null check (shard between 0 and 7),
+  workflows_total bigint not null default 0,
   active_workflows bigint not null default 0,
   pending_workflows bigint not null default 0,
   tasks_awaiting_hil bigint not null default 0,
@@ -350,10 +353,10 @@ begin
     return;
   end if;
   -- Lock the rows (creating those of new workflows) before counting, in id order.
-  insert into private.workflow_activity as a (workflow_id, client_id, shard, active_workflows, pending_workflows,
-                                              tasks_awaiting_hil, tasks_at_risk, tasks_breached,
+  insert into private.workflow_activity as a (workflow_id, client_id, shard, workflows_total, active_workflows,
+                                              pending_workflows, tasks_awaiting_hil, tasks_at_risk, tasks_breached,
                                               clocks_on_time, clocks_at_risk, clocks_breached)
-  select w.id, w.client_id, private.counter_shard(w.id), 0, 0, 0, 0, 0, 0, 0, 0
+  select w.id, w.client_id, private.counter_shard(w.id), 0, 0, 0, 0, 0, 0, 0, 0, 0
     from public.workflows w
    where w.id = any (p_workflow_ids)
    order by w.id
@@ -361,7 +364,7 @@ begin
   perform 1 from private.workflow_activity a where a.workflow_id = any (p_workflow_ids) order by a.workflow_id for update;
 
   with fresh as (
-    select w.id as workflow_id, w.client_id, private.counter_shard(w.id) as shard,
+    select w.id as workflow_id, w.client_id, private.counter_shard(w.id) as shard, 1 as workflows_total,
            (w.status in ('IN_PROGRESS', 'AWAITING_REVIEW', 'BLOCKED', 'PAUSED'))::integer as active_workflows,
            (w.status = 'PENDING')::integer as pending_workflows,
            t.awaiting, t.at_risk, t.breached, t.on_time_due, t.at_risk_due, t.breached_due
@@ -388,16 +391,16 @@ begin
   -- What changes: each workflow's fresh values minus its stored ones (a moved workflow takes
   -- its share from one client to another).
   deltas as (
-    select f.client_id, f.shard, f.active_workflows, f.pending_workflows, f.awaiting, f.at_risk, f.breached,
-           f.on_time_due, f.at_risk_due, f.breached_due
+    select f.client_id, f.shard, f.workflows_total, f.active_workflows, f.pending_workflows, f.awaiting, f.at_risk,
+           f.breached, f.on_time_due, f.at_risk_due, f.breached_due
       from fresh f
     union all
-    select s.client_id, s.shard, -s.active_workflows, -s.pending_workflows, -s.tasks_awaiting_hil, -s.tasks_at_risk,
+    select s.client_id, s.shard, -s.workflows_total, -s.active_workflows, -s.pending_workflows, -s.tasks_awaiting_hil, -s.tasks_at_risk,
            -s.tasks_breached, -s.clocks_on_time, -s.clocks_at_risk, -s.clocks_breached
       from stored s
   ),
   summed as (
-    select d.client_id, d.shard, sum(d.active_workflows) as active_workflows, sum(d.pending_workflows) as pending_workflows,
+    select d.client_id, d.shard, sum(d.workflows_total) as workflows_total, sum(d.active_workflows) as active_workflows, sum(d.pending_workflows) as pending_workflows,
            sum(d.awaiting) as awaiting, sum(d.at_risk) as at_risk, sum(d.breached) as breached,
            sum(d.on_time_due) as on_time_due, sum(d.at_risk_due) as at_risk_due, sum(d.breached_due) as breached_due
       from deltas d
@@ -405,15 +408,16 @@ begin
   ),
   saved as (
     update private.workflow_activity a
-       set client_id = f.client_id, shard = f.shard, active_workflows = f.active_workflows,
+       set client_id = f.client_id, shard = f.shard, workflows_total = f.workflows_total,
+           active_workflows = f.active_workflows,
            pending_workflows = f.pending_workflows, tasks_awaiting_hil = f.awaiting, tasks_at_risk = f.at_risk,
            tasks_breached = f.breached, clocks_on_time = f.on_time_due, clocks_at_risk = f.at_risk_due,
            clocks_breached = f.breached_due
       from fresh f
      where a.workflow_id = f.workflow_id
-       and (a.client_id, a.shard, a.active_workflows, a.pending_workflows, a.tasks_awaiting_hil, a.tasks_at_risk,
+       and (a.client_id, a.shard, a.workflows_total, a.active_workflows, a.pending_workflows, a.tasks_awaiting_hil, a.tasks_at_risk,
             a.tasks_breached, a.clocks_on_time, a.clocks_at_risk, a.clocks_breached)
-           is distinct from (f.client_id, f.shard, f.active_workflows, f.pending_workflows, f.awaiting, f.at_risk,
+           is distinct from (f.client_id, f.shard, f.workflows_total, f.active_workflows, f.pending_workflows, f.awaiting, f.at_risk,
                              f.breached, f.on_time_due, f.at_risk_due, f.breached_due)
   ),
   gone as (
@@ -421,16 +425,18 @@ begin
      where a.workflow_id = any (p_workflow_ids)
        and not exists (select 1 from fresh f where f.workflow_id = a.workflow_id)
   )
-  insert into private.activity_counters as c (client_id, shard, active_workflows, pending_workflows, tasks_awaiting_hil,
-                                             tasks_at_risk, tasks_breached, clocks_on_time, clocks_at_risk, clocks_breached)
-  select s.client_id, s.shard, s.active_workflows, s.pending_workflows, s.awaiting, s.at_risk, s.breached,
-         s.on_time_due, s.at_risk_due, s.breached_due
+  insert into private.activity_counters as c (client_id, shard, workflows_total, active_workflows, pending_workflows,
+                                              tasks_awaiting_hil, tasks_at_risk, tasks_breached, clocks_on_time,
+                                              clocks_at_risk, clocks_breached)
+  select s.client_id, s.shard, s.workflows_total, s.active_workflows, s.pending_workflows, s.awaiting, s.at_risk,
+         s.breached, s.on_time_due, s.at_risk_due, s.breached_due
     from summed s
-   where (s.active_workflows, s.pending_workflows, s.awaiting, s.at_risk, s.breached, s.on_time_due, s.at_risk_due,
-          s.breached_due) <> (0, 0, 0, 0, 0, 0, 0, 0)
+   where (s.workflows_total, s.active_workflows, s.pending_workflows, s.awaiting, s.at_risk, s.breached, s.on_time_due,
+          s.at_risk_due, s.breached_due) <> (0, 0, 0, 0, 0, 0, 0, 0, 0)
    order by s.client_id, s.shard
   on conflict (client_id, shard) do update
-     set active_workflows = c.active_workflows + excluded.active_workflows,
+     set workflows_total = c.workflows_total + excluded.workflows_total,
+         active_workflows = c.active_workflows + excluded.active_workflows,
          pending_workflows = c.pending_workflows + excluded.pending_workflows,
          tasks_awaiting_hil = c.tasks_awaiting_hil + excluded.tasks_awaiting_hil,
          tasks_at_risk = c.tasks_at_risk + excluded.tasks_at_risk,
@@ -531,7 +537,7 @@ $$;
  * counted directly for an agent (one workflow; agents read no counter rows).
  */
 create or replace function private.visible_activity(
-  out active_workflows bigint, out pending_workflows bigint, out tasks_awaiting_hil bigint,
+  out workflows_total bigint, out active_workflows bigint, out pending_workflows bigint, out tasks_awaiting_hil bigint,
   out tasks_at_risk bigint, out tasks_breached bigint, out clocks_on_time bigint,
   out clocks_at_risk bigint, out clocks_breached bigint)
 language plpgsql
@@ -543,19 +549,20 @@ declare
   v_workflow_id uuid := private.agent_workflow_id();
 begin
   if v_workflow_id is null then
-    select coalesce(sum(c.active_workflows), 0), coalesce(sum(c.pending_workflows), 0),
+    select coalesce(sum(c.workflows_total), 0), coalesce(sum(c.active_workflows), 0), coalesce(sum(c.pending_workflows), 0),
            coalesce(sum(c.tasks_awaiting_hil), 0), coalesce(sum(c.tasks_at_risk), 0),
            coalesce(sum(c.tasks_breached), 0), coalesce(sum(c.clocks_on_time), 0),
            coalesce(sum(c.clocks_at_risk), 0), coalesce(sum(c.clocks_breached), 0)
-      into active_workflows, pending_workflows, tasks_awaiting_hil, tasks_at_risk, tasks_breached,
+      into workflows_total, active_workflows, pending_workflows, tasks_awaiting_hil, tasks_at_risk, tasks_breached,
            clocks_on_time, clocks_at_risk, clocks_breached
       from private.activity_counters c;
     return;
   end if;
   -- An agent: its workflow, if RLS lets it read it, and that workflow's tasks.
-  select count(*) filter (where w.status in ('IN_PROGRESS', 'AWAITING_REVIEW', 'BLOCKED', 'PAUSED')),
+  select count(*),
+         count(*) filter (where w.status in ('IN_PROGRESS', 'AWAITING_REVIEW', 'BLOCKED', 'PAUSED')),
          count(*) filter (where w.status = 'PENDING')
-    into active_workflows, pending_workflows
+    into workflows_total, active_workflows, pending_workflows
     from public.workflows w
    where w.id = v_workflow_id;
   select count(*) filter (where (t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))

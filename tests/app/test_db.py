@@ -87,3 +87,16 @@ def test_a_list_page_and_its_total_come_in_one_statement_under_rls(database, db)
     empty = workflow_documents_page(database.single(principal("client_user_b"), *workflow_page_statement(
         {**args, "offset": expected}), all_rows=True), 2)
     assert (empty["documents"], empty["total_count"], empty["has_more"]) == ([], expected, False)
+
+
+@pytest.mark.parametrize("name", ["operator", "client_user_a", "client_user_b"])
+def test_an_unfiltered_list_total_from_the_counters_equals_a_count_under_rls(database, db, name):
+    from app.services.workflows import workflow_documents_page, workflow_page_statement
+
+    query, params = workflow_page_statement({"limit": 1, "offset": 0, "include": []})
+    assert "visible_activity" in query.as_string(db)  # the counter path, not a count
+    page = workflow_documents_page(database.single(principal(name), query, params, all_rows=True), 1)
+    person = PEOPLE[name]
+    expected = db.execute("select count(*) as n from public.workflows where %s::uuid is null or client_id = %s",
+                          (person.client_id, person.client_id)).fetchone()["n"]
+    assert page["total_count"] == expected > 0

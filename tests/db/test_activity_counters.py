@@ -19,6 +19,7 @@ OPEN = "('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW')"
 # here, independently of the triggers.
 RECOUNT = f"""
 select c.client_id,
+       (select count(*) from public.workflows w where w.client_id = c.client_id) as workflows_total,
        (select count(*) from public.workflows w where w.client_id = c.client_id
           and w.status in ('IN_PROGRESS', 'AWAITING_REVIEW', 'BLOCKED', 'PAUSED')) as active_workflows,
        (select count(*) from public.workflows w where w.client_id = c.client_id and w.status = 'PENDING') as pending_workflows,
@@ -39,7 +40,7 @@ select c.client_id,
   from (select id as client_id from public.clients) c
 """
 SUMMED = """
-select c.id as client_id,
+select c.id as client_id, coalesce(sum(a.workflows_total), 0) as workflows_total,
        coalesce(sum(a.active_workflows), 0) as active_workflows, coalesce(sum(a.pending_workflows), 0) as pending_workflows,
        coalesce(sum(a.tasks_awaiting_hil), 0) as tasks_awaiting_hil, coalesce(sum(a.tasks_at_risk), 0) as tasks_at_risk,
        coalesce(sum(a.tasks_breached), 0) as tasks_breached, coalesce(sum(a.clocks_on_time), 0) as clocks_on_time,

@@ -35,24 +35,24 @@ from tests.support import Person, mint_token  # noqa: E402
 SECRET = "bench-secret-0123456789abcdef0123456789"
 RESULTS = ROOT / "tests" / "perf" / "results"
 
-SEED = """
+SEED_TEMPLATE = """
 set session_replication_role = replica;  -- bulk load: skip audit/event triggers, counters set directly
 insert into public.clients (id, name)
-select ('00000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid, 'Bench client ' || i from generate_series(1, 50) i;
+select ('00000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid, 'Bench client ' || i from generate_series(1, {clients}) i;
 
 insert into public.workflows (id, workflow_type, status, client_id, title, payload, priority, total_tasks, completed_tasks,
                               sla_status, created_at, started_at)
 select ('10000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid,
        (array['MUNI_LIEN_SEARCH', 'HOA_ACQUISITION', 'PAYOFF_REQUEST'])[1 + i % 3]::public.workflow_type,
        (array['IN_PROGRESS', 'IN_PROGRESS', 'COMPLETED', 'PENDING', 'BLOCKED'])[1 + i % 5]::public.workflow_status,
-       ('00000000-0000-4000-8000-' || lpad(to_hex(1 + i % 50), 12, '0'))::uuid,
+       ('00000000-0000-4000-8000-' || lpad(to_hex(1 + i % {clients}), 12, '0'))::uuid,
        'Bench workflow ' || i, jsonb_build_object('address', i || ' Bench St'),
        (array['LOW', 'NORMAL', 'HIGH', 'URGENT'])[1 + i % 4]::public.priority_level,
        case when i % 5 = 3 then 0 else 12 + i % 2 end,               -- PENDING: no tasks yet; 12 or 13 steps
        case i % 5 when 2 then 12 + i % 2 when 3 then 0 else i % 12 end,  -- COMPLETED: all done
        (array['ON_TIME', 'ON_TIME', 'AT_RISK', 'BREACHED'])[1 + i % 4]::public.sla_status,
        now() - (i || ' minutes')::interval, now() - (i || ' minutes')::interval
-  from generate_series(1, 10000) i;
+  from generate_series(1, {workflows}) i;
 
 insert into public.tasks (workflow_id, client_id, task_key, task_type, title, sequence, executor_type, agent_name, status,
                           priority, sla_minutes, sla_started_at, sla_due_at, sla_status, created_at)
@@ -65,13 +65,23 @@ select w.id, w.client_id, 'step_' || s, 'step_' || s, 'Step ' || s, s,
        w.priority, 60, w.created_at, w.created_at + ((s * 60) || ' minutes')::interval,
        (array['ON_TIME', 'AT_RISK', 'ON_TIME', 'BREACHED'])[1 + s % 4]::public.sla_status, w.created_at
   from public.workflows w cross join lateral generate_series(1, w.total_tasks) s
- where w.title like 'Bench workflow %' and w.status <> 'PENDING';  -- 4,000 x 12 + 4,000 x 13 = 100,000
+ where w.title like 'Bench workflow %' and w.status <> 'PENDING';  -- 4 in 5 workflows, 12 or 13 steps each
 
 insert into public.documents (workflow_id, document_type, filename, is_client_visible)
 select id, 'WORKING', 'bench.pdf', true from public.workflows where title like 'Bench workflow %';
 set session_replication_role = origin;
 select private.rebuild_activity_counters();  -- the counters the skipped triggers would have kept
 """
+
+
+def seed_sql(workflows: int = 10_000, clients: int = 50) -> str:
+    """The bulk load: `clients` clients, `workflows` workflows (one in five PENDING, without
+    tasks; the others with 12 or 13 tasks each, so 10,000 workflows give 100,000 tasks), one
+    document per workflow."""
+    return SEED_TEMPLATE.replace("{workflows}", str(workflows)).replace("{clients}", str(clients))
+
+
+SEED = seed_sql()
 
 LUA = """
 local paths = {}
