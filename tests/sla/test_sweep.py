@@ -175,9 +175,17 @@ def test_a_rule_for_another_workflow_type_does_not_apply(db):
 # ============================================================================================
 # Who may sweep
 # ============================================================================================
+@pytest.mark.parametrize("call", ["public.sla_sweep(now())", "public.sla_rollup_due(now())",
+                                  "public.sla_rollup_daily(current_date)"])
 @pytest.mark.parametrize("person", ["anon", "operator", "manager", "client_user_a", "agent_a"])
-def test_only_the_service_may_sweep(db, person):
+def test_only_the_service_may_sweep_and_roll_up(db, person, call):
     act_as(db, PEOPLE[person])
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         with db.transaction():
-            db.execute("select public.sla_sweep(now())")
+            db.execute(f"select {call}")
+
+
+def test_the_service_role_may_sweep(db):
+    db.execute("select set_config('role', 'service_role', true),"
+               " set_config('request.jwt.claims', '{\"role\": \"service_role\"}', true)")
+    assert db.execute("select public.sla_sweep(now()) ? 'levelsRaised' as ok").fetchone()["ok"]
