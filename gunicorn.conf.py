@@ -1,15 +1,22 @@
 """gunicorn settings: `gunicorn -c gunicorn.conf.py wsgi:app`.
 
-Threaded workers: each request holds a thread, and (later) each open WebSocket holds one
-too, so threads is the ceiling on concurrent requests plus sockets per worker. psycopg's pool
-is thread-safe; every worker process has its own pool (DB_POOL_MAX connections).
+Threaded workers: each request holds a thread, and each open WebSocket holds one for its whole
+life, so threads is the ceiling on concurrent requests plus sockets per worker. psycopg's pool
+is thread-safe; every worker process has its own pool (DB_POOL_MAX connections) and, once it
+serves a WebSocket, one LISTEN connection.
+
+Socket-heavy deployments opt in with REALTIME_SOCKETS_PER_WORKER=N: N more threads (and
+accepted connections) per worker, on top of the request threads. Unset, the REST settings are
+exactly as before. See the README's Realtime section for measured limits.
 """
 import os
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "32"))
+realtime_sockets = int(os.environ.get("REALTIME_SOCKETS_PER_WORKER", "0"))
+threads = int(os.environ.get("GUNICORN_THREADS", "32")) + realtime_sockets
+worker_connections = 1000 + realtime_sockets  # gunicorn's default, plus the sockets
 timeout = 60
 graceful_timeout = 20
 keepalive = 5

@@ -18,7 +18,7 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = app.config["SETTINGS"].max_body_bytes
     app.json.sort_keys = False
 
-    from app import api, auth, db, errors, observability, ratelimits
+    from app import api, auth, db, errors, observability, ratelimits, realtime
 
     errors.init_app(app)
     auth.init_app(app)
@@ -44,6 +44,9 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
     # After identify_request, so limits are counted per authenticated principal.
     ratelimits.init_app(app)
     observability.init_app(app)
+    # After the rate limits, which cover the API's blueprints only; after observability, whose
+    # gauge counts the open sockets.
+    realtime.init_app(app)
     if app.config["SETTINGS"].dispatcher_enabled:
         from app.n8n.dispatcher import start_in_background
 

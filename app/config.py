@@ -43,6 +43,16 @@ class Settings:
     # port 6543); a number enables them after that many uses (direct or session connections).
     db_prepare_threshold: int | None = None
     max_body_bytes: int = 1_000_000
+    # Realtime (/ws). LISTEN needs a session: a direct or session-pooler URL, never the
+    # transaction pooler; DATABASE_URL when unset.
+    realtime_database_url: str | None = None
+    realtime_queue_size: int = 1000  # events waiting per socket before it is dropped as too slow
+    realtime_heartbeat_seconds: int = 25  # ping and heartbeat interval; no pong by the next one drops the socket
+    realtime_auth_timeout_seconds: int = 10  # time to send {"type": "auth"} when no token came with the URL
+    realtime_send_timeout_seconds: int = 10  # a send blocked this long drops the socket
+    realtime_replay_limit: int = 5000  # most events replayed for one subscribe with since
+    realtime_retention_hours: int = 72  # events older than this are pruned
+    realtime_prune_interval_seconds: int = 3600  # how often each process prunes; 0: never (pg_cron does it)
 
     @property
     def jwks_url(self) -> str | None:
@@ -134,6 +144,14 @@ class Settings:
             sla_sweep_interval_seconds=integer("SLA_SWEEP_INTERVAL_SECONDS", 60, 0, 86_400),
             db_prepare_threshold=None if (get("DB_PREPARE_THRESHOLD") or "none").lower() == "none"
             else integer("DB_PREPARE_THRESHOLD", 5, 0, 1000),
+            realtime_database_url=url("REALTIME_DATABASE_URL", ("postgres", "postgresql")),
+            realtime_queue_size=integer("REALTIME_QUEUE_SIZE", 1000, 1, 100_000),
+            realtime_heartbeat_seconds=integer("REALTIME_HEARTBEAT_SECONDS", 25, 1, 300),
+            realtime_auth_timeout_seconds=integer("REALTIME_AUTH_TIMEOUT_SECONDS", 10, 1, 120),
+            realtime_send_timeout_seconds=integer("REALTIME_SEND_TIMEOUT_SECONDS", 10, 1, 300),
+            realtime_replay_limit=integer("REALTIME_REPLAY_LIMIT", 5000, 1, 100_000),
+            realtime_retention_hours=integer("REALTIME_RETENTION_HOURS", 72, 1, 8760),
+            realtime_prune_interval_seconds=integer("REALTIME_PRUNE_INTERVAL_SECONDS", 3600, 0, 86_400),
         )
         if problems:
             raise ConfigError(problems)

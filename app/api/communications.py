@@ -19,13 +19,13 @@ blp = Blueprint("communications", __name__, url_prefix="/api/communications",
 
 @blp.route("")
 class Communications(MethodView):
-    @blp.arguments(CommunicationListArgs, location="query")
+    @blp.arguments(CommunicationListArgs(), location="query")
     @blp.response(200, CommunicationList)
     def get(self, args):
         """List the communications you may see, newest first (clients: client-visible ones only)."""
         return get_db().run(current_principal(), lambda conn: service.list_communications(conn, args))
 
-    @blp.arguments(CommunicationCreate)
+    @blp.arguments(CommunicationCreate())
     @blp.response(201, CommunicationDetail)
     def post(self, data):
         """Record a communication, with its channel metadata (email, call or message) in the same transaction.

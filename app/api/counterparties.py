@@ -18,13 +18,13 @@ blp = Blueprint("counterparties", __name__, url_prefix="/api/counterparties",
 
 @blp.route("")
 class Counterparties(MethodView):
-    @blp.arguments(CounterpartyListArgs, location="query")
+    @blp.arguments(CounterpartyListArgs(), location="query")
     @blp.response(200, CounterpartyList)
     def get(self, args):
         """List the counterparties you may see (clients: those linked to their workflows)."""
         return get_db().run(current_principal(), lambda conn: service.list_counterparties(conn, args))
 
-    @blp.arguments(CounterpartyCreate)
+    @blp.arguments(CounterpartyCreate())
     @blp.response(201, Counterparty)
     def post(self, data):
         """Create a counterparty with its contacts (HIL people only)."""
@@ -45,7 +45,7 @@ class CounterpartyById(MethodView):
 
 @blp.route("/<uuid:counterparty_id>/workflows")
 class CounterpartyWorkflows(MethodView):
-    @blp.arguments(LinkCreate)
+    @blp.arguments(LinkCreate())
     @blp.response(201, WorkflowLink)
     def post(self, data, counterparty_id: uuid.UUID):
         """Link the counterparty to a workflow (HIL people only; the workflow type must allow its type)."""
@@ -54,7 +54,7 @@ class CounterpartyWorkflows(MethodView):
 
 @blp.route("/<uuid:counterparty_id>/workflows/<uuid:workflow_id>")
 class CounterpartyWorkflowLink(MethodView):
-    @blp.arguments(LinkUpdate)
+    @blp.arguments(LinkUpdate())
     @blp.response(200, WorkflowLink)
     def patch(self, data, counterparty_id: uuid.UUID, workflow_id: uuid.UUID):
         """Record how far the exchange with the counterparty has come on the workflow."""

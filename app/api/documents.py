@@ -18,13 +18,13 @@ blp = Blueprint("documents", __name__, url_prefix="/api/documents",
 
 @blp.route("")
 class Documents(MethodView):
-    @blp.arguments(DocumentListArgs, location="query")
+    @blp.arguments(DocumentListArgs(), location="query")
     @blp.response(200, DocumentList)
     def get(self, args):
         """List the documents you may see, newest first (clients: client-visible ones only)."""
         return get_db().run(current_principal(), lambda conn: service.list_documents(conn, args))
 
-    @blp.arguments(DocumentCreate)
+    @blp.arguments(DocumentCreate())
     @blp.response(201, Document)
     def post(self, data):
         """Register a document (the file itself lives in Storage at storagePath).

@@ -18,13 +18,13 @@ blp = Blueprint("tasks", __name__, url_prefix="/api/tasks", description="Tasks o
 
 @blp.route("")
 class Tasks(MethodView):
-    @blp.arguments(TaskListArgs, location="query")
+    @blp.arguments(TaskListArgs(), location="query")
     @blp.response(200, TaskList)
     def get(self, args):
         """List the tasks you may see, newest first."""
         return get_db().run(current_principal(), lambda conn: service.list_tasks(conn, args))
 
-    @blp.arguments(TaskCreate)
+    @blp.arguments(TaskCreate())
     @blp.response(201, Task)
     def post(self, data):
         """Inject a task into a running workflow (HIL people only)."""
@@ -33,7 +33,7 @@ class Tasks(MethodView):
 
 @blp.route("/<uuid:task_id>")
 class TaskById(MethodView):
-    @blp.arguments(TaskGetArgs, location="query")
+    @blp.arguments(TaskGetArgs(), location="query")
     @blp.response(200, Task)
     def get(self, args, task_id: uuid.UUID):
         """One task, with the related records asked for in include=."""
@@ -42,7 +42,7 @@ class TaskById(MethodView):
             raise service.not_found(task_id)
         return task
 
-    @blp.arguments(TaskUpdate)
+    @blp.arguments(TaskUpdate())
     @blp.response(200, Task)
     def patch(self, changes, task_id: uuid.UUID):
         """Change a task's title, description, priority, assignee or metadata (status changes are actions)."""
@@ -68,9 +68,9 @@ class TaskById(MethodView):
 
 @blp.route("/<uuid:task_id>/actions")
 class TaskActions(MethodView):
-    @blp.arguments(TaskAction)
+    @blp.arguments(TaskAction())
     @blp.response(200, TaskActionResult)
     def post(self, body, task_id: uuid.UUID):
         """Complete, retry, escalate, assign, fail or resume a task, atomically."""
-        return get_db().run(current_principal(),
-                            lambda conn: service.task_action(conn, task_id, body["action"], body["data"]))
+        return service.action_result(
+            get_db().single(current_principal(), *service.task_action_query(task_id, body["action"], body["data"])))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
+from app.api import json_response
 from app.auth import current_principal
 from app.db import get_db
 from app.schemas.views import DashboardArgs, MarkRead, Marked, NotificationArgs, PerformanceArgs, SlaArgs
@@ -10,46 +11,47 @@ from app.schemas.views import DashboardArgs, MarkRead, Marked, NotificationArgs,
 blp = Blueprint("views", __name__, url_prefix="/api/views", description="Dashboards and reports")
 
 
-def call_view(sql: str, params: tuple) -> dict:
-    return get_db().run(current_principal(), lambda conn: conn.execute(sql, params).fetchone()["view"])
+def call_view(sql: str, params: tuple):
+    """The view's document as PostgreSQL wrote it (`sql` selects it as text, named view)."""
+    return json_response(get_db().single(current_principal(), sql, params)["view"])
 
 
 @blp.route("/dashboard")
-@blp.arguments(DashboardArgs, location="query")
+@blp.arguments(DashboardArgs(), location="query")
 @blp.response(200)
 def dashboard(args):
     """Summary counts, the HIL task queue by SLA risk, active workflows, notifications, metrics."""
-    return call_view("select public.dashboard_view(%s, %s) as view", (args.get("hil_id"), args["timeframe"]))
+    return call_view("select public.dashboard_view(%s, %s)::text as view", (args.get("hil_id"), args["timeframe"]))
 
 
 @blp.route("/performance")
-@blp.arguments(PerformanceArgs, location="query")
+@blp.arguments(PerformanceArgs(), location="query")
 @blp.response(200)
 def performance(args):
     """System, per-agent and per-workflow-type performance over a timeframe."""
-    return call_view("select public.performance_view(%s, %s, %s) as view",
+    return call_view("select public.performance_view(%s, %s, %s)::text as view",
                      (args["timeframe"], args.get("agent_name"), args.get("workflow_type")))
 
 
 @blp.route("/sla")
-@blp.arguments(SlaArgs, location="query")
+@blp.arguments(SlaArgs(), location="query")
 @blp.response(200)
 def sla(args):
     """SLA summary, open alerts, and live tracking with business time remaining."""
-    return call_view("select public.sla_view(now(), %s) as view", (args["limit"],))
+    return call_view("select public.sla_view(now(), %s)::text as view", (args["limit"],))
 
 
 @blp.route("/notifications")
-@blp.arguments(NotificationArgs, location="query")
+@blp.arguments(NotificationArgs(), location="query")
 @blp.response(200)
 def notifications(args):
     """Your notifications, with counts by type and priority."""
-    return call_view("select public.notifications_view(%s, %s, %s, %s, %s) as view",
+    return call_view("select public.notifications_view(%s, %s, %s, %s, %s)::text as view",
                      (args["unread_only"], args.get("type"), args.get("priority"), args["limit"], args["offset"]))
 
 
 @blp.route("/notifications/read", methods=["POST"])
-@blp.arguments(MarkRead)
+@blp.arguments(MarkRead())
 @blp.response(200, Marked)
 def mark_read(body):
     """Mark your notifications read: the ids given, or all unread ones."""

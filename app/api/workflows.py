@@ -4,16 +4,17 @@ from __future__ import annotations
 import json
 import uuid
 
-from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from app.api import json_response
 from app.auth import current_principal
 from app.db import get_db
 from app.errors import ApiError
 from app.schemas.workflows import (WorkflowAction, WorkflowActionResult, WorkflowCreate, WorkflowGetArgs,
                                    WorkflowList, WorkflowListArgs, WorkflowUpdate, Workflow, validate_payload)
 from app.services import workflows as service
+from app.services.tasks import action_result
 
 blp = Blueprint("workflows", __name__, url_prefix="/api/workflows", description="Business workflows")
 
@@ -22,23 +23,19 @@ def not_found(workflow_id) -> ApiError:
     return ApiError(404, f"workflow {workflow_id} not found", "not_found")
 
 
-def json_response(text: str) -> Response:
-    """Documents built by PostgreSQL pass through as they are (the schema still documents them)."""
-    return Response(text, mimetype="application/json")
-
-
 @blp.route("")
 class Workflows(MethodView):
-    @blp.arguments(WorkflowListArgs, location="query")
+    @blp.arguments(WorkflowListArgs(), location="query")
     @blp.response(200, WorkflowList)
     def get(self, args):
         """List the workflows you may see, newest first."""
-        page = get_db().run(current_principal(), lambda conn: service.list_workflow_documents(conn, args))
+        page = service.workflow_documents_page(
+            get_db().single(current_principal(), *service.workflow_page_statement(args), all_rows=True), args["limit"])
         return json_response(
             '{"workflows":[' + ",".join(page["documents"]) + "]," + json.dumps(
                 {"totalCount": page["total_count"], "hasMore": page["has_more"], "nextCursor": page["next_cursor"]})[1:])
 
-    @blp.arguments(WorkflowCreate)
+    @blp.arguments(WorkflowCreate())
     @blp.response(201, Workflow)
     def post(self, data):
         """Create a workflow (PENDING until started)."""
@@ -53,17 +50,17 @@ class Workflows(MethodView):
 
 @blp.route("/<uuid:workflow_id>")
 class WorkflowById(MethodView):
-    @blp.arguments(WorkflowGetArgs, location="query")
+    @blp.arguments(WorkflowGetArgs(), location="query")
     @blp.response(200, Workflow)
     def get(self, args, workflow_id: uuid.UUID):
         """One workflow, with the related collections asked for in include=."""
-        document = get_db().run(current_principal(),
-                                lambda conn: service.get_workflow_document(conn, workflow_id, args["include"]))
+        row = get_db().single(current_principal(), *service.workflow_document_query(workflow_id, args["include"]))
+        document = row and row["document"]
         if document is None:
             raise not_found(workflow_id)
         return json_response(document)
 
-    @blp.arguments(WorkflowUpdate)
+    @blp.arguments(WorkflowUpdate())
     @blp.response(200, Workflow)
     def patch(self, changes, workflow_id: uuid.UUID):
         """Change a workflow's title, payload, priority, owners or due date (status changes are actions)."""
@@ -92,9 +89,9 @@ class WorkflowById(MethodView):
 
 @blp.route("/<uuid:workflow_id>/actions")
 class WorkflowActions(MethodView):
-    @blp.arguments(WorkflowAction)
+    @blp.arguments(WorkflowAction())
     @blp.response(200, WorkflowActionResult)
     def post(self, body, workflow_id: uuid.UUID):
         """Start, pause, resume, cancel or complete a workflow, atomically."""
-        return get_db().run(current_principal(),
-                            lambda conn: service.workflow_action(conn, workflow_id, body["action"], body["data"]))
+        return action_result(
+            get_db().single(current_principal(), *service.workflow_action_query(workflow_id, body["action"], body["data"])))

@@ -34,12 +34,12 @@ class Filters:
         return sql.SQL(" where ") + sql.SQL(" and ").join(self.clauses) if self.clauses else sql.SQL("")
 
 
-def fetch_page(conn: psycopg.Connection, table: str, alias: str, filters: Filters, *, limit: int, offset: int,
-               cursor: str | None, select: str | None = None) -> dict:
-    """One page of `table` (newest first) under `filters`, with the total and the next cursor."""
+def page_statement(table: str, alias: str, filters: Filters, *, limit: int, offset: int, cursor: str | None,
+                   select: str | None = None) -> tuple[sql.Composed, list]:
+    """One statement for one page of `table` (newest first) under `filters` and their total: the
+    count (always one row) joined to the page rows, so a list costs one query. `select` must
+    include the alias's created_at and id. Read the result with page_from_rows()."""
     base = sql.SQL("from public.{} {}").format(sql.Identifier(table), sql.Identifier(alias))
-    total = conn.execute(sql.SQL("select count(*) as n ") + base + filters.where(), filters.params).fetchone()["n"]
-
     page_filters = Filters(list(filters.clauses), list(filters.params))
     if cursor:
         try:
@@ -48,13 +48,30 @@ def fetch_page(conn: psycopg.Connection, table: str, alias: str, filters: Filter
             raise BadCursor(str(error)) from error
         page_filters.add(f"({alias}.created_at, {alias}.id) < (%s, %s)", created_at, row_id)
     columns = sql.SQL(select or f"{alias}.*")
-    query = (sql.SQL("select ") + columns + sql.SQL(" ") + base + page_filters.where()
-             + sql.SQL(f" order by {alias}.created_at desc, {alias}.id desc limit %s offset %s"))
-    rows = conn.execute(query, [*page_filters.params, limit + 1, offset]).fetchall()
+    query = (sql.SQL("select c.page_total_count, p.* from (select count(*) as page_total_count ") + base + filters.where()
+             + sql.SQL(") c left join lateral (select ") + columns + sql.SQL(" ") + base + page_filters.where()
+             + sql.SQL(f" order by {alias}.created_at desc, {alias}.id desc limit %s offset %s) p on true"
+                       " order by p.created_at desc, p.id desc"))
+    return query, [*filters.params, *page_filters.params, limit + 1, offset]
+
+
+def page_from_rows(rows: list[dict], limit: int) -> dict:
+    """The page, total and next cursor from the rows of page_statement()."""
+    total = rows[0]["page_total_count"]
+    rows = [row for row in rows if row["id"] is not None]  # an empty page is one row of nulls
+    for row in rows:
+        del row["page_total_count"]
     has_more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if has_more and rows else None
     return {"rows": rows, "total_count": total, "has_more": has_more, "next_cursor": next_cursor}
+
+
+def fetch_page(conn: psycopg.Connection, table: str, alias: str, filters: Filters, *, limit: int, offset: int,
+               cursor: str | None, select: str | None = None) -> dict:
+    """One page of `table` (newest first) under `filters`, with the total and the next cursor."""
+    query, params = page_statement(table, alias, filters, limit=limit, offset=offset, cursor=cursor, select=select)
+    return page_from_rows(conn.execute(query, params).fetchall(), limit)
 
 
 def attach_collection(conn: psycopg.Connection, rows: list[dict], name: str, query: str, foreign_key: str) -> None:

@@ -151,8 +151,15 @@ def update_task(conn: psycopg.Connection, task_id: uuid.UUID, changes: dict) -> 
                         (*params, task_id)).fetchone()
 
 
+def task_action_query(task_id: uuid.UUID, action: str, data: dict) -> tuple[str, tuple]:
+    """The one statement that takes a task action (public.task_action does the whole change)."""
+    return "select public.task_action(%s, %s, %s) as r, now() as at", (task_id, action, Jsonb(data))
+
+
+def action_result(row: dict) -> dict:
+    # The SQL functions speak camelCase (they are also called over Supabase RPC and by n8n).
+    return {**{snakecase(key): value for key, value in row["r"].items()}, "timestamp": row["at"]}
+
+
 def task_action(conn: psycopg.Connection, task_id: uuid.UUID, action: str, data: dict) -> dict:
-    result = conn.execute("select public.task_action(%s, %s, %s) as r, now() as at",
-                          (task_id, action, Jsonb(data))).fetchone()
-    # The SQL function speaks camelCase (it is also called over Supabase RPC and by n8n).
-    return {**{snakecase(key): value for key, value in result["r"].items()}, "timestamp": result["at"]}
+    return action_result(conn.execute(*task_action_query(task_id, action, data)).fetchone())

@@ -7,8 +7,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from app.auth import Principal
-from app.schemas import snakecase
-from app.services.listing import Filters, fetch_page
+from app.services.listing import Filters, page_from_rows, page_statement
 
 DEFAULT_TITLES = {
     "MUNI_LIEN_SEARCH": "Municipal lien search",
@@ -60,18 +59,32 @@ def workflow_document_sql(include: list[str]) -> str:
     return "(" + " || ".join(parts) + ")::text"
 
 
-def list_workflow_documents(conn: psycopg.Connection, args: dict) -> dict:
-    """A page of workflow documents (JSON text) under the list filters."""
-    page = fetch_page(conn, "workflows", "w", workflow_filters(args), limit=args["limit"], offset=args["offset"],
-                      cursor=args.get("cursor"),
-                      select=f"{workflow_document_sql(args.get('include', []))} as document, w.created_at, w.id")
+def workflow_page_statement(args: dict) -> tuple:
+    """The one statement listing a page of workflow documents (JSON text) under the list filters."""
+    return page_statement("workflows", "w", workflow_filters(args), limit=args["limit"], offset=args["offset"],
+                          cursor=args.get("cursor"),
+                          select=f"{workflow_document_sql(args.get('include', []))} as document, w.created_at, w.id")
+
+
+def workflow_documents_page(rows: list[dict], limit: int) -> dict:
+    page = page_from_rows(rows, limit)
     page["documents"] = [row["document"] for row in page.pop("rows")]
     return page
 
 
+def list_workflow_documents(conn: psycopg.Connection, args: dict) -> dict:
+    """A page of workflow documents (JSON text) under the list filters."""
+    return workflow_documents_page(conn.execute(*workflow_page_statement(args)).fetchall(), args["limit"])
+
+
+def workflow_document_query(workflow_id: uuid.UUID, include: list[str] = ()) -> tuple[str, tuple]:
+    """The query (and its parameters) selecting one workflow's document as `document`."""
+    return (f"select {workflow_document_sql(list(include))} as document from public.workflows w where w.id = %s",
+            (workflow_id,))
+
+
 def get_workflow_document(conn: psycopg.Connection, workflow_id: uuid.UUID, include: list[str] = ()) -> str | None:
-    row = conn.execute(f"select {workflow_document_sql(list(include))} as document from public.workflows w where w.id = %s",
-                       (workflow_id,)).fetchone()
+    row = conn.execute(*workflow_document_query(workflow_id, include)).fetchone()
     return row["document"] if row else None
 
 
@@ -122,8 +135,12 @@ def update_workflow(conn: psycopg.Connection, workflow_id: uuid.UUID, changes: d
                         (*columns.values(), workflow_id)).fetchone()
 
 
+def workflow_action_query(workflow_id: uuid.UUID, action: str, data: dict) -> tuple[str, tuple]:
+    """The one statement that takes a workflow action (public.workflow_action does the whole change)."""
+    return "select public.workflow_action(%s, %s, %s) as r, now() as at", (workflow_id, action, Jsonb(data))
+
+
 def workflow_action(conn: psycopg.Connection, workflow_id: uuid.UUID, action: str, data: dict) -> dict:
-    result = conn.execute("select public.workflow_action(%s, %s, %s) as r, now() as at",
-                          (workflow_id, action, Jsonb(data))).fetchone()
-    # The SQL function speaks camelCase (it is also called over Supabase RPC and by n8n).
-    return {**{snakecase(key): value for key, value in result["r"].items()}, "timestamp": result["at"]}
+    from app.services.tasks import action_result
+
+    return action_result(conn.execute(*workflow_action_query(workflow_id, action, data)).fetchone())

@@ -41,16 +41,25 @@ $$;
 -- Who is acting: an agent (app_metadata.role = agent), a signed-in person, or the system
 -- (service role, n8n callbacks, sweeps).
 create or replace function private.current_actor(out actor_type public.actor_type, out actor_id text)
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select
-    case when private.is_agent() then 'agent'::public.actor_type
-         when auth.uid() is not null then 'human'::public.actor_type
-         else 'system'::public.actor_type end,
-    case when private.is_agent() then private.agent_name()
-         when auth.uid() is not null then auth.uid()::text
-         else coalesce(nullif(private.app_metadata() ->> 'actor', ''), 'system') end
+declare
+  -- The claims are read once (every audit row asks; plpgsql, so its plan is cached).
+  v_meta jsonb := private.app_metadata();
+  v_uid uuid := auth.uid();
+begin
+  if v_meta ->> 'role' = 'agent' then
+    actor_type := 'agent';
+    actor_id := v_meta ->> 'agent_name';
+  elsif v_uid is not null then
+    actor_type := 'human';
+    actor_id := v_uid::text;
+  else
+    actor_type := 'system';
+    actor_id := coalesce(nullif(v_meta ->> 'actor', ''), 'system');
+  end if;
+end
 $$;
 
 -- Writes one audit row. Security definer: every writer leaves a trail, but nobody may write
@@ -70,6 +79,7 @@ set search_path = ''
 as $$
 declare
   v_actor record;
+  v_headers jsonb := nullif(current_setting('request.headers', true), '')::jsonb;  -- read once
 begin
   select * into v_actor from private.current_actor();
   insert into public.audit_events (
@@ -78,9 +88,9 @@ begin
   ) values (
     v_actor.actor_type, v_actor.actor_id, p_event_type, p_resource_type, p_resource_id,
     p_workflow_id, p_client_id,
-    private.request_header('x-request-id'),
-    split_part(coalesce(private.request_header('x-forwarded-for'), private.request_header('x-real-ip'), ''), ',', 1),
-    private.request_header('user-agent'),
+    v_headers ->> 'x-request-id',
+    split_part(coalesce(v_headers ->> 'x-forwarded-for', v_headers ->> 'x-real-ip', ''), ',', 1),
+    v_headers ->> 'user-agent',
     coalesce(p_changes, '{}'::jsonb), coalesce(p_data, '{}'::jsonb)
   );
 end

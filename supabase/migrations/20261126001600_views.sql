@@ -11,17 +11,24 @@
 -- - every list is read in its final order from an index and cut by LIMIT before any per-row
 --   work; business time is computed only for the rows returned, all of them in one pass
 --   (private.business_minutes_many) instead of one calendar loop per row;
--- - counts read partial indexes that also hold the columns of the RLS filter, so they are
---   answered from the index alone (see "Indexes" below);
+-- - the summary counts (open workflows and tasks by status) come from counters kept by
+--   triggers (see "Activity counters"), a sum over a few hundred rows; the remaining counts
+--   (metrics of a time window) read partial indexes that also hold the columns of the RLS
+--   filter, so they are answered from the index alone (see "Indexes" below);
 -- - conditions on enum columns (status, sla_status...) are written exactly as the predicates
 --   of those partial indexes. Enum comparison is not leakproof, so under RLS PostgreSQL may
 --   not use it as an index condition (it must filter after the policy); the only way an enum
 --   condition narrows an index scan for a signed-in caller is a partial index predicate;
--- - the views are plpgsql with plan_cache_mode = force_custom_plan, so each statement is
---   planned with the actual arguments: optional filters such as `p_hil_id is null or ...`
---   fold away and the planner can use the index that fits the case at hand (a generic plan
---   would keep the filter and could not); and jit = off, since compiling these short queries
---   costs more (tens of milliseconds) than running them.
+-- - a statement with an optional filter (`p_type is null or ...`) needs a plan made for the
+--   actual arguments, where the filter folds away and the planner can use the index that
+--   fits the case at hand (a generic plan would keep the filter and could not): the views
+--   with such filters (performance, notifications) run with plan_cache_mode =
+--   force_custom_plan. Planning each statement on every call costs a few milliseconds,
+--   though, so the two views read most often (dashboard, SLA) have no optional filter in any
+--   statement: where an argument changes the query, each case is a statement of its own,
+--   and their cached plans are reused from call to call;
+-- - jit = off, since compiling these short queries costs more (tens of milliseconds) than
+--   running them.
 --
 -- Risk order, used by the HIL queue and the SLA tracking list: BREACHED first, then
 -- AT_RISK, then ON_TIME; within each, the earliest SLA due date first (no due date last),
@@ -59,12 +66,6 @@ create index tasks_person_queue_idx on public.tasks (sla_status desc, sla_due_at
 create index tasks_open_risk_idx on public.tasks (sla_status desc, sla_due_at, priority desc, id)
   include (workflow_id, client_id)
   where status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW');
-
--- Open tasks AT_RISK or BREACHED: the dashboard counts them from this small index instead of
--- reading every open task.
-create index tasks_open_late_idx on public.tasks (sla_status)
-  include (workflow_id, client_id)
-  where status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW') and sla_status in ('AT_RISK', 'BREACHED');
 
 -- Tasks completed in a time window (dashboard SLA compliance): a range scan from the index
 -- alone instead of a scan of every task.
@@ -246,6 +247,341 @@ grant execute on function private.view_window_start(text, timestamptz),
   private.business_minutes_many(timestamptz[], timestamptz[]) to authenticated, service_role;
 
 -- ============================================================================================
+-- Activity counters
+--
+-- The dashboard summary and the SLA summary count open workflows and tasks by status. Counting
+-- them per request reads tens of thousands of index entries (tens of milliseconds with 100,000
+-- tasks); these counters keep the same numbers up to date as rows change, so a summary is a
+-- sum over a few hundred rows.
+--
+-- Two levels:
+-- - private.workflow_activity: one row per workflow with what it and its tasks add to each
+--   count. Any change to a workflow or its tasks recomputes that workflow's row from the
+--   current rows (about a dozen tasks), so the result never depends on the order in which
+--   triggers fire within a transaction, and a workflow's contribution is always exact.
+-- - private.activity_counters: the sums of those rows per client, split into 8 shards by
+--   workflow id so that concurrent changes to different workflows of one client rarely wait
+--   for the same counter row. Row-level security gives each caller exactly the rows of the
+--   clients whose workflows and tasks they may read (HIL people: all; a client's users: their
+--   client's), so the sums equal what a count under RLS would give. Agents see no counter rows;
+--   the views count their one workflow directly.
+--
+-- What is counted (the same conditions the views used to count with):
+-- - active_workflows: status IN_PROGRESS, AWAITING_REVIEW, BLOCKED or PAUSED; pending_workflows:
+--   status PENDING;
+-- - tasks_awaiting_hil: tasks needing a person (a HIL step that is open, or a step awaiting
+--   review or failed in a workflow that is not finished);
+-- - tasks_at_risk, tasks_breached: open tasks (PENDING, RUNNING, WAITING, AWAITING_REVIEW) by
+--   SLA status;
+-- - clocks_on_time, clocks_at_risk, clocks_breached: open tasks with an SLA due date, by SLA
+--   status.
+--
+-- Concurrency: recomputing a workflow first locks its activity row, then counts in a new
+-- statement, which (read committed) sees every transaction that changed the workflow before
+-- and committed; a transaction that changes the same workflow later waits for the lock.
+-- private.rebuild_activity_counters() recomputes everything (after a bulk load with triggers
+-- off, or to check the counters).
+-- ============================================================================================
+create table private.workflow_activity (
+  workflow_id uuid primary key,
+  client_id uuid not null,
+  shard smallint not null,
+  active_workflows integer not null,
+  pending_workflows integer not null,
+  tasks_awaiting_hil integer not null,
+  tasks_at_risk integer not null,
+  tasks_breached integer not null,
+  clocks_on_time integer not null,
+  clocks_at_risk integer not null,
+  clocks_breached integer not null
+);
+comment on table private.workflow_activity is
+  'What each workflow and its tasks add to private.activity_counters (kept by triggers).';
+
+create table private.activity_counters (
+  client_id uuid not null,
+  shard smallint not null check (shard between 0 and 7),
+  active_workflows bigint not null default 0,
+  pending_workflows bigint not null default 0,
+  tasks_awaiting_hil bigint not null default 0,
+  tasks_at_risk bigint not null default 0,
+  tasks_breached bigint not null default 0,
+  clocks_on_time bigint not null default 0,
+  clocks_at_risk bigint not null default 0,
+  clocks_breached bigint not null default 0,
+  primary key (client_id, shard)
+);
+comment on table private.activity_counters is
+  'Open workflows and tasks by status per client (8 shards per client; sum them), kept by triggers for the dashboard and SLA summaries.';
+
+alter table private.activity_counters enable row level security;
+create policy "HIL people can read every counter" on private.activity_counters
+  for select to authenticated using ((select private.is_hil()));
+create policy "Client users can read their own client's counters" on private.activity_counters
+  for select to authenticated using (client_id = (select private.client_id()));
+revoke all on private.activity_counters from public, anon, authenticated;
+grant select on private.activity_counters to authenticated, service_role;
+revoke all on private.workflow_activity from public, anon, authenticated;
+
+/*
+ * The counter shard of a workflow: its id's last byte, modulo 8.
+ */
+create or replace function private.counter_shard(p_workflow_id uuid)
+returns smallint
+language sql
+immutable
+set search_path = ''
+as $$
+  select (get_byte(uuid_send(p_workflow_id), 15) % 8)::smallint
+$$;
+
+/*
+ * Recomputes the activity of the given workflows from their current rows and applies the
+ * difference to private.activity_counters. A workflow that no longer exists adds nothing.
+ */
+create or replace function private.refresh_activity(p_workflow_ids uuid[])
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if coalesce(cardinality(p_workflow_ids), 0) = 0 then
+    return;
+  end if;
+  -- Lock the rows (creating those of new workflows) before counting, in id order.
+  insert into private.workflow_activity as a (workflow_id, client_id, shard, active_workflows, pending_workflows,
+                                              tasks_awaiting_hil, tasks_at_risk, tasks_breached,
+                                              clocks_on_time, clocks_at_risk, clocks_breached)
+  select w.id, w.client_id, private.counter_shard(w.id), 0, 0, 0, 0, 0, 0, 0, 0
+    from public.workflows w
+   where w.id = any (p_workflow_ids)
+   order by w.id
+  on conflict (workflow_id) do nothing;
+  perform 1 from private.workflow_activity a where a.workflow_id = any (p_workflow_ids) order by a.workflow_id for update;
+
+  with fresh as (
+    select w.id as workflow_id, w.client_id, private.counter_shard(w.id) as shard,
+           (w.status in ('IN_PROGRESS', 'AWAITING_REVIEW', 'BLOCKED', 'PAUSED'))::integer as active_workflows,
+           (w.status = 'PENDING')::integer as pending_workflows,
+           t.awaiting, t.at_risk, t.breached, t.on_time_due, t.at_risk_due, t.breached_due
+      from public.workflows w
+     cross join lateral (
+       select count(*) filter (where (t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
+                                  or (t.status in ('AWAITING_REVIEW', 'FAILED') and w.status not in ('COMPLETED', 'CANCELLED')))::integer as awaiting,
+              count(*) filter (where t.open and t.sla_status = 'AT_RISK')::integer as at_risk,
+              count(*) filter (where t.open and t.sla_status = 'BREACHED')::integer as breached,
+              count(*) filter (where t.open and t.has_due and t.sla_status = 'ON_TIME')::integer as on_time_due,
+              count(*) filter (where t.open and t.has_due and t.sla_status = 'AT_RISK')::integer as at_risk_due,
+              count(*) filter (where t.open and t.has_due and t.sla_status = 'BREACHED')::integer as breached_due
+         from (select x.executor_type, x.status, x.sla_status,
+                      x.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW') as open,
+                      x.sla_due_at is not null as has_due
+                 from public.tasks x
+                where x.workflow_id = w.id) t
+     ) t
+     where w.id = any (p_workflow_ids)
+  ),
+  stored as (
+    select a.* from private.workflow_activity a where a.workflow_id = any (p_workflow_ids)
+  ),
+  -- What changes: each workflow's fresh values minus its stored ones (a moved workflow takes
+  -- its share from one client to another).
+  deltas as (
+    select f.client_id, f.shard, f.active_workflows, f.pending_workflows, f.awaiting, f.at_risk, f.breached,
+           f.on_time_due, f.at_risk_due, f.breached_due
+      from fresh f
+    union all
+    select s.client_id, s.shard, -s.active_workflows, -s.pending_workflows, -s.tasks_awaiting_hil, -s.tasks_at_risk,
+           -s.tasks_breached, -s.clocks_on_time, -s.clocks_at_risk, -s.clocks_breached
+      from stored s
+  ),
+  summed as (
+    select d.client_id, d.shard, sum(d.active_workflows) as active_workflows, sum(d.pending_workflows) as pending_workflows,
+           sum(d.awaiting) as awaiting, sum(d.at_risk) as at_risk, sum(d.breached) as breached,
+           sum(d.on_time_due) as on_time_due, sum(d.at_risk_due) as at_risk_due, sum(d.breached_due) as breached_due
+      from deltas d
+     group by d.client_id, d.shard
+  ),
+  saved as (
+    update private.workflow_activity a
+       set client_id = f.client_id, shard = f.shard, active_workflows = f.active_workflows,
+           pending_workflows = f.pending_workflows, tasks_awaiting_hil = f.awaiting, tasks_at_risk = f.at_risk,
+           tasks_breached = f.breached, clocks_on_time = f.on_time_due, clocks_at_risk = f.at_risk_due,
+           clocks_breached = f.breached_due
+      from fresh f
+     where a.workflow_id = f.workflow_id
+       and (a.client_id, a.shard, a.active_workflows, a.pending_workflows, a.tasks_awaiting_hil, a.tasks_at_risk,
+            a.tasks_breached, a.clocks_on_time, a.clocks_at_risk, a.clocks_breached)
+           is distinct from (f.client_id, f.shard, f.active_workflows, f.pending_workflows, f.awaiting, f.at_risk,
+                             f.breached, f.on_time_due, f.at_risk_due, f.breached_due)
+  ),
+  gone as (
+    delete from private.workflow_activity a
+     where a.workflow_id = any (p_workflow_ids)
+       and not exists (select 1 from fresh f where f.workflow_id = a.workflow_id)
+  )
+  insert into private.activity_counters as c (client_id, shard, active_workflows, pending_workflows, tasks_awaiting_hil,
+                                             tasks_at_risk, tasks_breached, clocks_on_time, clocks_at_risk, clocks_breached)
+  select s.client_id, s.shard, s.active_workflows, s.pending_workflows, s.awaiting, s.at_risk, s.breached,
+         s.on_time_due, s.at_risk_due, s.breached_due
+    from summed s
+   where (s.active_workflows, s.pending_workflows, s.awaiting, s.at_risk, s.breached, s.on_time_due, s.at_risk_due,
+          s.breached_due) <> (0, 0, 0, 0, 0, 0, 0, 0)
+   order by s.client_id, s.shard
+  on conflict (client_id, shard) do update
+     set active_workflows = c.active_workflows + excluded.active_workflows,
+         pending_workflows = c.pending_workflows + excluded.pending_workflows,
+         tasks_awaiting_hil = c.tasks_awaiting_hil + excluded.tasks_awaiting_hil,
+         tasks_at_risk = c.tasks_at_risk + excluded.tasks_at_risk,
+         tasks_breached = c.tasks_breached + excluded.tasks_breached,
+         clocks_on_time = c.clocks_on_time + excluded.clocks_on_time,
+         clocks_at_risk = c.clocks_at_risk + excluded.clocks_at_risk,
+         clocks_breached = c.clocks_breached + excluded.clocks_breached;
+end
+$$;
+
+/*
+ * Statement triggers: the workflows whose counted columns changed are recomputed once per
+ * statement (an update that changes nothing counted, such as an assignment or a progress
+ * counter, costs one comparison per row).
+ */
+create or replace function private.count_task_changes() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if tg_op = 'INSERT' then
+    perform private.refresh_activity(array(select distinct n.workflow_id from new_rows n));
+  elsif tg_op = 'DELETE' then
+    perform private.refresh_activity(array(select distinct o.workflow_id from old_rows o));
+  else
+    perform private.refresh_activity(array(
+      select distinct x.workflow_id
+        from old_rows o
+        join new_rows n on n.id = o.id
+       cross join lateral (values (o.workflow_id), (n.workflow_id)) as x (workflow_id)
+       where (o.workflow_id, o.executor_type, o.status, o.sla_status, o.sla_due_at is null)
+             is distinct from (n.workflow_id, n.executor_type, n.status, n.sla_status, n.sla_due_at is null)));
+  end if;
+  return null;
+end
+$$;
+
+create or replace function private.count_workflow_changes() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if tg_op = 'INSERT' then
+    perform private.refresh_activity(array(select n.id from new_rows n));
+  elsif tg_op = 'DELETE' then
+    perform private.refresh_activity(array(select o.id from old_rows o));
+  else
+    perform private.refresh_activity(array(
+      select n.id
+        from old_rows o
+        join new_rows n on n.id = o.id
+       where (o.status, o.client_id) is distinct from (n.status, n.client_id)));
+  end if;
+  return null;
+end
+$$;
+
+create trigger tasks_count_inserts after insert on public.tasks
+  referencing new table as new_rows for each statement execute function private.count_task_changes();
+create trigger tasks_count_updates after update on public.tasks
+  referencing old table as old_rows new table as new_rows for each statement execute function private.count_task_changes();
+create trigger tasks_count_deletes after delete on public.tasks
+  referencing old table as old_rows for each statement execute function private.count_task_changes();
+create trigger workflows_count_inserts after insert on public.workflows
+  referencing new table as new_rows for each statement execute function private.count_workflow_changes();
+create trigger workflows_count_updates after update on public.workflows
+  referencing old table as old_rows new table as new_rows for each statement execute function private.count_workflow_changes();
+create trigger workflows_count_deletes after delete on public.workflows
+  referencing old table as old_rows for each statement execute function private.count_workflow_changes();
+
+/*
+ * Recomputes every workflow's activity and every counter from the rows (after a bulk load with
+ * triggers off; the result must equal what the triggers keep). Returns the number of
+ * workflows.
+ */
+create or replace function private.rebuild_activity_counters()
+returns bigint
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_count bigint;
+begin
+  lock table private.workflow_activity, private.activity_counters in exclusive mode;
+  delete from private.workflow_activity;
+  delete from private.activity_counters;
+  perform private.refresh_activity(array(select w.id from public.workflows w));
+  select count(*) into v_count from private.workflow_activity;
+  return v_count;
+end
+$$;
+
+/*
+ * The summary counts a caller may see, summed over the counter rows RLS lets them read, or
+ * counted directly for an agent (one workflow; agents read no counter rows).
+ */
+create or replace function private.visible_activity(
+  out active_workflows bigint, out pending_workflows bigint, out tasks_awaiting_hil bigint,
+  out tasks_at_risk bigint, out tasks_breached bigint, out clocks_on_time bigint,
+  out clocks_at_risk bigint, out clocks_breached bigint)
+language plpgsql
+stable
+security invoker
+set search_path = ''
+as $$
+declare
+  v_workflow_id uuid := private.agent_workflow_id();
+begin
+  if v_workflow_id is null then
+    select coalesce(sum(c.active_workflows), 0), coalesce(sum(c.pending_workflows), 0),
+           coalesce(sum(c.tasks_awaiting_hil), 0), coalesce(sum(c.tasks_at_risk), 0),
+           coalesce(sum(c.tasks_breached), 0), coalesce(sum(c.clocks_on_time), 0),
+           coalesce(sum(c.clocks_at_risk), 0), coalesce(sum(c.clocks_breached), 0)
+      into active_workflows, pending_workflows, tasks_awaiting_hil, tasks_at_risk, tasks_breached,
+           clocks_on_time, clocks_at_risk, clocks_breached
+      from private.activity_counters c;
+    return;
+  end if;
+  -- An agent: its workflow, if RLS lets it read it, and that workflow's tasks.
+  select count(*) filter (where w.status in ('IN_PROGRESS', 'AWAITING_REVIEW', 'BLOCKED', 'PAUSED')),
+         count(*) filter (where w.status = 'PENDING')
+    into active_workflows, pending_workflows
+    from public.workflows w
+   where w.id = v_workflow_id;
+  select count(*) filter (where (t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
+                              or (t.status in ('AWAITING_REVIEW', 'FAILED')
+                                  and exists (select 1 from public.workflows w
+                                               where w.id = t.workflow_id and w.status not in ('COMPLETED', 'CANCELLED')))),
+         count(*) filter (where t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW') and t.sla_status = 'AT_RISK'),
+         count(*) filter (where t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW') and t.sla_status = 'BREACHED'),
+         count(*) filter (where t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW') and t.sla_due_at is not null
+                            and t.sla_status = 'ON_TIME'),
+         count(*) filter (where t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW') and t.sla_due_at is not null
+                            and t.sla_status = 'AT_RISK'),
+         count(*) filter (where t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW') and t.sla_due_at is not null
+                            and t.sla_status = 'BREACHED')
+    into tasks_awaiting_hil, tasks_at_risk, tasks_breached, clocks_on_time, clocks_at_risk, clocks_breached
+    from public.tasks t
+   where t.workflow_id = v_workflow_id;
+end
+$$;
+
+revoke execute on function private.counter_shard(uuid), private.refresh_activity(uuid[]),
+  private.rebuild_activity_counters(), private.visible_activity() from public, anon, authenticated;
+grant execute on function private.visible_activity() to authenticated, service_role;
+grant execute on function private.rebuild_activity_counters() to service_role;
+
+-- ============================================================================================
 -- dashboard_view
 -- ============================================================================================
 /*
@@ -266,7 +602,6 @@ language plpgsql
 stable
 security invoker
 set search_path = ''
-set plan_cache_mode = force_custom_plan
 set jit = off
 as $$
 declare
@@ -279,6 +614,7 @@ declare
   v_breached bigint;
   v_unread bigint;
   v_queue_ids uuid[];
+  v_active_ids uuid[];
   v_queue_due timestamptz[];
   v_queue_minutes integer[];
   v_queue jsonb;
@@ -289,26 +625,10 @@ begin
   perform private.check_view_timeframe(p_timeframe);
   v_since := private.view_window_start(p_timeframe, p_now);
 
-  -- Summary, each count from one index alone.
-  select count(*) filter (where w.status in ('IN_PROGRESS', 'AWAITING_REVIEW', 'BLOCKED', 'PAUSED')),
-         count(*) filter (where w.status = 'PENDING')
-    into v_active, v_pending
-    from public.workflows w
-   where w.status not in ('COMPLETED', 'CANCELLED');
-
-  select count(*)
-    into v_awaiting_hil
-    from public.tasks t
-   where ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
-          or t.status in ('AWAITING_REVIEW', 'FAILED'))
-     and ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
-          or t.workflow_id in (select w.id from public.workflows w where w.status not in ('COMPLETED', 'CANCELLED')));
-
-  select count(*) filter (where t.sla_status = 'AT_RISK'),
-         count(*) filter (where t.sla_status = 'BREACHED')
-    into v_at_risk, v_breached
-    from public.tasks t
-   where t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW') and t.sla_status in ('AT_RISK', 'BREACHED');
+  -- Summary, from the activity counters.
+  select a.active_workflows, a.pending_workflows, a.tasks_awaiting_hil, a.tasks_at_risk, a.tasks_breached
+    into v_active, v_pending, v_awaiting_hil, v_at_risk, v_breached
+    from private.visible_activity() a;
 
   select count(*) into v_unread
     from public.notifications n
@@ -316,20 +636,36 @@ begin
 
   -- Work queue: first the ids of the 50 riskiest tasks, read in the order of
   -- tasks_person_queue_idx (index-only, stopping at 50); then business time and details for
-  -- those only. A person's work (p_hil_id): the tasks assigned to them and the tasks of the
-  -- workflows they own; the sets of workflows are looked up once (hashed), not per task.
-  v_queue_ids := array(
-    select t.id
-      from public.tasks t
-     where ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
-            or t.status in ('AWAITING_REVIEW', 'FAILED'))
-       and ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
-            or t.workflow_id in (select w.id from public.workflows w where w.status not in ('COMPLETED', 'CANCELLED')))
-       and (p_hil_id is null
-            or t.assigned_to = p_hil_id
-            or t.workflow_id in (select w.id from public.workflows w where w.hil_owner_id = p_hil_id))
-     order by t.sla_status desc, t.sla_due_at, t.priority desc, t.id
-     limit 50);
+  -- those only. The workflow of each candidate is looked up by key as the index is read (a
+  -- lateral join: a set of all unfinished workflows would be built in full before the first
+  -- row). A person's work (p_hil_id): the tasks assigned to them and the tasks of the
+  -- workflows they own (that set looked up once, hashed); a statement of its own, so that
+  -- each one's cached plan fits its case.
+  if p_hil_id is null then
+    v_queue_ids := array(
+      select t.id
+        from public.tasks t
+        left join lateral (select w.status from public.workflows w where w.id = t.workflow_id) tw on true
+       where ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
+              or t.status in ('AWAITING_REVIEW', 'FAILED'))
+         and ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
+              or tw.status not in ('COMPLETED', 'CANCELLED'))
+       order by t.sla_status desc, t.sla_due_at, t.priority desc, t.id
+       limit 50);
+  else
+    v_queue_ids := array(
+      select t.id
+        from public.tasks t
+        left join lateral (select w.status from public.workflows w where w.id = t.workflow_id) tw on true
+       where ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
+              or t.status in ('AWAITING_REVIEW', 'FAILED'))
+         and ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
+              or tw.status not in ('COMPLETED', 'CANCELLED'))
+         and (t.assigned_to = p_hil_id
+              or t.workflow_id in (select w.id from public.workflows w where w.hil_owner_id = p_hil_id))
+       order by t.sla_status desc, t.sla_due_at, t.priority desc, t.id
+       limit 50);
+  end if;
 
   v_queue_due := array(
     select t.sla_due_at
@@ -361,7 +697,23 @@ begin
     join public.tasks t on t.id = q.id
     join public.workflows w on w.id = t.workflow_id;
 
-  -- Active workflows, most urgent first, then most recently updated.
+  -- Active workflows, most urgent first, then most recently updated (p_hil_id: those they
+  -- own; a statement of its own, as above).
+  if p_hil_id is null then
+    v_active_ids := array(
+      select w.id
+        from public.workflows w
+       where w.status in ('IN_PROGRESS', 'AWAITING_REVIEW', 'BLOCKED', 'PAUSED')
+       order by w.priority desc, w.updated_at desc, w.id
+       limit 50);
+  else
+    v_active_ids := array(
+      select w.id
+        from public.workflows w
+       where w.status in ('IN_PROGRESS', 'AWAITING_REVIEW', 'BLOCKED', 'PAUSED') and w.hil_owner_id = p_hil_id
+       order by w.priority desc, w.updated_at desc, w.id
+       limit 50);
+  end if;
   select coalesce(jsonb_agg(jsonb_build_object(
            'id', a.id,
            'title', a.title,
@@ -378,16 +730,10 @@ begin
              'completedTasks', a.completed_tasks,
              'progressPercentage', case when a.total_tasks = 0 then 0
                                         else round(100.0 * a.completed_tasks / a.total_tasks)::integer end)
-         ) order by a.priority desc, a.updated_at desc, a.id), '[]'::jsonb)
+         ) order by q.ord), '[]'::jsonb)
     into v_workflows
-    from (
-      select w.*
-        from public.workflows w
-       where w.status in ('IN_PROGRESS', 'AWAITING_REVIEW', 'BLOCKED', 'PAUSED')
-         and (p_hil_id is null or w.hil_owner_id = p_hil_id)
-       order by w.priority desc, w.updated_at desc, w.id
-       limit 50
-    ) a;
+    from unnest(v_active_ids) with ordinality as q (id, ord)
+    join public.workflows a on a.id = q.id;
 
   -- The caller's ten newest notifications.
   select coalesce(jsonb_agg(private.notification_json(n) order by n.created_at desc, n.id desc), '[]'::jsonb)
@@ -604,7 +950,6 @@ language plpgsql
 stable
 security invoker
 set search_path = ''
-set plan_cache_mode = force_custom_plan
 set jit = off
 as $$
 declare
@@ -625,6 +970,7 @@ begin
       using errcode = '22023';
   end if;
 
+  -- Summary, from the activity counters.
   select jsonb_build_object(
     'active', s.active,
     'onTime', s.on_time,
@@ -633,12 +979,9 @@ begin
     'complianceRate', case when s.active > 0 then round(s.on_time::numeric / s.active, 4) end
   ) into v_summary
   from (
-    select count(*) as active,
-           count(*) filter (where t.sla_status = 'ON_TIME') as on_time,
-           count(*) filter (where t.sla_status = 'AT_RISK') as at_risk,
-           count(*) filter (where t.sla_status = 'BREACHED') as breached
-      from public.tasks t
-     where t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW') and t.sla_due_at is not null
+    select a.clocks_on_time + a.clocks_at_risk + a.clocks_breached as active, a.clocks_on_time as on_time,
+           a.clocks_at_risk as at_risk, a.clocks_breached as breached
+      from private.visible_activity() a
   ) s;
 
   select coalesce(jsonb_agg(jsonb_build_object(

@@ -33,6 +33,9 @@ def set_columns(conn, table, row_id, **columns):
         conn.execute(f"update public.{table} set {assignments} where id = %s", [*columns.values(), row_id])
     finally:
         conn.execute("set local session_replication_role = origin")
+    # The activity counters are kept by the triggers skipped above: recompute this workflow's.
+    conn.execute("select private.refresh_activity(array(select workflow_id from public.tasks where id = %s"
+                 " union select id from public.workflows where id = %s))", (row_id, row_id))
     return conn.execute(f"select * from public.{table} where id = %s", (row_id,)).fetchone()
 
 

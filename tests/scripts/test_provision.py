@@ -424,7 +424,8 @@ def service_role_key(monkeypatch) -> str:
     return key
 
 
-@pytest.mark.parametrize("role, with_client", [("client_admin", True), ("hil_operator", False)])
+@pytest.mark.parametrize("role, with_client", [("client_admin", True), ("client_user", True),
+                                             ("hil_operator", False), ("hil_manager", False)])
 def test_hosted_user_create_goes_through_the_auth_admin_api_then_writes_the_profile(
         capsys, database_url, existing_client, service_role_key, role, with_client):
     auth = FakeAuth(database_url, service_role_key)
@@ -448,7 +449,8 @@ def test_hosted_user_create_goes_through_the_auth_admin_api_then_writes_the_prof
                                            "user_metadata": {"full_name": "Hana Hosted"}}
 
     printed = json.loads(out)
-    _, profile = person(database_url, printed["id"])
+    auth_row, profile = person(database_url, printed["id"])
+    assert {key: auth_row["raw_app_meta_data"][key] for key in app_metadata} == app_metadata
     assert (profile["email"], profile["role"], profile["full_name"]) == (email, role, "Hana Hosted")
     assert profile["client_id"] == (uuid.UUID(existing_client) if with_client else None)
 
@@ -539,4 +541,41 @@ def test_auth_401_never_prints_the_service_role_key(capsys, database_url, servic
     assert "SUPABASE_SERVICE_ROLE_KEY" in err
     assert service_role_key not in out + err
     assert not re.search(r"service-role-[0-9a-f]{8}", out + err)
+    assert counts(database_url) == before
+
+
+class ScriptedAuth(FakeAuth):
+    """FakeAuth whose create-user call answers `outcome`: an httpx.Response, or an exception the
+    transport raises (network failure)."""
+
+    def __init__(self, database_url: str, key: str, outcome):
+        super().__init__(database_url, key)
+        self.outcome = outcome
+
+    def create(self, body: dict) -> httpx.Response:
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+
+@pytest.mark.parametrize("outcome, expected_code, reason", [
+    (FakeAuth.answer(422, {"code": "validation_failed", "message": "Unable to validate email address"}), 1,
+     "Supabase Auth refused the user: Unable to validate email address"),
+    (httpx.Response(403, json={"message": "This endpoint requires a valid service_role key"}), 2,
+     "refused the service role key (HTTP 403"),
+    (FakeAuth.answer(500, {"code": "unexpected_failure", "message": "Database error creating new user"}), 3,
+     "Supabase Auth failed (HTTP 500): Database error creating new user"),
+    (httpx.ConnectError("connection refused"), 3, "Supabase Auth unreachable or unreadable"),
+    (httpx.Response(502, text="<html>Bad gateway</html>"), 3, "Supabase Auth unreachable or unreadable: Bad Gateway"),
+], ids=["refused-422", "forbidden-403", "auth-500", "unreachable", "html-502"])
+def test_hosted_auth_failures_exit_with_their_code_and_write_nothing(
+        capsys, database_url, service_role_key, outcome, expected_code, reason):
+    auth = ScriptedAuth(database_url, service_role_key, outcome)
+    before = counts(database_url)
+    code, out, err = run(capsys, ["--database-url", database_url, "user", "create", "--email", new_email(),
+                                  "--role", "hil_operator"], http_client=auth.client)
+    assert_one_line_refusal(code, out, err, expected_code, reason)
+    assert service_role_key not in err
+    assert auth.calls()[0] == ("POST", "/auth/v1/admin/users")
+    assert ("DELETE" in {method for method, _ in auth.calls()}) is False
     assert counts(database_url) == before

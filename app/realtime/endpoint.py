@@ -1,0 +1,408 @@
+"""WS /ws (SPEC section 6, endpoint 12): authenticate, subscribe, replay since an event id, then
+live events and heartbeats, until the socket goes, its token expires or it falls behind.
+
+Each socket is served by its own thread (the server's), which is the only one writing events
+to it; the hub only queues, so one slow socket never delays another. Close codes:
+4001 authentication failed, 4002 token expired, 4008 too slow (outbox full), 1008 no pong to
+the last ping (dead client), 1009 message too big, 1011 server error.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import random
+import socket
+import struct
+import threading
+import time
+from datetime import datetime, timezone
+
+import psycopg
+from flask import Flask, current_app, g, request
+from flask_sock import Sock
+from psycopg import sql
+from simple_websocket import ConnectionClosed
+from wsproto.events import Ping, TextMessage
+
+from app import auth
+from app.auth import Principal
+from app.errors import ApiError
+from app.realtime.channels import Channel, ChannelError
+from app.realtime.hub import EVENT_COLUMNS, Hub, StreamEvent, Subscriber
+
+log = logging.getLogger(__name__)
+sock = Sock()
+
+CLOSE_AUTH_FAILED = 4001
+CLOSE_TOKEN_EXPIRED = 4002
+CLOSE_TOO_SLOW = 4008
+CLOSE_NO_PONG = 1008
+CLOSE_SERVER_ERROR = 1011
+MAX_CHANNELS = 200
+MAX_MESSAGE_BYTES = 16_384
+DELIVERED_MEMORY = 10_000  # event ids remembered per socket, so replay and live never send one twice
+
+
+class SocketGone(Exception):
+    """The client went away (or stopped reading) while we wrote to it."""
+
+
+class ProtocolError(Exception):
+    """A message the client got wrong; answered with an error, the socket stays open."""
+
+    def __init__(self, code: str, message: str, details=None):
+        super().__init__(message)
+        self.code, self.message, self.details = code, message, details
+
+
+class _SerializedSocket:
+    """simple-websocket's reader thread writes pings and pongs to the socket while the session
+    thread writes events: one lock around every write, so frames never interleave."""
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+        self._lock = threading.Lock()
+
+    def send(self, data: bytes) -> int:
+        with self._lock:
+            self._sock.sendall(data)
+        return len(data)
+
+    def sendall(self, data: bytes) -> None:
+        with self._lock:
+            self._sock.sendall(data)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+class _WakeEvent(threading.Event):
+    """Replaces simple-websocket's receive event so an incoming message (or the client going
+    away) also wakes the thread waiting on the subscriber's outbox."""
+
+    def __init__(self, subscriber: Subscriber):
+        super().__init__()
+        self.subscriber = subscriber
+
+    def set(self) -> None:
+        super().set()
+        self.subscriber.wake()
+
+
+@sock.route("/ws")
+def stream(ws):
+    """One WebSocket connection: the realtime event stream."""
+    app = current_app._get_current_object()
+    Session(ws, app, app.extensions["realtime"]).run()
+
+
+class Session:
+    def __init__(self, ws, app: Flask, hub: Hub):
+        self.ws = ws
+        self.app = app
+        self.hub = hub
+        self.settings = app.config["SETTINGS"]
+        self.request_id = g.get("request_id")
+        self.principal: Principal | None = None
+        self.expires_at: float | None = None
+        self.since: int | None = None
+        self.subscriber: Subscriber | None = None
+        self._delivered: collections.OrderedDict[int, None] = collections.OrderedDict()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def run(self) -> None:
+        self.ws.sock = _SerializedSocket(self.ws.sock)
+        self._bound_send_time()
+        try:
+            if not self._authenticate():
+                return
+            self.hub.start()
+            self.subscriber = Subscriber(self.principal, self.settings.realtime_queue_size)
+            self._wake_on_receive(self.subscriber)
+            self.hub.attach(self.subscriber)
+            try:
+                self._serve()
+            finally:
+                self.hub.detach(self.subscriber)
+        except SocketGone:
+            pass
+        except ConnectionClosed:
+            raise
+        except Exception:
+            log.exception("WebSocket session failed", extra={"request_id": self.request_id})
+            self._close(CLOSE_SERVER_ERROR, "server error")
+
+    def _serve(self) -> None:
+        heartbeat = self.settings.realtime_heartbeat_seconds
+        # Spread over the interval: sockets opened together must not all beat together (a
+        # thousand pings in one instant delay every event behind them).
+        next_heartbeat = time.monotonic() + heartbeat * random.uniform(0.5, 1.0)
+        subscriber = self.subscriber
+        while True:
+            deadline = next_heartbeat
+            if self.expires_at is not None:
+                deadline = min(deadline, time.monotonic() + self.expires_at - time.time())
+            subscriber.wait(max(0.0, deadline - time.monotonic()))
+            while (raw := self.ws.receive(timeout=0)) is not None:
+                self._handle(raw)
+            if not self.ws.connected:
+                return
+            if subscriber.dropped_reason is not None:
+                self._close(CLOSE_TOO_SLOW, subscriber.dropped_reason)
+                return
+            if self.expires_at is not None and time.time() >= self.expires_at:
+                self._send_error("token_expired", "the token has expired; reconnect with a fresh one")
+                self._close(CLOSE_TOKEN_EXPIRED, "token expired")
+                return
+            for event in subscriber.take():
+                self._send_event(event)
+            if time.monotonic() >= next_heartbeat:
+                if not self._beat():
+                    return
+                next_heartbeat = time.monotonic() + heartbeat
+
+    def _beat(self) -> bool:
+        """A ping (answered by any client's WebSocket layer) and a heartbeat message (seen by
+        browser code, which cannot see pings). No pong since the last ping: the client is dead."""
+        if not self.ws.pong_received:
+            self._close(CLOSE_NO_PONG, "no pong to the last ping")
+            return False
+        self.ws.pong_received = False
+        self._write(Ping())
+        self._send_json({"type": "heartbeat", "timestamp": _now_iso()})
+        return True
+
+    # -- authentication ----------------------------------------------------------------------
+    def _authenticate(self) -> bool:
+        since = request.args.get("since")
+        if since is not None:
+            try:
+                self.since = _event_id(since)
+            except ProtocolError as error:
+                self._send_error(error.code, error.message)
+        try:
+            if request.headers.get("X-API-Key") is not None or request.headers.get("Authorization"):
+                # Agents, and clients that can set headers on the handshake (not browsers).
+                self.principal = auth.authenticate(self.app)
+                if self.principal.kind == "person":
+                    self.expires_at = float(self.principal.claims["exp"])
+            elif request.args.get("token"):
+                self._accept_token(request.args["token"])
+            else:
+                self._accept_token(self._await_auth_message())
+        except ApiError as error:
+            self._send_error(error.code, error.message)
+            self._close(CLOSE_AUTH_FAILED, error.message[:120])
+            return False
+        self._send_json({"type": "authenticated", "role": self.principal.role, "expiresAt": self._expiry_iso()})
+        return True
+
+    def _await_auth_message(self) -> str:
+        timeout = self.settings.realtime_auth_timeout_seconds
+        raw = self.ws.receive(timeout=timeout)
+        if raw is None:
+            raise ApiError(401, f"send {{\"type\": \"auth\", \"token\": ...}} within {timeout} s, or ?token=",
+                           "missing_credentials")
+        try:
+            message = json.loads(raw)
+        except (TypeError, ValueError):
+            message = None
+        if not isinstance(message, dict) or message.get("type") != "auth" or not isinstance(message.get("token"), str):
+            raise ApiError(401, 'the first message must be {"type": "auth", "token": "<access token>"}',
+                           "missing_credentials")
+        return message["token"]
+
+    def _accept_token(self, token: str) -> None:
+        claims = self.app.extensions["token_verifier"].verify(token.strip())
+        self.principal = Principal.from_claims(claims)
+        self.expires_at = float(claims["exp"])
+
+    def _refresh(self, message: dict) -> None:
+        """A fresh token for the same caller extends the connection past the old expiry."""
+        token = message.get("token")
+        if not isinstance(token, str) or self.expires_at is None:
+            raise ProtocolError("invalid_message", "auth takes a token (agents need no refresh)")
+        try:
+            claims = self.app.extensions["token_verifier"].verify(token.strip())
+        except ApiError as error:
+            raise ProtocolError(error.code, error.message) from None
+        fresh = Principal.from_claims(claims)
+        if (fresh.claims.get("sub"), fresh.claims.get("app_metadata")) != \
+                (self.principal.claims.get("sub"), self.principal.claims.get("app_metadata")):
+            raise ProtocolError("token_mismatch", "a refreshed token must be for the same caller with the same role")
+        self.expires_at = float(claims["exp"])
+        self._send_json({"type": "authenticated", "role": fresh.role, "expiresAt": self._expiry_iso()})
+
+    # -- messages ----------------------------------------------------------------------------
+    def _handle(self, raw) -> None:
+        try:
+            message = self._parse(raw)
+            kind = message.get("type")
+            if kind == "subscribe":
+                self._subscribe(message)
+            elif kind == "unsubscribe":
+                self._unsubscribe(message)
+            elif kind == "auth":
+                self._refresh(message)
+            elif kind == "ping":
+                self._send_json({"type": "pong", "timestamp": _now_iso()})
+            else:
+                raise ProtocolError("unknown_type", "type must be subscribe, unsubscribe, auth or ping")
+        except ProtocolError as error:
+            self._send_error(error.code, error.message, error.details)
+        except ChannelError as error:
+            self._send_error(error.code, error.message)
+        except psycopg.OperationalError:
+            self._send_error("unavailable", "the database is unavailable; retry")
+        except SocketGone:
+            raise
+        except Exception:
+            log.exception("WebSocket message failed", extra={"request_id": self.request_id})
+            self._send_error("internal_error", "something went wrong on our side")
+
+    @staticmethod
+    def _parse(raw) -> dict:
+        if not isinstance(raw, str):
+            raise ProtocolError("invalid_message", "send JSON text messages")
+        if len(raw) > MAX_MESSAGE_BYTES:
+            raise ProtocolError("invalid_message", f"messages are at most {MAX_MESSAGE_BYTES} bytes")
+        try:
+            message = json.loads(raw)
+        except ValueError as error:
+            raise ProtocolError("invalid_json", f"the message is not JSON: {error.msg}") from None
+        if not isinstance(message, dict):
+            raise ProtocolError("invalid_message", "a message is a JSON object with a type")
+        return message
+
+    def _subscribe(self, message: dict) -> None:
+        channel = Channel.parse(message.get("channel"))
+        since = _event_id(message["since"]) if message.get("since") is not None else self.since
+        name = str(channel)
+        subscriber = self.subscriber
+        if name not in subscriber.channels:
+            if len(subscriber.channels) >= MAX_CHANNELS:
+                raise ProtocolError("too_many_channels", f"a socket may hold at most {MAX_CHANNELS} channels")
+            self._authorize(channel)
+            # Routed before the replay is read: whatever commits from now on arrives live, whatever
+            # committed before is in the replay; the per-socket memory drops the overlap.
+            self.hub.route(subscriber, name)
+        self._send_json({"type": "subscribed", "channel": name})
+        if since is not None:
+            self._replay(channel, since)
+
+    def _unsubscribe(self, message: dict) -> None:
+        name = str(Channel.parse(message.get("channel")))
+        if name not in self.subscriber.channels:
+            raise ProtocolError("not_subscribed", f"not subscribed to {name}")
+        self.hub.unroute(self.subscriber, name)
+        self._send_json({"type": "unsubscribed", "channel": name})
+
+    def _authorize(self, channel: Channel) -> None:
+        """What the caller may not read through the REST API it may not subscribe to."""
+        if channel.kind == "notifications" and self.principal.user_id is None:
+            raise ChannelError("forbidden", "only people have notifications")
+        if channel.kind in ("workflow", "task"):
+            table = sql.Identifier("public", "workflows" if channel.kind == "workflow" else "tasks")
+            with self.app.extensions["database"].transaction(self.principal) as conn:
+                found = conn.execute(sql.SQL("select 1 from {} where id = %s").format(table),
+                                     (channel.target,)).fetchone()
+            if found is None:
+                raise ChannelError("not_found", f"no {channel.kind} {channel.target} that you may see")
+
+    def _replay(self, channel: Channel, since: int) -> None:
+        """The channel's events after `since`, read under the caller's own claims (RLS decides)."""
+        limit = self.settings.realtime_replay_limit
+        query = sql.SQL("select " + EVENT_COLUMNS + " from public.realtime_events where seq > {} and ({})"
+                        " order by seq limit {}").format(since, channel.replay_filter(), limit + 1)
+        with self.app.extensions["database"].transaction(self.principal) as conn:
+            rows = conn.execute(query).fetchall()
+        for row in rows[:limit]:
+            self._send_event(StreamEvent.from_row(row))
+        self._send_json({"type": "replayed", "channel": str(channel), "count": min(len(rows), limit),
+                         "complete": len(rows) <= limit})
+
+    # -- writing -----------------------------------------------------------------------------
+    def _send_event(self, event: StreamEvent) -> None:
+        if event.seq in self._delivered:
+            return
+        self._delivered[event.seq] = None
+        if len(self._delivered) > DELIVERED_MEMORY:
+            self._delivered.popitem(last=False)
+        self._send_text(event.text)
+
+    def _send_error(self, code: str, message: str, details=None) -> None:
+        """The SPEC's {"type": "error", "code", "message"} carrying the API's one error shape."""
+        self._send_json({"type": "error", "code": code, "message": message,
+                         "error": {"code": code, "message": message, "details": details, "requestId": self.request_id}})
+
+    def _send_json(self, body: dict) -> None:
+        self._send_text(json.dumps(body, separators=(",", ":")))
+
+    def _send_text(self, text: str) -> None:
+        self._write(TextMessage(data=text))
+
+    def _write(self, frame) -> None:
+        # sendall, not simple-websocket's send(): a send that times out must not leave half a frame.
+        if not self.ws.connected:
+            raise SocketGone()
+        try:
+            self.ws.sock.sendall(self.ws.ws.send(frame))
+        except OSError:
+            # Cut it: simple-websocket's reader thread then sees the end and stops cleanly.
+            try:
+                self.ws.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            raise SocketGone() from None
+
+    def _close(self, code: int, reason: str) -> None:
+        try:
+            self.ws.close(reason=code, message=reason)
+        except (ConnectionClosed, OSError):
+            pass
+
+    def _bound_send_time(self) -> None:
+        """A client that stops reading fills its TCP window; our send then gives up after the
+        configured time instead of holding this thread forever."""
+        seconds = self.settings.realtime_send_timeout_seconds
+        try:
+            self.ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", seconds, 0))
+        except (OSError, AttributeError):
+            log.debug("could not bound the socket's send time")
+
+    def _wake_on_receive(self, subscriber: Subscriber) -> None:
+        previous = self.ws.event
+        self.ws.event = _WakeEvent(subscriber)
+        if previous.is_set() or self.ws.input_buffer or not self.ws.connected:
+            self.ws.event.set()
+
+    def _expiry_iso(self) -> str | None:
+        if self.expires_at is None:
+            return None
+        return datetime.fromtimestamp(self.expires_at, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _event_id(value) -> int:
+    """An event id (`since`): a non-negative integer, as a number or a string of digits."""
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
+        raise ProtocolError("invalid_since", "since must be an event id (a non-negative integer)")
+    number = int(value)
+    if number < 0 or number > 2 ** 63 - 1:
+        raise ProtocolError("invalid_since", "since must be an event id (a non-negative integer)")
+    return number
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def init_app(app: Flask) -> None:
+    settings = app.config["SETTINGS"]
+    # Pings come from the session thread (_beat), not simple-websocket's reader thread.
+    app.config.setdefault("SOCK_SERVER_OPTIONS", {"max_message_size": MAX_MESSAGE_BYTES})
+    metrics = app.extensions.get("metrics")
+    app.extensions["realtime"] = Hub(settings.realtime_database_url or settings.database_url,
+                                     settings.realtime_retention_hours, settings.realtime_prune_interval_seconds,
+                                     gauge=metrics.websocket_connections if metrics else None)
+    sock.init_app(app)

@@ -1,0 +1,218 @@
+"""Fan-out of stream events to this process's sockets. The database decides who may read each
+event: once per batch and audience, under that audience's own role and claims, so a socket
+receives exactly what RLS lets its caller read from public.realtime_events."""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable
+
+import psycopg
+from psycopg import sql
+
+from app.auth import Principal
+from app.realtime.channels import channels_of
+
+log = logging.getLogger(__name__)
+
+EVENT_COLUMNS = "seq, event_type, workflow_id, task_id, recipient_id, payload"
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamEvent:
+    """One row of public.realtime_events, with the JSON every subscriber is sent."""
+
+    seq: int
+    event_type: str
+    workflow_id: object
+    task_id: object
+    recipient_id: object
+    text: str
+
+    @classmethod
+    def from_row(cls, row: dict) -> "StreamEvent":
+        text = json.dumps({"id": row["seq"], **row["payload"]}, separators=(",", ":"))
+        return cls(row["seq"], row["event_type"], row["workflow_id"], row["task_id"], row["recipient_id"], text)
+
+
+def audience_key(principal: Principal, event_type: str) -> tuple:
+    """Callers with equal keys read the same rows of public.realtime_events: its policies read
+    only the request role and app_metadata, plus auth.uid() for notifications. (A test compares
+    socket and REST for every kind of caller, so a policy reading more would show there.)"""
+    key = (principal.request_role, json.dumps(principal.claims.get("app_metadata") or {}, sort_keys=True))
+    return key + (str(principal.claims.get("sub")),) if event_type == "hil_notification" else key
+
+
+# One round trip per audience: BEGIN, the audience's role and claims, the RLS-filtered read,
+# ROLLBACK (simple query protocol, values quoted by psycopg).
+READABLE_AS = sql.SQL(
+    "begin; select set_config('role', {role}, true), set_config('request.jwt.claims', {claims}, true);"
+    " select seq from public.realtime_events where seq = any({seqs}::bigint[]); rollback")
+
+
+def readable_seqs(conn: psycopg.Connection, principal: Principal, seqs: list[int]) -> set[int]:
+    """The events among `seqs` that `principal` may read, asked of the database under its claims."""
+    query = READABLE_AS.format(role=principal.request_role, claims=json.dumps(principal.claims), seqs=seqs)
+    try:
+        cursor = conn.execute(query, prepare=False)
+    except psycopg.Error:
+        if not conn.broken:
+            conn.execute("rollback")
+        raise
+    readable: set[int] = set()
+    while True:
+        if cursor.description is not None and cursor.description[0].name == "seq":
+            readable.update(row["seq"] for row in cursor.fetchall())
+        if not cursor.nextset():
+            return readable
+
+
+class Subscriber:
+    """One socket's side of the hub: its channels and a bounded outbox the hub never waits on."""
+
+    def __init__(self, principal: Principal, queue_size: int):
+        self.principal = principal
+        self.channels: set[str] = set()
+        self.queue_size = queue_size
+        self.dropped_reason: str | None = None
+        self._outbox: collections.deque[StreamEvent] = collections.deque()
+        self._ready = threading.Condition()
+        self._pending = False
+
+    def offer(self, event: StreamEvent) -> bool:
+        """Queue an event; False (and the subscriber marked dropped) when the outbox is full."""
+        with self._ready:
+            if self.dropped_reason is not None:
+                return False
+            if len(self._outbox) >= self.queue_size:
+                self.dropped_reason = f"too slow: {self.queue_size} events waiting"
+                self._outbox.clear()
+                accepted = False
+            else:
+                self._outbox.append(event)
+                accepted = True
+            self._pending = True
+            self._ready.notify()
+        return accepted
+
+    def wake(self) -> None:
+        with self._ready:
+            self._pending = True
+            self._ready.notify()
+
+    def wait(self, timeout: float) -> None:
+        """Until an event is queued, a message arrives or `timeout` seconds pass."""
+        with self._ready:
+            if not self._pending:
+                self._ready.wait(timeout)
+            self._pending = False
+
+    def take(self) -> list[StreamEvent]:
+        with self._ready:
+            events = list(self._outbox)
+            self._outbox.clear()
+        return events
+
+
+class Hub:
+    """The subscribers of this process, indexed by channel, fed by one StreamListener."""
+
+    def __init__(self, database_url: str, retention_hours: int, prune_interval_seconds: int, gauge=None):
+        from app.realtime.listener import StreamListener
+
+        self._lock = threading.Lock()
+        self._routes: dict[str, set[Subscriber]] = collections.defaultdict(set)
+        self._subscribers: set[Subscriber] = set()
+        self._gauge = gauge
+        self.dropped_slow = 0
+        self.delivered = 0
+        self.listener = StreamListener(database_url, self.publish, retention_hours, prune_interval_seconds)
+
+    def start(self) -> None:
+        self.listener.start_once()
+
+    def stop(self) -> None:
+        self.listener.stop()
+
+    def attach(self, subscriber: Subscriber) -> None:
+        with self._lock:
+            self._subscribers.add(subscriber)
+        if self._gauge is not None:
+            self._gauge.inc()
+
+    def detach(self, subscriber: Subscriber) -> None:
+        with self._lock:
+            if subscriber not in self._subscribers:
+                return
+            self._subscribers.discard(subscriber)
+            for channel in subscriber.channels:
+                self._unroute_locked(subscriber, channel)
+        if self._gauge is not None:
+            self._gauge.dec()
+
+    def route(self, subscriber: Subscriber, channel: str) -> None:
+        with self._lock:
+            subscriber.channels.add(channel)
+            self._routes[channel].add(subscriber)
+
+    def unroute(self, subscriber: Subscriber, channel: str) -> None:
+        with self._lock:
+            subscriber.channels.discard(channel)
+            self._unroute_locked(subscriber, channel)
+
+    def _unroute_locked(self, subscriber: Subscriber, channel: str) -> None:
+        routed = self._routes.get(channel)
+        if routed is not None:
+            routed.discard(subscriber)
+            if not routed:
+                del self._routes[channel]
+
+    def publish(self, conn: psycopg.Connection, events: Iterable[StreamEvent]) -> None:
+        """Deliver a batch (in seq order) to every subscriber whose channels carry an event and
+        whose audience may read it. Runs on the listener thread; never blocks on a socket."""
+        audiences: dict[tuple, tuple[Principal, list[tuple[Subscriber, StreamEvent]]]] = {}
+        with self._lock:
+            for event in events:
+                candidates: set[Subscriber] = set()
+                for channel in channels_of(event.event_type, event.workflow_id, event.task_id):
+                    candidates.update(self._routes.get(channel, ()))
+                for subscriber in candidates:
+                    principal = subscriber.principal
+                    if event.event_type == "hil_notification" and str(principal.user_id) != str(event.recipient_id):
+                        continue
+                    key = audience_key(principal, event.event_type)
+                    audiences.setdefault(key, (principal, []))[1].append((subscriber, event))
+        deliveries: dict[Subscriber, list[StreamEvent]] = collections.defaultdict(list)
+        for principal, pairs in audiences.values():
+            readable = readable_seqs(conn, principal, sorted({event.seq for _, event in pairs}))
+            for subscriber, event in pairs:
+                if event.seq in readable:
+                    deliveries[subscriber].append(event)
+        for subscriber, batch in deliveries.items():
+            batch.sort(key=lambda event: event.seq)
+            for event in batch:
+                if not subscriber.offer(event):
+                    self.dropped_slow += 1
+                    log.warning("dropping a slow WebSocket subscriber", extra={"reason": subscriber.dropped_reason})
+                    self.detach(subscriber)
+                    break
+                self.delivered += 1
+
+    def health(self) -> dict:
+        listener = self.listener
+        with self._lock:
+            subscribers = len(self._subscribers)
+        figures = {"subscribers": subscribers, "lastEventId": listener.last_seq, "reconnects": listener.reconnects,
+                   "droppedSlowConsumers": self.dropped_slow, "delivered": self.delivered}
+        if not listener.started:
+            return {"status": "ok", "listening": False, "message": "the listener starts with the first WebSocket",
+                    **figures}
+        if not listener.connected.is_set():
+            return {"status": "down", "listening": False, "message": "reconnecting to the database", **figures}
+        return {"status": "ok", "listening": True,
+                "lastEventAgeSeconds": round(time.monotonic() - listener.last_event_at, 1)
+                if listener.last_event_at else None, **figures}
