@@ -48,7 +48,9 @@ RESULTS = ROOT / "tests" / "perf" / "results"
 T = datetime(2026, 12, 2, 15, 0, tzinfo=ZoneInfo("America/New_York"))
 TASKS_PER_WORKFLOW = 5
 TARGET_SECONDS = 2.0
-WRITTEN_TABLES = ["sla_tracking", "sla_alerts", "tasks", "workflows", "notifications", "audit_events", "realtime_events"]
+WRITTEN_TABLES = ["public.sla_tracking", "public.sla_alerts", "public.tasks", "public.workflows", "public.notifications",
+                  "public.audit_events", "public.realtime_events", "private.activity_counters",
+                  "private.workflow_activity"]
 
 SEED = """
 set session_replication_role = replica;
@@ -164,7 +166,7 @@ def timed_sweep(url: str, moment: datetime) -> dict:
         summary = conn.execute("select public.sla_sweep(%s) as s", (moment,)).fetchone()["s"]
         swept = time.perf_counter() - began
         written = {table: conn.execute(
-            sql.SQL("select count(*) as n from public.{} where xmin::text = %s").format(sql.Identifier(table)),
+            sql.SQL("select count(*) as n from {} where xmin::text = %s").format(sql.Identifier(*table.split("."))),
             (xid,)).fetchone()["n"] for table in WRITTEN_TABLES}
         began = time.perf_counter()
         conn.commit()
