@@ -360,7 +360,11 @@ begin
                 when p_now >= s.yellow_at then 'YELLOW'
                 else 'GREEN' end::public.sla_alert_level as new_level
       from public.sla_tracking s
+      join public.tasks t on t.id = s.task_id
      where s.next_alert_at <= p_now
+    -- The task first, then its clock, as a task's own change does (its trigger updates the
+    -- clock): a sweep and a task transition wait for each other instead of deadlocking.
+       for update of t
   ), raised as (
     update public.sla_tracking s
        set alert_level = d.new_level,
@@ -369,7 +373,8 @@ begin
            next_alert_at = private.sla_next_alert_at(d.new_level, s.yellow_at, s.orange_at, s.red_at, s.due_at),
            last_evaluated_at = p_now
       from due d
-     where s.id = d.id and d.new_level > s.alert_level
+     -- Rechecked on the clock as it is now if a task change (a pause, a finish) came first.
+     where s.id = d.id and s.next_alert_at <= p_now and d.new_level > s.alert_level
     returning s.id, s.task_id, s.workflow_id, s.client_id, d.old_level, d.new_level
   ), alerts as (
     insert into public.sla_alerts (task_id, workflow_id, client_id, sla_tracking_id, alert_level, percent_used,

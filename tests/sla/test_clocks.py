@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from hypothesis import given, strategies as st
 
 from tests.db import business_time_reference as ref
-from tests.db.factories import tasks_of
+from tests.db.factories import make_workflow, start_workflow, tasks_of
 from tests.db.test_business_time import SEEDED
 from tests.sla.factories import (
     UTC, act_on_workflow, at, business_add, clock, move_task, ny, start_payoff, sweep, task, workflow_sla_status,
@@ -178,3 +178,32 @@ def test_a_longer_sla_never_gives_an_earlier_due_date_or_threshold(db, start, m1
     for name in ("yellow_at", "orange_at", "red_at", "due_at"):
         assert thresholds[0][name] <= thresholds[1][name]
     assert thresholds[1]["due_at"] == business_add(db, start, high)
+
+
+# ============================================================================================
+# Branches and injected tasks
+# ============================================================================================
+def test_a_step_after_alternative_branches_starts_when_the_branch_taken_is_done_and_the_other_skipped(db):
+    at(db, MONDAY_9)
+    workflow = make_workflow(db, "HOA_ACQUISITION")
+    start_workflow(db, workflow["id"])
+    tasks = tasks_of(db, workflow["id"])
+    move_task(db, tasks["research_hoa_contact"]["id"], "COMPLETED", ny(2026, 11, 30, 9, 30))
+    move_task(db, tasks["send_email_request"]["id"], "COMPLETED", ny(2026, 11, 30, 10, 0))
+    assert clock(db, tasks["await_documents"]["id"]) is None  # the phone call may still come
+    move_task(db, tasks["make_phone_call"]["id"], "SKIPPED", ny(2026, 11, 30, 10, 5))
+    assert task(db, tasks["await_documents"]["id"])["sla_started_at"] == ny(2026, 11, 30, 10, 5)
+
+
+def test_an_injected_task_keeps_the_clock_its_writer_planned(db):
+    workflow, first = start_payoff(db, MONDAY_9)
+    now = db.execute("select now() as t").fetchone()["t"]
+    db.execute("""select public.apply_n8n_event('n8n', %s, 'task.injected', jsonb_build_object(
+                    'workflowId', %s::text, 'task', jsonb_build_object('taskKey', 'handle_client_update',
+                    'taskType', 'handle_client_update', 'agentName', 'ria')))""",
+               (f"evt-{workflow['id']}", workflow["id"]))
+    injected = tasks_of(db, workflow["id"])["handle_client_update"]
+    running = clock(db, injected["id"])
+    assert (running["started_at"], running["due_at"], running["business_minutes"]) == (
+        now, injected["sla_due_at"], 30)
+    assert injected["sla_due_at"] == business_add(db, now, 30)

@@ -3,6 +3,7 @@ tests' own database): no alert or notification twice."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timezone
 
 import psycopg
@@ -60,3 +61,29 @@ def test_the_runner_skips_a_round_while_another_runner_sweeps(own_database, late
     with psycopg.connect(own_database, row_factory=dict_row) as conn:
         assert conn.execute("select count(*) as n from public.sla_alerts where task_id = %s",
                             (late_task["id"],)).fetchone()["n"] == 4
+
+
+def test_a_task_finished_while_a_sweep_waits_for_it_gets_no_alert(own_database, late_task):
+    """The sweep waits for the task's lock, then sees the stopped clock and leaves it alone."""
+    finisher = psycopg.connect(own_database, row_factory=dict_row)
+    results: list = []
+    try:
+        finisher.execute("select public.transition_task(%s, 'COMPLETED', '{}')", (late_task["id"],))
+        sweeper = threading.Thread(target=lambda: results.extend(sweep_in_threads(own_database, 1, NOW)))
+        sweeper.start()
+        with psycopg.connect(own_database, autocommit=True) as observer:
+            deadline = time.monotonic() + 30  # waits for the sweep to block; not a timing assertion
+            while time.monotonic() < deadline and not observer.execute(
+                    "select 1 from pg_stat_activity where wait_event_type = 'Lock' and query like '%%sla_sweep%%'"
+            ).fetchone():
+                time.sleep(0.05)
+        finisher.commit()
+        sweeper.join(30)
+    finally:
+        finisher.close()
+    assert results and results[0] is not None
+    with psycopg.connect(own_database, row_factory=dict_row) as conn:
+        assert conn.execute("select count(*) as n from public.sla_alerts where task_id = %s",
+                            (late_task["id"],)).fetchone()["n"] == 0
+        assert conn.execute("select sla_status from public.tasks where id = %s",
+                            (late_task["id"],)).fetchone()["sla_status"] == "BREACHED"

@@ -175,9 +175,40 @@ def test_a_rule_for_another_workflow_type_does_not_apply(db):
 # ============================================================================================
 # Who may sweep
 # ============================================================================================
+@pytest.mark.parametrize("call", ["public.sla_sweep(now())", "public.sla_rollup_due(now())",
+                                  "public.sla_rollup_daily(current_date)"])
 @pytest.mark.parametrize("person", ["anon", "operator", "manager", "client_user_a", "agent_a"])
-def test_only_the_service_may_sweep(db, person):
+def test_only_the_service_may_sweep_and_roll_up(db, person, call):
     act_as(db, PEOPLE[person])
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         with db.transaction():
-            db.execute("select public.sla_sweep(now())")
+            db.execute(f"select {call}")
+
+
+def test_the_service_role_may_sweep(db):
+    db.execute("select set_config('role', 'service_role', true),"
+               " set_config('request.jwt.claims', '{\"role\": \"service_role\"}', true)")
+    assert db.execute("select public.sla_sweep(now()) ? 'levelsRaised' as ok").fetchone()["ok"]
+
+
+# ============================================================================================
+# What the SLA view shows of it
+# ============================================================================================
+def test_the_sla_view_shows_the_swept_status_the_alerts_and_the_business_minutes_left(db):
+    workflow, first = start_payoff(db, MONDAY_9)
+    sweep(db, ny(2026, 11, 30, 12, 12))
+    view = db.execute("select public.sla_view(p_now => %s, p_limit => 500) as v",
+                      (ny(2026, 11, 30, 12, 12),)).fetchone()["v"]
+    [item] = [t for t in view["tracking"] if t["taskId"] == str(first["id"])]
+    assert (item["slaStatus"], item["businessMinutesRemaining"]) == ("AT_RISK", 48)
+    assert {a["alertLevel"] for a in view["alerts"] if a["taskId"] == str(first["id"])} == {"YELLOW", "ORANGE"}
+
+
+def test_a_paused_task_leaves_the_sla_list_until_its_clock_runs_again(db):
+    workflow, first = start_payoff(db, MONDAY_9)
+    act_on_workflow(db, workflow["id"], "pause", ny(2026, 11, 30, 10, 0))
+    listed = lambda moment: [t["taskId"] for t in db.execute(  # noqa: E731
+        "select public.sla_view(p_now => %s, p_limit => 500) as v", (moment,)).fetchone()["v"]["tracking"]]
+    assert str(first["id"]) not in listed(ny(2026, 11, 30, 11, 0))
+    act_on_workflow(db, workflow["id"], "resume", ny(2026, 11, 30, 11, 0))
+    assert str(first["id"]) in listed(ny(2026, 11, 30, 11, 0))
