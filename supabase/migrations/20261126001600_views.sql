@@ -947,7 +947,9 @@ comment on function public.performance_view(text, text, public.workflow_type, ti
  * SLA monitoring at p_now: counts of the open tasks whose SLA clock has a due date, by SLA
  * status; the open (unresolved) alerts, newest first (at most 100); and up to p_limit
  * (1..500) of those tasks in risk order with the business minutes left and the share of the
- * SLA used so far (business minutes since the clock started, none before it starts).
+ * SLA used so far: the SLA's business minutes less those left, so time a clock stood still
+ * (workflow paused, waiting on the client: its due date moved on resume) is not counted, and
+ * nothing is used before the clock starts.
  */
 create or replace function public.sla_view(
   p_now timestamptz default now(),
@@ -964,7 +966,6 @@ declare
   v_alerts jsonb;
   v_ids uuid[];
   v_count integer;
-  v_started timestamptz[];
   v_due timestamptz[];
   v_minutes integer[];
   v_tracking jsonb;
@@ -1012,8 +1013,7 @@ begin
     ) a;
 
   -- The riskiest tasks first, in the order of tasks_open_risk_idx, cut by the limit; then
-  -- business time for those only, in one pass: minutes left (p_now to due) and minutes used
-  -- (clock start to p_now, none before the clock starts).
+  -- business time for those only, in one pass: minutes left (p_now to due).
   v_ids := array(
     select ot.id
       from public.tasks ot
@@ -1021,13 +1021,11 @@ begin
      order by ot.sla_status desc, ot.sla_due_at, ot.priority desc, ot.id
      limit p_limit);
   v_count := cardinality(v_ids);
-  select coalesce(array_agg(t.sla_started_at order by q.ord), '{}'), coalesce(array_agg(t.sla_due_at order by q.ord), '{}')
-    into v_started, v_due
+  select coalesce(array_agg(t.sla_due_at order by q.ord), '{}')
+    into v_due
     from unnest(v_ids) with ordinality as q (id, ord)
     join public.tasks t on t.id = q.id;
-  v_minutes := private.business_minutes_many(
-    array_fill(p_now, array[v_count]) || v_started,
-    v_due || array_fill(p_now, array[v_count]));
+  v_minutes := private.business_minutes_many(array_fill(p_now, array[v_count]), v_due);
 
   select coalesce(jsonb_agg(jsonb_build_object(
            'taskId', t.id,
@@ -1040,7 +1038,7 @@ begin
            'slaDueAt', t.sla_due_at,
            'slaMinutes', t.sla_minutes,
            'businessMinutesRemaining', v_minutes[q.ord],
-           'percentUsed', round(greatest(0, v_minutes[v_count + q.ord])::numeric / t.sla_minutes * 100, 1)
+           'percentUsed', round(greatest(0, t.sla_minutes - v_minutes[q.ord])::numeric / t.sla_minutes * 100, 1)
          ) order by q.ord), '[]'::jsonb)
     into v_tracking
     from unnest(v_ids) with ordinality as q (id, ord)

@@ -102,7 +102,9 @@ begin
     if coalesce(p_data ->> 'resumeUrl', '') !~ '^https?://' then
       raise exception 'data.resumeUrl must be an http(s) URL' using errcode = '22023';
     end if;
-    v_result := public.transition_task(v_task.id, 'WAITING', jsonb_build_object('resumeUrl', p_data ->> 'resumeUrl'));
+    -- waitingOn ('CLIENT' stops the task's SLA clock until the client answers) is passed on.
+    v_result := public.transition_task(v_task.id, 'WAITING', jsonb_strip_nulls(jsonb_build_object(
+      'resumeUrl', p_data ->> 'resumeUrl', 'waitingOn', p_data ->> 'waitingOn')));
     -- What the wait is for may already be here (an inbound webhook came first): resume at once.
     if v_task.metadata ? 'pendingInbound' then
       update public.tasks set metadata = metadata - 'pendingInbound' where id = v_task.id;

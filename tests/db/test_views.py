@@ -527,7 +527,8 @@ def test_sla_tracking_is_ordered_by_risk_with_business_time_left_and_used(db):
     tasks = {
         # Started 11:00 today, 240 minutes: 60 used.
         "on_time": clock("ON_TIME", 3 * HOUR, -HOUR, 240),
-        # Started Tuesday 16:00: 60 minutes Tuesday and 180 today, of 120.
+        # Started Tuesday 16:00 and paused since (its due date moved on resume): 60 business
+        # minutes left of 120, so 60 used, whatever the wall clock says.
         "at_risk": clock("AT_RISK", HOUR, -20 * HOUR, 120),
         # Same due date as on_time but more urgent; no clock start known.
         "on_time_urgent": clock("ON_TIME", 3 * HOUR, None, None, priority="URGENT"),
@@ -543,7 +544,7 @@ def test_sla_tracking_is_ordered_by_risk_with_business_time_left_and_used(db):
     assert ids(view["tracking"], "taskId") == [str(tasks[name]["id"]) for name in order]
     figures = {item["taskId"]: (item["businessMinutesRemaining"], item["percentUsed"]) for item in view["tracking"]}
     assert [figures[str(tasks[name]["id"])] for name in order] == [
-        (-120, 300.0), (60, 200.0), (180, None), (180, 25.0), (300, 0.0)]
+        (-120, 300.0), (60, 50.0), (180, None), (180, 25.0), (300, 0.0)]
     item = view["tracking"][0]
     assert item == {
         "taskId": str(tasks["breached"]["id"]), "workflowId": str(workflow["id"]),

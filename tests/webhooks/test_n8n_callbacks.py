@@ -148,3 +148,16 @@ def test_the_error_workflow_fails_the_owning_workflow_once(client, db, running):
     assert db.execute("select status from public.workflows where id = %s", (running["id"],)).fetchone()["status"] == "FAILED"
     assert client.post("/webhooks/n8n/errors", json={"executionId": "exec-err"}, headers={"X-N8N-Error-Token": "nope"}).status_code == 401
     assert client.post("/webhooks/n8n/errors", json={"executionId": "unknown"}, headers=headers).status_code == 404
+
+
+def test_waiting_on_the_client_stops_the_sla_clock(client, db, running):
+    for key in ("identify_lender_contact", "send_payoff_request"):
+        post_event(client, running["id"], "task.started", taskKey=key)
+        post_event(client, running["id"], "task.completed", taskKey=key)
+    assert tasks_of(db, running["id"])["await_statement"]["sla_due_at"] is not None  # its clock runs
+    response = post_event(client, running["id"], "task.waiting", taskKey="await_statement", waitingOn="client",
+                          resumeUrl="http://127.0.0.1:5678/webhook-waiting/10")
+    assert response.status_code == 200, response.json
+    task = tasks_of(db, running["id"])["await_statement"]
+    assert task["status"] == "WAITING" and task["metadata"]["waitingOn"] == "CLIENT"
+    assert task["sla_due_at"] is None  # stopped while the client has the ball
