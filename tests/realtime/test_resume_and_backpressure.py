@@ -110,7 +110,9 @@ def test_a_slow_consumer_is_dropped_and_never_delays_the_others(service):
     after = service.wait_for_health(lambda h: h["droppedSlowConsumers"] > before["droppedSlowConsumers"])
     assert after["droppedSlowConsumers"] == before["droppedSlowConsumers"] + 1
     # The slow client finds its socket closed: with code 4008 if it catches up in time, or cut
-    # if its window stayed full past the send timeout.
+    # if its window stayed full past the send timeout. A client that stops reading also stops
+    # answering pings, so on a busy machine the heartbeat may notice first and close with 1008
+    # (dead client); the counter above shows it was dropped as a slow consumer either way.
     slow.ws.settimeout(10)
     code = None
     try:
@@ -121,7 +123,7 @@ def test_a_slow_consumer_is_dropped_and_never_delays_the_others(service):
                 break
     except (websocket.WebSocketConnectionClosedException, ConnectionError):
         code = "cut"
-    assert code in (4008, "cut")
+    assert code in (4008, 1008, "cut")
     fast.send({"type": "ping"})
     assert fast.expect("pong")
     fast.close()
