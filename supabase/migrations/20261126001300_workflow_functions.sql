@@ -142,12 +142,15 @@ create trigger tasks_guard_status before insert or update on public.tasks
 -- Tasks SKIPPED or CANCELLED do not count towards the total. The workflow's SLA status is the
 -- worst of its counted tasks' (ON_TIME < AT_RISK < BREACHED): the SLA sweep only writes the
 -- tasks, and the workflow follows here whoever changed them.
-create or replace function private.refresh_workflow_progress() returns trigger
+create or replace function private.refresh_progress_of(p_workflow_ids uuid[]) returns void
 language plpgsql
 security definer
 set search_path = ''
 as $$
 begin
+  if coalesce(cardinality(p_workflow_ids), 0) = 0 then
+    return;
+  end if;
   update public.workflows w
      set total_tasks = p.total, completed_tasks = p.completed, sla_status = p.sla_status
     from (
@@ -157,15 +160,43 @@ begin
              coalesce(max(t.sla_status) filter (where t.status not in ('SKIPPED', 'CANCELLED')),
                       'ON_TIME') as sla_status
         from public.tasks t
-       where t.workflow_id in (select c.workflow_id from changed_tasks c)
+       where t.workflow_id = any (p_workflow_ids)
        group by t.workflow_id
       union all
       -- a workflow whose last task was deleted
-      select c.workflow_id, 0, 0, 'ON_TIME' from changed_tasks c
+      select c.workflow_id, 0, 0, 'ON_TIME' from unnest(p_workflow_ids) as c (workflow_id)
        where not exists (select 1 from public.tasks t where t.workflow_id = c.workflow_id)
     ) p
    where w.id = p.workflow_id
      and (w.total_tasks, w.completed_tasks, w.sla_status) is distinct from (p.total, p.completed, p.sla_status);
+end
+$$;
+
+create or replace function private.refresh_workflow_progress() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.refresh_progress_of(array(select distinct c.workflow_id from changed_tasks c));
+  return null;
+end
+$$;
+
+-- Updates: only the workflows of tasks whose status or SLA status changed (an assignment, a
+-- note or a metadata change leaves the workflow's figures as they are, and costs no recount).
+create or replace function private.refresh_workflow_progress_after_update() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.refresh_progress_of(array(
+    select distinct x.workflow_id
+      from old_tasks o
+      join new_tasks n on n.id = o.id
+     cross join lateral (values (o.workflow_id), (n.workflow_id)) as x (workflow_id)
+     where (o.status, o.sla_status, o.workflow_id) is distinct from (n.status, n.sla_status, n.workflow_id)));
   return null;
 end
 $$;
@@ -173,8 +204,8 @@ create trigger tasks_refresh_progress_on_insert after insert on public.tasks
   referencing new table as changed_tasks
   for each statement execute function private.refresh_workflow_progress();
 create trigger tasks_refresh_progress_on_update after update on public.tasks
-  referencing new table as changed_tasks
-  for each statement execute function private.refresh_workflow_progress();
+  referencing old table as old_tasks new table as new_tasks
+  for each statement execute function private.refresh_workflow_progress_after_update();
 create trigger tasks_refresh_progress_on_delete after delete on public.tasks
   referencing old table as changed_tasks
   for each statement execute function private.refresh_workflow_progress();
