@@ -28,7 +28,7 @@ def assert_nothing_lost_or_duplicated(figures: dict) -> None:
 
 
 def test_callbacks_survive_a_postgres_restart_without_restarting_the_service():
-    figures = faults_callbacks.postgres_restart(workflows=40, senders=3, duration=6, at=2, progress=lambda _: None)
+    figures = faults_callbacks.postgres_restart(workflows=100, senders=3, duration=6, at=2, progress=lambda _: None)
     assert figures["fault"]["at_s"] < figures["load_seconds"], figures  # the restart hit the load
     assert_nothing_lost_or_duplicated(figures)
     service = figures["service"]
@@ -37,7 +37,7 @@ def test_callbacks_survive_a_postgres_restart_without_restarting_the_service():
 
 
 def test_callbacks_survive_a_killed_gunicorn_worker():
-    figures = faults_callbacks.worker_kill(workflows=40, senders=3, duration=6, at=1.5, kills=2, interval=2,
+    figures = faults_callbacks.worker_kill(workflows=100, senders=3, duration=6, at=1.5, kills=2, interval=2,
                                            progress=lambda _: None)
     killed = {k["pid"] for k in figures["fault"]["killed"]}
     assert len(killed) == 2 and max(k["at_s"] for k in figures["fault"]["killed"]) < figures["load_seconds"], figures

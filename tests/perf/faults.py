@@ -43,7 +43,8 @@ def markdown(name: str, figures: dict) -> str:
     fault = figures["fault"]
     if name == "postgres_restart":
         what = (f"`{fault['what']}` at {fault['at_s']} s (took {fault['restart_seconds']} s); gunicorn master"
-                f" and workers unchanged: {figures['service']['workers_before'] == figures['service']['workers_after']}")
+                f" and workers unchanged: {figures['service']['workers_before'] == figures['service']['workers_after']};"
+                f" units of work the service retried on a fresh connection: {figures['service']['reconnect_retries']}")
     else:
         what = (f"{len(fault['killed'])} workers SIGKILLed at " + ", ".join(f"{k['at_s']} s" for k in fault["killed"])
                 + f"; workers before {figures['service']['workers_before']}, after {figures['service']['workers_after']}")

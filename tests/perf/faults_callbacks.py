@@ -32,7 +32,7 @@ import requests
 
 from app.migrations import apply_migrations
 from app.webhooks.signing import signed_headers, workflow_key
-from tests.perf.bench_api import ROOT, free_port, start_service
+from tests.perf.bench_api import RESULTS, ROOT, free_port, start_service
 from tests.realtime.cluster import PrivateCluster
 
 MASTER = bytes(range(32, 64))
@@ -276,11 +276,14 @@ def run_under_fault(name: str, workflows: int, senders: int, duration: float, wo
         elapsed = max(load.finished_at) - load.started_at
         healthy = requests.get(f"{base}/api/health/database", timeout=10).status_code
         figures = ledger(url, load.events)
+        log = (RESULTS / f"faults-{name}-server.log").read_text(errors="replace")
         figures.update({"load_seconds": round(elapsed, 1), "senders": senders, "workers": workers,
                         "workflows_seeded": workflows, "fault": fault,
                         "service": {"master_pid": process.pid, "master_alive": process.poll() is None,
                                     "workers_before": workers_before, "workers_after": worker_pids(process.pid),
-                                    "health_database_after": healthy}})
+                                    "health_database_after": healthy,
+                                    # units of work the service itself retried on a fresh connection
+                                    "reconnect_retries": log.count("retrying on a fresh connection")}})
         return figures
     finally:
         if process is not None:

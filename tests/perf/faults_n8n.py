@@ -162,10 +162,15 @@ def tally(world: harness.World, n8n_ids: dict[str, str], views: dict[str, dict],
         "tasks_charged_twice": sum(r["tasks_charged_twice"] for r in rows.values()),
     }
     not_ended = [w for w, view in views.items() if view["status"] not in ENDED]
+    # An escalation people can act on: the API shows the failed step, and someone was notified.
+    escalated = [w for w, view in views.items() if view["status"] in ENDED - {"COMPLETED"}]
+    explained = [w for w in escalated if rows[w]["notifications"] > 0 and any(
+        task["status"] in ("FAILED", "AWAITING_REVIEW") for task in views[w].get("tasks") or [])]
     never_ran = [w for w in started if executions[w] == 0 or rows[w]["triggers_delivered"] != 1]
     return {
         "started": len(started), "completed": statuses.get("COMPLETED", 0),
         "escalated": {s: n for s, n in statuses.items() if s in ENDED - {"COMPLETED"}},
+        "escalated_with_failed_step_and_notification": len(explained),
         "not_ended": len(not_ended), "never_ran": len(never_ran),
         "lost": len(set(not_ended) | set(never_ran)),
         "duplicated": sum(duplicated.values()), "duplicated_by_kind": duplicated,
@@ -277,11 +282,13 @@ def markdown(name: str, figures: dict) -> str:
         lines.append(f"n8n stopped for {figures['stopped_seconds']} s (unreachable {figures['down_seconds']} s with its"
                      " start-up) while the workflows were created and started; the outbox retried"
                      f" {figures['triggers']['retried']} triggers (at most {figures['triggers']['max_attempts']}"
-                     " attempts); all ended"
+                     " attempts; the others waited in the outbox behind the open circuit breaker); all ended"
                      f" {figures['seconds_from_n8n_back_to_all_ended']} s after n8n was back.")
     else:
         lines.append(f"Agents failing {figures['failure_rate']:.0%} of calls with a transient 503"
                      f" ({figures['failure_model']} rolls):"
+                     f" {figures['escalated_with_failed_step_and_notification']} escalated workflows show the failed"
+                     " step through the API and notified people;"
                      f" {figures['agent_calls_failed']} of {figures['agent_calls']} agent calls failed;"
                      f" {figures['in_flight']} workflows in flight, {figures['seconds']} s.")
     lines.append("Duplicated counts triggers queued twice, n8n executions beyond one per workflow, tasks with two"
