@@ -2,7 +2,8 @@
 sent, acknowledged, stored, duplicated and lost (duplicated and lost must be 0).
 
     .venv/bin/python tests/perf/faults.py postgres_restart | worker_kill | n8n_down | agent_failures | all
-        [--senders 6] [--duration 30] [--workflows N] [--outage-seconds 0] [--down-seconds 60]
+        [--senders 6] [--duration 30] [--workflows N] [--outage-seconds 0]
+        [--shutdown-mode fast|immediate] [--kills 4] [--down-seconds 60]
 
 postgres_restart  signed callbacks at load; the private cluster restarted with pg_ctl -m fast mid-load
 worker_kill       signed callbacks at load; a busy gunicorn worker SIGKILLed several times
@@ -65,11 +66,11 @@ def run(name: str, args) -> dict:
     if name == "postgres_restart":
         return faults_callbacks.postgres_restart(workflows=args.workflows or 600, senders=args.senders,
                                                  duration=args.duration, at=args.duration / 3,
-                                                 outage=args.outage_seconds)
+                                                 outage=args.outage_seconds, mode=args.shutdown_mode)
     if name == "worker_kill":
         return faults_callbacks.worker_kill(workflows=args.workflows or 600, senders=args.senders,
-                                            duration=args.duration, at=args.duration / 6, kills=4,
-                                            interval=args.duration / 6)
+                                            duration=args.duration, at=args.duration / 6, kills=args.kills,
+                                            interval=args.duration * 2 / 3 / args.kills)
     from tests.perf import faults_n8n
 
     if name == "n8n_down":
@@ -87,6 +88,9 @@ def main() -> int:
                         help="workflows seeded (callbacks, default 600) or started (n8n scenarios)")
     parser.add_argument("--outage-seconds", type=float, default=0,
                         help="postgres_restart: keep the cluster down this long between stop and start (0: restart)")
+    parser.add_argument("--shutdown-mode", choices=("fast", "immediate"), default="fast",
+                        help="postgres_restart: pg_ctl's shutdown mode (immediate: as in a crash)")
+    parser.add_argument("--kills", type=int, default=4, help="worker_kill: workers killed, spread over the load")
     parser.add_argument("--down-seconds", type=float, default=60, help="n8n_down: how long n8n stays down")
     parser.add_argument("--failure-rate", type=float, default=0.3, help="agent_failures: share of failing calls")
     parser.add_argument("--failure-model", choices=("independent", "seeded"), default="independent",

@@ -291,20 +291,21 @@ def run_under_fault(name: str, workflows: int, senders: int, duration: float, wo
         cluster.destroy()
 
 
-def restart_postgres(at: float, outage: float = 0.0) -> Callable:
-    """`pg_ctl restart -m fast` at `at` s; with `outage` > 0 the cluster stays down that long
-    between the fast shutdown and the start (longer than the pool's 10 s wait, requests fail)."""
+def restart_postgres(at: float, outage: float = 0.0, mode: str = "fast") -> Callable:
+    """`pg_ctl restart -m <mode>` at `at` s (fast: connections cut, as in a failover; immediate:
+    as in a crash, recovery from the WAL on start); with `outage` > 0 the cluster stays down
+    that long between the shutdown and the start (past the pool's 10 s wait, requests fail)."""
     def inject(cluster: PrivateCluster, process: subprocess.Popen, started: float) -> dict:
         time.sleep(max(0.0, started + at - time.monotonic()))
         began = time.monotonic()
         if outage > 0:
-            cluster._pg_ctl("stop", "-m", "fast")
+            cluster._pg_ctl("stop", "-m", mode)
             time.sleep(outage)
             cluster._pg_ctl("start")
-            what = f"pg_ctl stop -m fast, {outage:g} s down, pg_ctl start"
+            what = f"pg_ctl stop -m {mode}, {outage:g} s down, pg_ctl start"
         else:
-            cluster.restart()
-            what = "pg_ctl restart -m fast"
+            cluster._pg_ctl("restart", "-m", mode)
+            what = f"pg_ctl restart -m {mode}"
         return {"what": what, "at_s": round(began - started, 1), "restart_seconds": round(time.monotonic() - began, 2)}
     return inject
 
@@ -330,8 +331,8 @@ def kill_workers(at: float, kills: int, interval: float) -> Callable:
 
 
 def postgres_restart(workflows: int = 600, senders: int = 6, duration: float = 30, at: float = 10,
-                     outage: float = 0.0, progress: Callable[[str], None] = print) -> dict:
-    return run_under_fault("postgres_restart", workflows, senders, duration, 2, restart_postgres(at, outage),
+                     outage: float = 0.0, mode: str = "fast", progress: Callable[[str], None] = print) -> dict:
+    return run_under_fault("postgres_restart", workflows, senders, duration, 2, restart_postgres(at, outage, mode),
                            progress)
 
 
