@@ -1,6 +1,6 @@
 """Every benchmark from one entry point, then one summary with plots.
 
-    .venv/bin/python tests/perf/run_all.py [--quick] [--only api reads callbacks ws sla n8n]
+    .venv/bin/python tests/perf/run_all.py [--quick] [--only api reads callbacks ws sla n8n faults]
 
 Runs, one after the other (each on its own database, dropped afterwards):
   api        tests/perf/bench_api.py        the REST API at 10,000 workflows / 100,000 tasks, read vs no-op
@@ -9,6 +9,7 @@ Runs, one after the other (each on its own database, dropped afterwards):
   ws         tests/perf/bench_ws.py         1,000 WebSocket subscribers at 200 events/s vs raw LISTEN/NOTIFY
   sla        tests/perf/bench_sla.py        an SLA sweep over 100,000 open tasks
   n8n        tests/perf/bench_n8n.py        workflows through the whole system vs n8n alone (the ceiling)
+  faults     tests/perf/faults.py all       PostgreSQL restarted, workers killed, n8n down, agents failing
 --quick shortens every run (smaller data, shorter windows) to check the scripts, not to quote.
 Writes tests/perf/results/summary.md (every table, the machine and its load) and PNG plots.
 Needs wrk and pgbench (Debian: apt-get install wrk postgresql-client) and, for n8n, the local n8n.
@@ -36,6 +37,7 @@ BENCHMARKS = {
     "ws": ("bench_ws.py", [], ["--subscribers", "100", "--rate", "50", "--duration", "5"], "ws"),
     "sla": ("bench_sla.py", [], ["--tasks", "10000"], "sla"),
     "n8n": ("bench_n8n.py", ["--duration", "60"], ["--duration", "15"], "n8n"),
+    "faults": ("faults.py", ["all"], ["all", "--duration", "15", "--down-seconds", "20"], "faults_*"),
 }
 
 
@@ -111,9 +113,12 @@ def main() -> int:
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", ""]
     for name, outcome in outcomes.items():
         stem = BENCHMARKS[name][3]
-        table = RESULTS / f"{stem}.md"
+        tables = sorted(RESULTS.glob(f"{stem}.md"))
         lines.append(f"## {name} ({outcome['seconds']} s, exit {outcome['status']})\n")
-        lines.append(table.read_text() if table.exists() and outcome["status"] == 0 else "(no result)\n")
+        if outcome["status"] != 0 or not tables:
+            lines.append("(no result)\n")
+        for table in tables:
+            lines.append(table.read_text())
     for png in plot(lines):
         lines.append(f"![{png}]({png})")
     (RESULTS / "summary.md").write_text("\n".join(lines) + "\n")
