@@ -30,6 +30,12 @@ BEGIN_AS = sql.SQL(
     "begin; select set_config('role', {}, true), set_config('request.jwt.claims', {}, true),"
     " set_config('request.headers', {}, true)")
 RETRYABLE = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
+
+
+class OutcomeUnknown(psycopg.OperationalError):
+    """The connection was lost after COMMIT was sent: the change may or may not have been
+    applied, so it is never retried blindly (a create would be written twice); the caller reads
+    it back."""
 # A pooled connection that died (the database restarted) fails on first use; the pool drops it
 # and the unit of work is retried on a fresh one.
 RECONNECTABLE = (psycopg.OperationalError,)
@@ -81,7 +87,12 @@ class Database:
                 if not conn.broken:
                     conn.execute("rollback")
                 raise
-            conn.execute("commit")
+            try:
+                conn.execute("commit")
+            except psycopg.OperationalError as error:
+                if not conn.broken:
+                    raise
+                raise OutcomeUnknown(str(error)) from error
 
     def run(self, principal: Principal, work: Callable[[psycopg.Connection], T], attempts: int = 3) -> T:
         """Run `work` in a transaction as `principal`, retrying serialization failures and
@@ -93,31 +104,44 @@ class Database:
         return self._retrying(attempt_work, attempts)
 
     def single(self, principal: Principal, query: str | sql.Composable, params: tuple | list | dict = (), *,
-               all_rows: bool = False) -> dict | list[dict] | None:
+               all_rows: bool = False, writes: bool = False) -> dict | list[dict] | None:
         """The first row of one statement run as `principal` in a transaction of its own, in one
         round trip: BEGIN with the role and claims, the statement and COMMIT go to PostgreSQL as
         one message (the simple query protocol, with the values quoted by psycopg, as for
         BEGIN_AS), instead of three. Same transaction, same RLS, same errors and retries as
         run(). For a read, or a call to one SQL function that makes the whole change. Returns
-        the first row, or every row with all_rows."""
-        def attempt_read() -> dict | None:
+        the first row, or every row with all_rows.
+
+        writes: the statement changes data. Then BEGIN goes first on its own (two round trips):
+        a pooled connection that died (the database restarted) fails there, before anything was
+        sent, and the call is retried on a fresh one; a connection lost once the statement and
+        COMMIT are on their way raises OutcomeUnknown instead of running the change twice. A
+        read is retried whenever its connection is lost."""
+        def attempt() -> dict | None:
             with self.pool.connection() as conn:
-                text = "; ".join((
-                    BEGIN_AS.format(principal.request_role, json.dumps(principal.claims),
-                                    request_headers_json()).as_string(conn),
-                    psycopg.ClientCursor(conn).mogrify(query, params),
-                    "commit"))
+                begin = BEGIN_AS.format(principal.request_role, json.dumps(principal.claims),
+                                        request_headers_json()).as_string(conn)
+                statement = psycopg.ClientCursor(conn).mogrify(query, params)
                 try:
-                    cursor = conn.execute(text, prepare=False)
+                    if writes:
+                        conn.execute(begin, prepare=False)
+                        try:
+                            cursor = conn.execute(f"{statement}; commit", prepare=False)
+                        except psycopg.OperationalError as error:
+                            if conn.broken:
+                                raise OutcomeUnknown(str(error)) from error
+                            raise
+                    else:
+                        cursor = conn.execute(f"{begin}; {statement}; commit", prepare=False)
+                        cursor.nextset()  # past BEGIN
+                        cursor.nextset()  # past the request context
                 except BaseException:
                     if not conn.broken and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                         conn.execute("rollback")
                     raise
-                cursor.nextset()  # past BEGIN
-                cursor.nextset()  # past the request context
                 return cursor.fetchall() if all_rows else cursor.fetchone()
 
-        return self._retrying(attempt_read, 3)
+        return self._retrying(attempt, 3)
 
     def _retrying(self, attempt_work: Callable[[], T], attempts: int) -> T:
         for attempt in range(1, attempts + 1):
@@ -130,7 +154,7 @@ class Database:
                 log.info("retrying after a serialization failure (attempt %s)", attempt)
                 time.sleep(0.01 * 2 ** attempt)
             except RECONNECTABLE as error:
-                if attempt == attempts or not _is_connection_loss(error):
+                if attempt == attempts or isinstance(error, OutcomeUnknown) or not _is_connection_loss(error):
                     raise
                 log.warning("retrying on a fresh connection after losing one (attempt %s)", attempt)
             finally:

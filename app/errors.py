@@ -70,6 +70,11 @@ def from_database_error(error: psycopg.Error) -> ApiError:
         return ApiError(409, "the change collided with another one; retry", "retry")
     if isinstance(error, pg.QueryCanceled):
         return ApiError(503, "the database took too long", "timeout")
+    from app.db import OutcomeUnknown  # app.db imports this module's users
+
+    if isinstance(error, OutcomeUnknown):
+        return ApiError(503, "the connection to the database was lost while the change was committed: it may or may "
+                             "not have been applied; read it back before retrying", "outcome_unknown")
     if isinstance(error, psycopg.OperationalError):
         return ApiError(503, "the database is unavailable", "unavailable")
     raise error

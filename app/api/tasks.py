@@ -73,4 +73,5 @@ class TaskActions(MethodView):
     def post(self, body, task_id: uuid.UUID):
         """Complete, retry, escalate, assign, fail or resume a task, atomically."""
         return service.action_result(
-            get_db().single(current_principal(), *service.task_action_query(task_id, body["action"], body["data"])))
+            get_db().single(current_principal(), *service.task_action_query(task_id, body["action"], body["data"]),
+                            writes=True))

@@ -94,4 +94,5 @@ class WorkflowActions(MethodView):
     def post(self, body, workflow_id: uuid.UUID):
         """Start, pause, resume, cancel or complete a workflow, atomically."""
         return action_result(
-            get_db().single(current_principal(), *service.workflow_action_query(workflow_id, body["action"], body["data"])))
+            get_db().single(current_principal(), *service.workflow_action_query(workflow_id, body["action"], body["data"]),
+                            writes=True))

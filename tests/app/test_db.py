@@ -4,13 +4,16 @@ clean whatever happens."""
 from __future__ import annotations
 
 import json
+import time
+import uuid
 
 import psycopg
 import pytest
 from flask import Flask, g
+from psycopg.rows import dict_row
 
 from app.auth import Principal
-from app.db import Database
+from app.db import Database, OutcomeUnknown
 from tests.db.world import CLIENT_A, PEOPLE, row
 
 ROW_OF_A = "select id, client_id from public.workflows where id = %s"
@@ -102,3 +105,62 @@ def test_an_unfiltered_list_total_from_the_counters_equals_a_count_under_rls(dat
     expected = db.execute("select count(*) as n from public.workflows where %s::uuid is null or client_id = %s",
                           (person.client_id, person.client_id)).fetchone()["n"]
     assert page["total_count"] == expected > 0
+
+
+# ---- connection loss: retried when nothing can have been applied, never when it may have -----
+SERVICE = Principal(kind="service", request_role="service_role", claims={"role": "service_role"})
+ADMIN = Principal(kind="service", request_role="postgres", claims={"role": "postgres"})  # may end its own backend
+
+
+def clients_named(db, name: str) -> int:
+    return db.execute("select count(*) as n from public.clients where name = %s", (name,)).fetchone()["n"]
+
+
+def kill_pooled_connection(database, db) -> None:
+    pid = database.single(SERVICE, "select pg_backend_pid() as pid")["pid"]
+    db.execute("select pg_terminate_backend(%s)", (pid,))
+    for _ in range(100):  # until the backend is gone
+        if not db.execute("select 1 as x from pg_stat_activity where pid = %s", (pid,)).fetchone():
+            return
+        time.sleep(0.02)
+
+
+def test_a_write_on_a_pooled_connection_that_died_is_retried_on_a_fresh_one_once(database, database_url, db):
+    name = f"stale-{uuid.uuid4().hex[:8]}"
+    kill_pooled_connection(database, db)
+    row = database.single(SERVICE, "insert into public.clients (name) values (%s) returning name", (name,), writes=True)
+    with psycopg.connect(database_url, row_factory=dict_row, autocommit=True) as other:
+        try:
+            assert row == {"name": name} and clients_named(other, name) == 1  # committed, once
+        finally:
+            other.execute("delete from public.clients where name = %s", (name,))
+
+
+def test_a_read_on_a_pooled_connection_that_died_is_retried(database, db):
+    kill_pooled_connection(database, db)
+    assert database.single(principal("operator"), ROW_OF_A, (row("A101"),))["client_id"] == CLIENT_A
+
+
+def test_a_write_whose_connection_is_lost_after_it_was_sent_is_not_retried(database, database_url, monkeypatch):
+    name = f"lost-{uuid.uuid4().hex[:8]}"
+    sent = []
+    original = database.pool.connection
+
+    def counting(*args, **kwargs):
+        sent.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(database.pool, "connection", counting)
+    with pytest.raises(OutcomeUnknown):
+        database.single(ADMIN, "insert into public.clients (name) values (%s); select pg_terminate_backend(pg_backend_pid())",
+                        (name,), writes=True)
+    assert len(sent) == 1  # one attempt: a retry could have applied a change twice
+    with psycopg.connect(database_url, row_factory=dict_row, autocommit=True) as other:
+        assert clients_named(other, name) == 0  # here the backend died before COMMIT: nothing applied
+
+
+def test_an_unknown_outcome_is_a_503_saying_to_read_back_first():
+    from app.errors import from_database_error
+
+    error = from_database_error(OutcomeUnknown("server closed the connection unexpectedly"))
+    assert (error.status, error.code) == (503, "outcome_unknown") and "read it back" in error.message
