@@ -1,7 +1,7 @@
 """Fuzz the API with schemathesis: every operation, as an operator, a client user and an agent,
 with valid (positive) and invalid (negative) requests. One command:
 
-    python -m tests.fuzz.run_schemathesis [--examples 40] [--out tests/fuzz/results]
+    python -m tests.fuzz.run_schemathesis [--examples 40] [--out tests/perf/results]
 
 Makes a throwaway database (TEST_DATABASE_URL's server, as the test suite does), runs each case
 in a rolled-back transaction, prints a table of cases per operation and every failure (server
@@ -39,7 +39,7 @@ def markdown(figures, seconds: float, examples: int) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=40, help="cases per operation, caller and mode")
-    parser.add_argument("--out", type=Path, default=Path("tests/fuzz/results"))
+    parser.add_argument("--out", type=Path, default=Path("tests/perf/results"))
     parser.add_argument("--random", action="store_true", help="a fresh random seed instead of the fixed one")
     args = parser.parse_args(argv)
 
