@@ -26,8 +26,15 @@ from tests.support import mint_token
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 CALLERS = ("operator", "client_user_a", "agent_a")
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-# Rows of the shared test world that path ids are drawn from, next to random ones.
-WORLD_IDS = [row(code) for code in ("A101", "A102", "A201", "A301", "A401", "A501", "B101", "B201", "C301")]
+# Rows of the shared test world that path ids are drawn from (most of the time, in positive
+# mode), so cases reach real rows of both clients and not only 404s.
+WORLD_IDS = {
+    "workflow_id": [row("A101"), row("A102"), row("B101")],
+    "task_id": [row("A201"), row("B201")],
+    "communication_id": [row("A401"), row("A402"), row("B401")],
+    "document_id": [row("A501"), row("A502"), row("B501")],
+    "counterparty_id": [row("C301"), row("A301"), row("B301")],
+}
 ERROR_KEYS = {"code", "message", "details", "requestId"}
 
 
@@ -83,14 +90,13 @@ def fuzz(app, examples: int, *, callers=CALLERS, modes=MODES, reset: Callable[[]
 
 def run_operation(operation, label, caller, mode, examples, figures, reset, seed) -> None:
     headers = caller_headers(caller)
-    path_ids = st.one_of(st.none(), st.sampled_from(WORLD_IDS))
-
-    @given(case=operation.as_strategy(generation_mode=mode), world_id=path_ids)
+    @given(case=operation.as_strategy(generation_mode=mode), use_world=st.integers(0, 4), pick=st.integers(0, 99))
     @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None,
               derandomize=seed is not None, print_blob=False)
-    def check(case, world_id):
-        if world_id is not None and mode is GenerationMode.POSITIVE and case.path_parameters:
-            case.path_parameters = {name: str(world_id) for name in case.path_parameters}
+    def check(case, use_world, pick):
+        if use_world and mode is GenerationMode.POSITIVE and case.path_parameters:
+            case.path_parameters = {name: str(WORLD_IDS[name][pick % len(WORLD_IDS[name])]) if name in WORLD_IDS else value
+                                    for name, value in case.path_parameters.items()}
         # Credentials are the caller's: schemathesis also generates the documented security headers.
         case.headers = {name: value for name, value in (case.headers or {}).items()
                         if name.lower() not in ("authorization", "x-api-key")}

@@ -67,6 +67,14 @@ def test_the_untampered_event_is_applied(client, db, running):
     assert db.execute("select count(*) as n from public.webhook_receipts").fetchone()["n"] == before + 1
 
 
+@pytest.mark.parametrize("timestamp", ["9" * 400, "-" + "9" * 400, "9" * 4300])
+def test_a_timestamp_with_more_digits_than_a_float_holds_is_refused(client, running, nothing_written, timestamp):
+    body = completed_event(running["id"])
+    headers = {**signed_headers(workflow_key(CALLBACK_SECRET, str(running["id"])), "evt-long", body),
+               "webhook-timestamp": timestamp}
+    assert assert_refused(client.post("/webhooks/n8n", data=body, headers=headers), 401)["code"] == "invalid_signature"
+
+
 @fuzz_settings
 @given(body=st.one_of(st.binary(max_size=2000), json_values.map(lambda v: json.dumps(v).encode())),
        event_id=header_text, timestamp=timestamps, signature=header_text)
