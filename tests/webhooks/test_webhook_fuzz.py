@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
