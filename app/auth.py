@@ -140,14 +140,19 @@ class TokenVerifier:
                 algorithms = ASYMMETRIC_ALGORITHMS
             else:
                 raise ApiError(401, f"tokens signed with {algorithm!r} are not accepted", "invalid_token")
-            return jwt.decode(token, key, algorithms=algorithms, audience="authenticated",
-                              issuer=self.issuer, options=options, leeway=5)
+            claims = jwt.decode(token, key, algorithms=algorithms, audience="authenticated",
+                                issuer=self.issuer, options=options, leeway=5)
         except jwt.ExpiredSignatureError:
             raise ApiError(401, "the token has expired", "token_expired") from None
         except jwt.PyJWKClientError:
             raise ApiError(401, "the token's signing key is unknown", "invalid_token") from None
         except jwt.InvalidTokenError as error:
             raise ApiError(401, f"the token is not valid: {error}", "invalid_token") from None
+        # PyJWT also accepts a numeric string as exp (the cache compares it with a float) and
+        # any string as sub; a person is a user id, or the audit trail cannot name them.
+        if type(claims["exp"]) not in (int, float) or _uuid_or_none(claims["sub"]) is None:
+            raise ApiError(401, "the token's exp must be a number and its sub a user id", "invalid_token")
+        return claims
 
 
 class AgentKeys:

@@ -98,6 +98,13 @@ def init_app(app: Flask) -> None:
             return error_response(500, "internal_error", "something went wrong on our side")
         return error_response(mapped.status, mapped.code, mapped.message, mapped.details)
 
+    @app.errorhandler(RecursionError)
+    def handle_deeply_nested_body(error: RecursionError):
+        # Every JSON parser the service uses (webargs, Flask, the callback envelope) is the
+        # standard library's, which raises RecursionError on a body nested about a thousand deep.
+        log.warning("refused a request body nested too deeply")
+        return error_response(400, "invalid_body", "the JSON body is nested too deeply")
+
     @app.errorhandler(HTTPException)
     def handle_http_exception(error: HTTPException):
         return http_error_response(error)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Flask, Response
 from flask_smorest import Api as SmorestApi
+from marshmallow import Schema, fields
 
 from app.errors import http_error_response
 
@@ -12,8 +13,23 @@ def json_response(text: str) -> Response:
     return Response(text, mimetype="application/json")
 
 
+class ErrorFields(Schema):
+    code = fields.String(required=True, metadata={"description": "machine-readable code, e.g. validation_error"})
+    message = fields.String(required=True)
+    details = fields.Raw(required=True, allow_none=True, metadata={"description": "what was wrong, by field"})
+    request_id = fields.String(required=True, allow_none=True, data_key="requestId")
+
+
+class ErrorResponse(Schema):
+    """The one error shape (app/errors.py)."""
+
+    error = fields.Nested(ErrorFields, required=True)
+
+
 class Api(SmorestApi):
-    """flask-smorest's Api, answering errors in the service's one error shape."""
+    """flask-smorest's Api, answering errors in the service's one error shape and documenting it."""
+
+    ERROR_SCHEMA = ErrorResponse
 
     def handle_http_exception(self, error):
         return http_error_response(error)

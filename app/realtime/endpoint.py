@@ -206,7 +206,7 @@ class Session:
                            "missing_credentials")
         try:
             message = json.loads(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):  # RecursionError: nested too deeply to parse
             message = None
         if not isinstance(message, dict) or message.get("type") != "auth" or not isinstance(message.get("token"), str):
             raise ApiError(401, 'the first message must be {"type": "auth", "token": "<access token>"}',
@@ -271,6 +271,8 @@ class Session:
             message = json.loads(raw)
         except ValueError as error:
             raise ProtocolError("invalid_json", f"the message is not JSON: {error.msg}") from None
+        except RecursionError:
+            raise ProtocolError("invalid_json", "the message is nested too deeply") from None
         if not isinstance(message, dict):
             raise ProtocolError("invalid_message", "a message is a JSON object with a type")
         return message

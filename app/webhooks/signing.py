@@ -63,12 +63,13 @@ def verify(key: bytes, body: bytes, headers: Mapping[str, str], now: float | Non
         raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature")
     if len(event_id) > 200:
         raise SignatureError("webhook-id is too long")
+    now = time.time() if now is None else now
     try:
         timestamp = int(raw_timestamp)
-    except ValueError:
+        skew = abs(now - timestamp)
+    except (ValueError, OverflowError):  # OverflowError: too many digits to compare with a float
         raise SignatureError("webhook-timestamp is not a Unix time") from None
-    now = time.time() if now is None else now
-    if abs(now - timestamp) > TOLERANCE_SECONDS:
+    if skew > TOLERANCE_SECONDS:
         raise SignatureError("webhook-timestamp is outside the five-minute tolerance")
     expected = sign(key, event_id, timestamp, body)
     for candidate in signatures.split():

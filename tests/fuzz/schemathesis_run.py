@@ -1,0 +1,118 @@
+"""Schemathesis over the OpenAPI document, as several callers, in positive and negative modes.
+
+Shared by the bounded test in tests/app/test_openapi.py and the full run of
+tests/fuzz/run_schemathesis.py. Every case runs in a transaction rolled back afterwards, so
+each starts from the same world; path ids are random or taken from the world, so cases reach
+real rows and not only 404s.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Callable
+
+import schemathesis
+from hypothesis import HealthCheck, given, settings, strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
+                                               status_code_conformance)
+
+from tests.db.world import PEOPLE, row
+from tests.service_fixtures import AGENT_KEY
+from tests.support import mint_token
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+CALLERS = ("operator", "client_user_a", "agent_a")
+MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+# Rows of the shared test world that path ids are drawn from (most of the time, in positive
+# mode), so cases reach real rows of both clients and not only 404s.
+WORLD_IDS = {
+    "workflow_id": [row("A101"), row("A102"), row("B101")],
+    "task_id": [row("A201"), row("B201")],
+    "communication_id": [row("A401"), row("A402"), row("B401")],
+    "document_id": [row("A501"), row("A502"), row("B501")],
+    "counterparty_id": [row("C301"), row("A301"), row("B301")],
+}
+ERROR_KEYS = {"code", "message", "details", "requestId"}
+
+
+def caller_headers(name: str) -> dict[str, str]:
+    person = PEOPLE[name]
+    if person.role == "agent":
+        return {"X-API-Key": AGENT_KEY, "X-Agent-Name": person.agent_name, "X-Workflow-Scope": str(person.workflow_id)}
+    return {"Authorization": f"Bearer {mint_token(person)}"}
+
+
+@dataclasses.dataclass
+class Figures:
+    """Cases and failures per operation; a failure is (operation, caller, mode, what, request)."""
+
+    cases: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    statuses: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    failures: list[tuple] = dataclasses.field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.cases.values())
+
+    @property
+    def server_errors(self) -> int:
+        return sum(count for status, count in self.statuses.items() if status >= 500)
+
+
+def check_error_shape(response) -> str | None:
+    if response.status_code < 400:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return "error response is not JSON"
+    if not isinstance(body, dict) or set(body) != {"error"} or set(body["error"]) != ERROR_KEYS:
+        return f"error response is not the one error shape: {str(body)[:200]}"
+    return None
+
+
+def fuzz(app, examples: int, *, callers=CALLERS, modes=MODES, reset: Callable[[], None] = lambda: None,
+         seed: int | None = 0) -> Figures:
+    """Run `examples` cases per operation, caller and mode; `reset` runs before each case."""
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    figures = Figures()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        label = f"{operation.method.upper()} {operation.path}"
+        for caller in callers:
+            for mode in modes:
+                run_operation(operation, label, caller, mode, examples, figures, reset, seed)
+    return figures
+
+
+def run_operation(operation, label, caller, mode, examples, figures, reset, seed) -> None:
+    headers = caller_headers(caller)
+    @given(case=operation.as_strategy(generation_mode=mode), use_world=st.integers(0, 4), pick=st.integers(0, 99))
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+              derandomize=seed is not None, print_blob=False)
+    def check(case, use_world, pick):
+        if use_world and mode is GenerationMode.POSITIVE and case.path_parameters:
+            case.path_parameters = {name: str(WORLD_IDS[name][pick % len(WORLD_IDS[name])]) if name in WORLD_IDS else value
+                                    for name, value in case.path_parameters.items()}
+        # Credentials are the caller's: schemathesis also generates the documented security headers.
+        case.headers = {name: value for name, value in (case.headers or {}).items()
+                        if name.lower() not in ("authorization", "x-api-key")}
+        reset()
+        figures.cases[label] += 1
+        response = case.call(headers=headers)
+        figures.statuses[response.status_code] += 1
+        problems = []
+        shape = check_error_shape(response)
+        if shape:
+            problems.append(shape)
+        try:
+            case.validate_response(response, checks=CHECKS, headers=headers)
+        except FailureGroup as group:
+            problems.extend(getattr(failure, "title", str(failure)) for failure in group.exceptions)
+        for problem in problems:
+            figures.failures.append((label, caller, mode.value, problem, case.as_curl_command(headers=headers)[:600]))
+
+    check()
