@@ -42,11 +42,37 @@ as $$
   select coalesce(auth.jwt() -> 'app_metadata', '{}'::jsonb)
 $$;
 
+-- A person's token counts only while their profile says the same: active, with the role (and,
+-- for client people, the client) the token claims. Deleting or deactivating a person, or moving
+-- them to another role or client, takes effect at once, not when their token expires.
+-- Security definer: it reads user_profiles whatever that table's own policies allow (they call
+-- these helpers); plpgsql, so it may be defined before the table.
+create or replace function private.person_matches_profile(p_metadata jsonb) returns boolean
+language plpgsql stable
+security definer
+set search_path = ''
+as $$
+begin
+  return exists (
+    select 1
+      from public.user_profiles p
+     where p.id = auth.uid()
+       and p.is_active
+       and p.role::text = p_metadata ->> 'role'
+       and p.client_id is not distinct from private.uuid_or_null(p_metadata ->> 'client_id'));
+end
+$$;
+
+-- The caller's role: from app_metadata (agents, the service), and for people only while their
+-- profile matches (above).
 create or replace function private.app_role() returns text
 language sql stable
 set search_path = ''
 as $$
-  select private.app_metadata() ->> 'role'
+  select case when m.meta ->> 'role' in ('hil_operator', 'hil_manager', 'client_user', 'client_admin')
+              then case when private.person_matches_profile(m.meta) then m.meta ->> 'role' end
+              else m.meta ->> 'role' end
+    from (select private.app_metadata() as meta) m
 $$;
 
 create or replace function private.is_hil() returns boolean
