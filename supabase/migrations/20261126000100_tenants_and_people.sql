@@ -47,19 +47,34 @@ $$;
 -- them to another role or client, takes effect at once, not when their token expires.
 -- Security definer: it reads user_profiles whatever that table's own policies allow (they call
 -- these helpers); plpgsql, so it may be defined before the table.
+-- The answer is kept for the rest of the transaction (a request asks it in every policy of
+-- every statement), keyed by the person and what they claim; a change to user_profiles forgets
+-- it (trigger below).
 create or replace function private.person_matches_profile(p_metadata jsonb) returns boolean
 language plpgsql stable
 security definer
 set search_path = ''
 as $$
+declare
+  v_key text := coalesce(auth.uid()::text, '') || '|' || coalesce(p_metadata ->> 'role', '') || '|'
+                || coalesce(p_metadata ->> 'client_id', '');
+  v_known text := current_setting('rexera.person_matches_profile', true);
+  v_matches boolean;
 begin
-  return exists (
+  if v_known = v_key || '|t' then
+    return true;
+  elsif v_known = v_key || '|f' then
+    return false;
+  end if;
+  v_matches := exists (
     select 1
       from public.user_profiles p
      where p.id = auth.uid()
        and p.is_active
        and p.role::text = p_metadata ->> 'role'
        and p.client_id is not distinct from private.uuid_or_null(p_metadata ->> 'client_id'));
+  perform set_config('rexera.person_matches_profile', v_key || case when v_matches then '|t' else '|f' end, true);
+  return v_matches;
 end
 $$;
 
@@ -213,6 +228,19 @@ create table public.user_profiles (
     or (user_type = 'client_user' and role in ('client_user', 'client_admin') and client_id is not null)
   )
 );
+
+-- A profile changed: what private.person_matches_profile kept for this transaction may be stale.
+create or replace function private.forget_profile_matches() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform set_config('rexera.person_matches_profile', '', true);
+  return null;
+end
+$$;
+create trigger user_profiles_forget_matches after insert or update or delete on public.user_profiles
+  for each statement execute function private.forget_profile_matches();
 comment on table public.user_profiles is 'People who sign in: HIL operators and managers, and client users. 1:1 with auth.users.';
 create index user_profiles_client_id_idx on public.user_profiles (client_id);
 create index user_profiles_role_idx on public.user_profiles (role);
