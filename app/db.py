@@ -143,6 +143,12 @@ class Database:
 
         return self._retrying(attempt, 3)
 
+    def _check_pool(self) -> None:
+        try:
+            self.pool.check()
+        except Exception:  # noqa: BLE001 (best effort: the retry reports what still fails)
+            log.warning("checking the pool's connections failed", exc_info=True)
+
     def _retrying(self, attempt_work: Callable[[], T], attempts: int) -> T:
         for attempt in range(1, attempts + 1):
             started = time.perf_counter()
@@ -157,6 +163,9 @@ class Database:
                 if attempt == attempts or isinstance(error, OutcomeUnknown) or not _is_connection_loss(error):
                     raise
                 log.warning("retrying on a fresh connection after losing one (attempt %s)", attempt)
+                # One dead connection means the others idle in the pool likely died with it (the
+                # database restarted): test them all now, so the retry does not draw another.
+                self._check_pool()
             finally:
                 if self.observe is not None:
                     self.observe(time.perf_counter() - started)

@@ -164,3 +164,25 @@ def test_an_unknown_outcome_is_a_503_saying_to_read_back_first():
 
     error = from_database_error(OutcomeUnknown("server closed the connection unexpectedly"))
     assert (error.status, error.code) == (503, "outcome_unknown") and "read it back" in error.message
+
+
+def test_after_a_restart_every_dead_pooled_connection_is_replaced_before_the_retry(database_url, db):
+    """A pool full of dead connections (the database restarted) costs one retry, not one per
+    connection: the first loss tests the whole pool."""
+    pool_size = 4
+    database = Database(database_url, min_size=pool_size, max_size=pool_size)
+    database.open(wait=True)
+    try:
+        with database.pool.connection() as a, database.pool.connection() as b, \
+                database.pool.connection() as c, database.pool.connection() as d:
+            pids = [conn.execute("select pg_backend_pid() as pid").fetchone()["pid"] for conn in (a, b, c, d)]
+        for pid in pids:
+            db.execute("select pg_terminate_backend(%s)", (pid,))
+        for _ in range(100):
+            if not db.execute("select 1 as x from pg_stat_activity where pid = any(%s)", (pids,)).fetchone():
+                break
+            time.sleep(0.02)
+        # three attempts, four dead connections: without the pool check the third would draw a dead one too
+        assert database.single(principal("operator"), ROW_OF_A, (row("A101"),))["client_id"] == CLIENT_A
+    finally:
+        database.close()
