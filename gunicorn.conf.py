@@ -10,6 +10,8 @@ accepted connections) per worker, on top of the request threads. Unset, the REST
 exactly as before. See the README's Realtime section for measured limits.
 """
 import os
+import signal
+import threading
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -22,3 +24,19 @@ graceful_timeout = 20
 keepalive = 5
 accesslog = None  # the app logs one JSON line per request
 errorlog = "-"
+
+
+def post_worker_init(worker):
+    """On SIGTERM (a deploy, a restart) the worker's open WebSockets are closed with 1001 at
+    once, so it stops as soon as its requests are done instead of waiting graceful_timeout for
+    sockets that never end; clients reconnect and resume with since."""
+    stop = worker.handle_exit
+
+    def handle_exit(sig, frame):
+        hub = getattr(worker.wsgi, "extensions", {}).get("realtime")
+        if hub is not None:  # not from the signal handler itself: the hub takes a lock
+            threading.Thread(target=hub.going_away, name="realtime-going-away", daemon=True).start()
+        stop(sig, frame)
+
+    worker.handle_exit = handle_exit
+    signal.signal(signal.SIGTERM, handle_exit)

@@ -39,6 +39,7 @@ CLOSE_TOKEN_EXPIRED = 4002
 CLOSE_TOO_SLOW = 4008
 CLOSE_NO_PONG = 1008
 CLOSE_SERVER_ERROR = 1011
+CLOSE_GOING_AWAY = 1001
 MAX_CHANNELS = 200
 MAX_MESSAGE_BYTES = 16_384
 DELIVERED_MEMORY = 10_000  # event ids remembered per socket, so replay and live never send one twice
@@ -150,6 +151,9 @@ class Session:
                 return
             if subscriber.dropped_reason is not None:
                 self._close(CLOSE_TOO_SLOW, subscriber.dropped_reason)
+                return
+            if subscriber.going_away:
+                self._close(CLOSE_GOING_AWAY, "server restarting: reconnect and resume with since")
                 return
             if self.expires_at is not None and time.time() >= self.expires_at:
                 self._send_error("token_expired", "the token has expired; reconnect with a fresh one")

@@ -79,6 +79,7 @@ class Subscriber:
         self.channels: set[str] = set()
         self.queue_size = queue_size
         self.dropped_reason: str | None = None
+        self.going_away = False  # the process is stopping: close with 1001
         self._outbox: collections.deque[StreamEvent] = collections.deque()
         self._ready = threading.Condition()
         self._pending = False
@@ -137,6 +138,16 @@ class Hub:
 
     def stop(self) -> None:
         self.listener.stop()
+
+    def going_away(self) -> None:
+        """The process is stopping: every session closes with 1001 at once, instead of holding
+        the worker until its graceful timeout and being cut; clients reconnect (to another
+        worker) and resume with since."""
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            subscriber.going_away = True
+            subscriber.wake()
 
     def attach(self, subscriber: Subscriber) -> None:
         with self._lock:

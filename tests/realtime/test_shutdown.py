@@ -1,0 +1,44 @@
+"""A restart (SIGTERM to gunicorn, as a deploy sends) closes every open socket with 1001 at
+once, so clients reconnect and resume, and the worker does not wait out its graceful timeout."""
+from __future__ import annotations
+
+import signal
+import time
+
+import websocket
+
+from tests.db.world import PEOPLE, row
+from tests.perf.bench_api import free_port, start_service
+from tests.realtime.conftest import Service, service_env, stop_service
+
+GRACEFUL_TIMEOUT_SECONDS = 20  # gunicorn.conf.py
+
+
+def close_code(sock, timeout: float) -> int | str:
+    sock.ws.settimeout(timeout)
+    try:
+        while True:
+            opcode, frame = sock.ws.recv_data_frame(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return int.from_bytes(frame.data[:2], "big")
+    except websocket.WebSocketTimeoutException:
+        return "still open"
+    except (websocket.WebSocketConnectionClosedException, ConnectionError):
+        return "cut"
+
+
+def test_sigterm_closes_open_sockets_with_1001_and_the_server_stops_promptly(realtime_database):
+    process, base = start_service(service_env(realtime_database, free_port()), "wsgi:app", "realtime-shutdown.log")
+    service = Service(base, realtime_database, process)
+    try:
+        sockets = [service.connect(PEOPLE["operator"]), service.connect(PEOPLE["client_user_a"])]
+        sockets[0].subscribe("workflows")
+        sockets[1].subscribe(f"workflow:{row('A101')}")
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert [close_code(sock, 10) for sock in sockets] == [1001, 1001]
+        process.wait(timeout=GRACEFUL_TIMEOUT_SECONDS)
+        assert time.monotonic() - started < GRACEFUL_TIMEOUT_SECONDS / 2
+    finally:
+        if process.poll() is None:
+            stop_service(process)
