@@ -323,10 +323,12 @@ class Session:
                         " order by seq limit {}").format(since, channel.replay_filter(), limit + 1)
         with self.app.extensions["database"].transaction(self.principal) as conn:
             rows = conn.execute(query).fetchall()
+            # Events after `since` may have been pruned (older than the retention): say so.
+            expired = since < conn.execute("select public.realtime_pruned_up_to() as up_to").fetchone()["up_to"]
         for row in rows[:limit]:
             self._send_event(StreamEvent.from_row(row))
         self._send_json({"type": "replayed", "channel": str(channel), "count": min(len(rows), limit),
-                         "complete": len(rows) <= limit})
+                         "complete": len(rows) <= limit and not expired, "expired": expired})
 
     # -- writing -----------------------------------------------------------------------------
     def _send_event(self, event: StreamEvent) -> None:

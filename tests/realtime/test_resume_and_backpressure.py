@@ -127,3 +127,34 @@ def test_a_slow_consumer_is_dropped_and_never_delays_the_others(service):
     fast.send({"type": "ping"})
     assert fast.expect("pong")
     fast.close()
+
+
+def test_resuming_from_before_pruned_events_says_the_replay_is_incomplete(service):
+    """Events older than the retention are gone: a client resuming from before them is told so
+    (and resuming from after them is not)."""
+    workflow_id = service.create_workflow(OPERATOR, CLIENT_A)
+    with psycopg.connect(service.database_url, autocommit=True) as conn:  # an event past the retention
+        old = conn.execute("""insert into public.realtime_events (event_type, workflow_id, client_id, payload, created_at)
+                              values ('workflow_status_changed', %s, %s, '{}', now() - interval '10 days')
+                              returning seq""", (workflow_id, CLIENT_A)).fetchone()[0]
+    service.act(OPERATOR, workflow_id, "start")
+    seqs = [old] + [seq for seq in event_seqs(service.database_url, "workflow_id = %s", (workflow_id,)) if seq > old]
+    with psycopg.connect(service.database_url, autocommit=True) as conn:
+        conn.execute("set role service_role")
+        assert conn.execute("select public.prune_realtime_events(interval '7 days')").fetchone()[0] >= 1
+        pruned_up_to = conn.execute("select public.realtime_pruned_up_to()").fetchone()[0]
+    assert pruned_up_to >= seqs[0]
+
+    def replay_end(since: int) -> dict:
+        sock = service.connect(OPERATOR, f"since={since}")
+        sock.subscribe(f"workflow:{workflow_id}")
+        message = sock.receive()
+        while message["type"] != "replayed":
+            message = sock.receive()
+        sock.close()
+        return message
+
+    before = replay_end(seqs[0] - 1)
+    assert (before["complete"], before["expired"]) == (False, True)
+    after = replay_end(max(pruned_up_to, seqs[-1]))
+    assert (after["complete"], after["expired"]) == (True, False)
