@@ -143,7 +143,8 @@ class Database:
 
         return self._retrying(attempt, 3)
 
-    def _check_pool(self) -> None:
+    def check_pool(self) -> None:
+        """Test every idle pooled connection now, replacing the dead ones (after a restart)."""
         try:
             self.pool.check()
         except Exception:  # noqa: BLE001 (best effort: the retry reports what still fails)
@@ -165,7 +166,7 @@ class Database:
                 log.warning("retrying on a fresh connection after losing one (attempt %s)", attempt)
                 # One dead connection means the others idle in the pool likely died with it (the
                 # database restarted): test them all now, so the retry does not draw another.
-                self._check_pool()
+                self.check_pool()
             finally:
                 if self.observe is not None:
                     self.observe(time.perf_counter() - started)

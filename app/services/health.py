@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+import psycopg
 import requests
 from flask import Flask
 
@@ -20,12 +21,21 @@ def timed(check):
 
 def check_database(app: Flask) -> dict:
     database = app.extensions["database"]
-    try:
-        with database.transaction(Principal.service("health"), timeout=TIMEOUT_SECONDS) as conn:
-            conn.execute("set local statement_timeout = 2000")
-            row = conn.execute("select public.schema_version() as schema_version, pg_is_in_recovery() as read_only").fetchone()
-    except Exception as error:  # any failure to reach the database is the answer
-        return {"status": "down", "message": type(error).__name__}
+    for attempt in (1, 2):
+        try:
+            with database.transaction(Principal.service("health"), timeout=TIMEOUT_SECONDS) as conn:
+                conn.execute("set local statement_timeout = 2000")
+                row = conn.execute("select public.schema_version() as schema_version,"
+                                   " pg_is_in_recovery() as read_only").fetchone()
+            break
+        except psycopg.OperationalError as error:
+            # A pooled connection left over from before a database restart is not the database
+            # being down: test the pool's connections and ask once more.
+            if attempt == 2 or getattr(database, "pool", None) is None:
+                return {"status": "down", "message": type(error).__name__}
+            database.check_pool()
+        except Exception as error:  # any other failure to reach the database is the answer
+            return {"status": "down", "message": type(error).__name__}
     result = {"status": "ok", "schemaVersion": row["schema_version"]}
     pool = getattr(database, "pool", None)
     if pool is not None:

@@ -1,6 +1,8 @@
 """Health endpoints: no authentication, no secrets, a status per dependency."""
 from __future__ import annotations
 
+import time
+
 import responses
 
 from app import create_app
@@ -64,3 +66,23 @@ def test_the_service_works_with_prepared_statements(database_url):
             assert Caller(client, "operator").get("/api/workflows").status_code == 200
     finally:
         app.extensions["database"].close()
+
+
+def test_database_health_is_ok_when_pooled_connections_died_with_a_restart(database_url, db):
+    """Connections left over from before a database restart are not the database being down."""
+    app = create_app(make_settings(database_url, db_pool_min=2, db_pool_max=2))
+    database = app.extensions["database"]
+    try:
+        database.pool.wait(timeout=10)
+        with database.pool.connection() as a, database.pool.connection() as b:
+            pids = [conn.execute("select pg_backend_pid() as pid").fetchone()["pid"] for conn in (a, b)]
+        for pid in pids:
+            db.execute("select pg_terminate_backend(%s)", (pid,))
+        for _ in range(100):
+            if not db.execute("select 1 as x from pg_stat_activity where pid = any(%s)", (pids,)).fetchone():
+                break
+            time.sleep(0.02)
+        response = app.test_client().get("/api/health/database")
+        assert response.status_code == 200 and response.json["status"] == "ok", response.json
+    finally:
+        database.close()
