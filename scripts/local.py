@@ -310,7 +310,7 @@ class System:
     def start_database(self) -> None:
         url = os.environ.get("DATABASE_URL")
         if url and server_reachable(url):
-            say(f"using the PostgreSQL at DATABASE_URL")
+            say("using the PostgreSQL at DATABASE_URL")
             self.database_url = url
         else:
             if url:
@@ -374,12 +374,14 @@ class System:
         say("n8n workflows pushed (scripts/sync_workflows.py push)")
 
     def service_env(self, keys: dict, n8n, simulator_url: str) -> dict:
+        from app.webhooks.signing import encode_key
+
         return {
             "DATABASE_URL": self.database_url,
             "SUPABASE_JWT_SECRET": keys["jwtSecret"],
             "N8N_BASE_URL": n8n.base_url,
             "N8N_API_KEY": n8n.api_key,
-            "N8N_CALLBACK_SECRET": "whsec_" + __import__("base64").b64encode(bytes.fromhex(keys["callbackSecret"])).decode(),
+            "N8N_CALLBACK_SECRET": "whsec_" + encode_key(bytes.fromhex(keys["callbackSecret"])),
             "N8N_WEBHOOK_TOKEN": keys["triggerToken"],
             "N8N_ERROR_WEBHOOK_TOKEN": keys["errorToken"],
             "PUBLIC_BASE_URL": self.base_url,
@@ -431,20 +433,13 @@ class System:
 
 def tokens(database_url: str, secret: str, hours: int = 12) -> dict[str, str]:
     """Access tokens for the demo operator and client user, as Supabase Auth would issue them."""
-    import jwt
     import psycopg
+    from mint_token import token_for
 
-    found = {}
     with psycopg.connect(database_url) as conn:
-        for email in (OPERATOR_EMAIL, CLIENT_EMAIL):
-            row = conn.execute("select id, raw_app_meta_data from auth.users where email = %s", (email,)).fetchone()
-            if row is None:
-                continue
-            now = int(time.time())
-            found[email] = jwt.encode({"sub": str(row[0]), "email": email, "role": "authenticated", "aud": "authenticated",
-                                       "iat": now, "exp": now + hours * 3600, "app_metadata": row[1] or {}},
-                                      secret, algorithm="HS256")
-    return found
+        found = {email: token_for(conn, secret, email=email, expires_in=hours * 3600)
+                 for email in (OPERATOR_EMAIL, CLIENT_EMAIL)}
+    return {email: token for email, token in found.items() if token is not None}
 
 
 def banner(running: dict, keys: dict) -> None:

@@ -30,22 +30,31 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("pass --database-url or set DATABASE_URL")
     try:
         with psycopg.connect(args.database_url, connect_timeout=5) as conn:
-            row = conn.execute(
-                "select id, email, raw_app_meta_data from auth.users where email = %s or id = %s",
-                (args.email and args.email.lower(), args.user_id)).fetchone()
+            token = token_for(conn, secret, email=args.email, user_id=args.user_id, expires_in=args.expires_in)
     except psycopg.OperationalError as error:
         print(f"cannot reach the database: {str(error).strip().splitlines()[0]}", file=sys.stderr)
         return 2
-    if row is None:
+    if token is None:
         print(f"no such person: {args.email or args.user_id}", file=sys.stderr)
         return 1
+    print(token)
+    return 0
+
+
+def token_for(conn: psycopg.Connection, secret: str, *, email: str | None = None, user_id: uuid.UUID | None = None,
+              expires_in: int = 3600) -> str | None:
+    """A token for the person with that e-mail or id, claims as Supabase Auth issues them
+    (app_metadata from auth.users); None when there is no such person."""
+    row = conn.execute("select id, email, raw_app_meta_data from auth.users where email = %s or id = %s",
+                       (email and email.lower(), user_id)).fetchone()
+    if row is None:
+        return None
     now = int(time.time())
     claims = {"sub": str(row[0]), "email": row[1], "role": "authenticated", "aud": "authenticated",
-              "iat": now, "exp": now + args.expires_in, "app_metadata": row[2] or {}}
+              "iat": now, "exp": now + expires_in, "app_metadata": row[2] or {}}
     if os.environ.get("SUPABASE_JWT_ISSUER"):
         claims["iss"] = os.environ["SUPABASE_JWT_ISSUER"]
-    print(jwt.encode(claims, secret, algorithm="HS256"))
-    return 0
+    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 if __name__ == "__main__":

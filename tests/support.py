@@ -61,3 +61,14 @@ def mint_token(person: Person, *, secret: str = JWT_SECRET, expires_in: int = 36
     claims = {**person.claims, "iat": now, "exp": now + expires_in, "aud": "authenticated",
               "sub": str(person.user_id or uuid.uuid4()), "email": f"{person.name}@test.example", **overrides}
     return jwt.encode(claims, secret, algorithm=algorithm, headers=headers)
+
+
+def terminate_backends(conn: psycopg.Connection, pids: list[int]) -> None:
+    """End those server processes (a database restart, as their clients see it) and wait until
+    they are gone."""
+    for pid in pids:
+        conn.execute("select pg_terminate_backend(%s)", (pid,))
+    for _ in range(100):
+        if not conn.execute("select 1 from pg_stat_activity where pid = any(%s)", (pids,)).fetchone():
+            return
+        time.sleep(0.02)

@@ -4,7 +4,6 @@ clean whatever happens."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import psycopg
@@ -15,6 +14,7 @@ from psycopg.rows import dict_row
 from app.auth import Principal
 from app.db import Database, OutcomeUnknown
 from tests.db.world import CLIENT_A, PEOPLE, row
+from tests.support import terminate_backends
 
 ROW_OF_A = "select id, client_id from public.workflows where id = %s"
 
@@ -117,12 +117,7 @@ def clients_named(db, name: str) -> int:
 
 
 def kill_pooled_connection(database, db) -> None:
-    pid = database.single(SERVICE, "select pg_backend_pid() as pid")["pid"]
-    db.execute("select pg_terminate_backend(%s)", (pid,))
-    for _ in range(100):  # until the backend is gone
-        if not db.execute("select 1 as x from pg_stat_activity where pid = %s", (pid,)).fetchone():
-            return
-        time.sleep(0.02)
+    terminate_backends(db, [database.single(SERVICE, "select pg_backend_pid() as pid")["pid"]])
 
 
 def test_a_write_on_a_pooled_connection_that_died_is_retried_on_a_fresh_one_once(database, database_url, db):
@@ -176,12 +171,7 @@ def test_after_a_restart_every_dead_pooled_connection_is_replaced_before_the_ret
         with database.pool.connection() as a, database.pool.connection() as b, \
                 database.pool.connection() as c, database.pool.connection() as d:
             pids = [conn.execute("select pg_backend_pid() as pid").fetchone()["pid"] for conn in (a, b, c, d)]
-        for pid in pids:
-            db.execute("select pg_terminate_backend(%s)", (pid,))
-        for _ in range(100):
-            if not db.execute("select 1 as x from pg_stat_activity where pid = any(%s)", (pids,)).fetchone():
-                break
-            time.sleep(0.02)
+        terminate_backends(db, pids)
         # three attempts, four dead connections: without the pool check the third would draw a dead one too
         assert database.single(principal("operator"), ROW_OF_A, (row("A101"),))["client_id"] == CLIENT_A
     finally:

@@ -1,12 +1,11 @@
 """Health endpoints: no authentication, no secrets, a status per dependency."""
 from __future__ import annotations
 
-import time
-
 import responses
 
 from app import create_app
 from tests.service_fixtures import TransactionalDatabase, make_settings
+from tests.support import terminate_backends
 
 
 def test_overall_health_needs_no_token_and_names_each_dependency(client):
@@ -76,12 +75,7 @@ def test_database_health_is_ok_when_pooled_connections_died_with_a_restart(datab
         database.pool.wait(timeout=10)
         with database.pool.connection() as a, database.pool.connection() as b:
             pids = [conn.execute("select pg_backend_pid() as pid").fetchone()["pid"] for conn in (a, b)]
-        for pid in pids:
-            db.execute("select pg_terminate_backend(%s)", (pid,))
-        for _ in range(100):
-            if not db.execute("select 1 as x from pg_stat_activity where pid = any(%s)", (pids,)).fetchone():
-                break
-            time.sleep(0.02)
+        terminate_backends(db, pids)
         response = app.test_client().get("/api/health/database")
         assert response.status_code == 200 and response.json["status"] == "ok", response.json
     finally:
