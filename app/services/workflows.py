@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from app.auth import Principal
@@ -15,59 +16,25 @@ DEFAULT_TITLES = {
     "PAYOFF_REQUEST": "Payoff request",
 }
 
-# The API's workflow document, built by PostgreSQL (as PostgREST does): the same fields and
-# names as app.schemas.workflows.Workflow, without a Python serialization pass per row. Built as
-# json, not jsonb: json_build_object writes text as it goes, where jsonb builds a tree and then
-# prints it (about twice the work for a page of workflows with their tasks).
-WORKFLOW_FIELDS = """
-  'id', w.id, 'type', w.workflow_type, 'status', w.status, 'clientId', w.client_id, 'title', w.title,
-  'payload', w.payload, 'priority', w.priority, 'hilId', w.hil_owner_id, 'managerId', w.manager_id,
-  'createdBy', w.created_by, 'dueDate', w.due_date, 'startedAt', w.started_at, 'completedAt', w.completed_at,
-  'n8nExecutionId', w.n8n_execution_id, 'n8nStatus', w.n8n_status, 'slaStatus', w.sla_status,
-  'progress', json_build_object('totalTasks', w.total_tasks, 'completedTasks', w.completed_tasks,
-    'progressPercentage', case when w.total_tasks = 0 then 0
-                               else round(100.0 * w.completed_tasks / w.total_tasks)::integer end),
-  'metadata', w.metadata, 'createdAt', w.created_at, 'updatedAt', w.updated_at"""
-
-INCLUDE_JSON = {
-    "tasks": """coalesce((select json_agg(json_build_object(
-        'id', t.id, 'taskKey', t.task_key, 'taskType', t.task_type, 'title', t.title, 'status', t.status,
-        'executorType', t.executor_type, 'agentName', t.agent_name, 'assignedTo', t.assigned_to,
-        'priority', t.priority, 'sequence', t.sequence, 'dependsOn', to_json(t.depends_on),
-        'slaDueAt', t.sla_due_at, 'slaStatus', t.sla_status, 'startedAt', t.started_at,
-        'completedAt', t.completed_at) order by t.sequence, t.task_key)
-      from public.tasks t where t.workflow_id = w.id), '[]'::json)""",
-    "communications": """coalesce((select json_agg(json_build_object(
-        'id', c.id, 'taskId', c.task_id, 'type', c.communication_type, 'direction', c.direction,
-        'status', c.status, 'subject', c.subject, 'isClientVisible', c.is_client_visible,
-        'createdAt', c.created_at) order by c.created_at desc)
-      from public.communications c where c.workflow_id = w.id), '[]'::json)""",
-    "documents": """coalesce((select json_agg(json_build_object(
-        'id', d.id, 'taskId', d.task_id, 'documentType', d.document_type, 'status', d.status,
-        'filename', d.filename, 'version', d.version, 'deliverableKey', d.deliverable_key,
-        'isClientVisible', d.is_client_visible, 'createdAt', d.created_at) order by d.created_at desc)
-      from public.documents d where d.workflow_id = w.id), '[]'::json)""",
-    "counterparties": """coalesce((select json_agg(json_build_object(
-        'id', wc.counterparty_id, 'linkId', wc.id, 'type', c.counterparty_type, 'name', c.name,
-        'status', wc.status, 'contactedAt', wc.contacted_at, 'respondedAt', wc.responded_at) order by wc.created_at)
-      from public.workflow_counterparties wc join public.counterparties c on c.id = wc.counterparty_id
-      where wc.workflow_id = w.id), '[]'::json)""",
-}
-
-
-def workflow_document_sql(include: list[str]) -> str:
-    """A SQL expression (over alias w) giving the workflow's API document as text."""
-    included = "".join(f", '{name}', {INCLUDE_JSON[name]}" for name in dict.fromkeys(include))
-    return f"json_build_object({WORKFLOW_FIELDS}{included})::text"
+# The API's workflow documents are built by PostgreSQL, by private.workflow_documents (migration
+# 20261126002700): JSON text with the fields and names of app.schemas.workflows.Workflow and the
+# collections asked for in include=, passed on without a Python serialization pass per row.
+DOCUMENTS = "private.workflow_documents"
 
 
 def workflow_page_statement(args: dict) -> tuple:
-    """The one statement listing a page of workflow documents (JSON text) under the list filters."""
-    return page_statement("workflows", "w", workflow_filters(args), limit=args["limit"], offset=args["offset"],
-                          cursor=args.get("cursor"),
-                          select=f"{workflow_document_sql(args.get('include', []))} as document, w.created_at, w.id",
-                          # unfiltered: the total every caller may see, from the activity counters
-                          total="select a.workflows_total as page_total_count from private.visible_activity() a")
+    """The one statement listing a page of workflow documents (JSON text) under the list filters:
+    the page's rows (filters, keyset cursor, total), then their documents in one call."""
+    page, params = page_statement(
+        "workflows", "w", workflow_filters(args), limit=args["limit"], offset=args["offset"],
+        cursor=args.get("cursor"), select="w.created_at, w.id",
+        # unfiltered: the total every caller may see, from the activity counters
+        total="select a.workflows_total as page_total_count from private.visible_activity() a")
+    query = (sql.SQL("with page as (") + page + sql.SQL(
+        ") select page.*, d.document from page left join "
+        f"{DOCUMENTS}((select array_agg(page.id) from page), %s::text[]) d on d.workflow_id = page.id"
+        " order by page.created_at desc, page.id desc"))
+    return query, [*params, list(args.get("include", []))]
 
 
 def workflow_documents_page(rows: list[dict], limit: int) -> dict:
@@ -83,8 +50,7 @@ def list_workflow_documents(conn: psycopg.Connection, args: dict) -> dict:
 
 def workflow_document_query(workflow_id: uuid.UUID, include: list[str] = ()) -> tuple[str, tuple]:
     """The query (and its parameters) selecting one workflow's document as `document`."""
-    return (f"select {workflow_document_sql(list(include))} as document from public.workflows w where w.id = %s",
-            (workflow_id,))
+    return (f"select d.document from {DOCUMENTS}(array[%s]::uuid[], %s::text[]) d", (workflow_id, list(include)))
 
 
 def get_workflow_document(conn: psycopg.Connection, workflow_id: uuid.UUID, include: list[str] = ()) -> str | None:

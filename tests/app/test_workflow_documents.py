@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import re
+import uuid
 
 import pytest
 
 from app.schemas.workflows import Workflow
-from app.services.workflows import get_workflow_document
+from app.services.workflows import get_workflow_document, list_workflow_documents
 from tests.db.factories import make_workflow, set_task_status, start_workflow, tasks_of
-from tests.db.world import PEOPLE, row
+from tests.db.world import CLIENT_A, PEOPLE, row
 from tests.support import act_as, act_as_service
 
 INCLUDES = ["tasks", "communications", "documents", "counterparties"]
@@ -67,3 +69,27 @@ def test_includes_in_documents_follow_rls(db):
     act_as_service(db)
     assert [c["id"] for c in document["communications"]] == [str(row("A401"))]
     assert [d["id"] for d in document["documents"]] == [str(row("A501"))]
+
+
+@pytest.mark.parametrize("include", [list(chosen) for size in range(len(INCLUDES) + 1)
+                                     for chosen in itertools.combinations(INCLUDES, size)])
+def test_a_document_carries_exactly_the_collections_asked_for(db, include):
+    document = normalized(json.loads(get_workflow_document(db, row("A101"), include)))
+    expected = {k: v for k, v in schema_document(db, row("A101")).items() if k not in INCLUDES or k in include}
+    assert document == expected
+
+
+@pytest.mark.parametrize("include", [[], INCLUDES, ["documents", "tasks"]])
+def test_listed_documents_are_the_documents_read_one_by_one(db, include):
+    act_as(db, PEOPLE["client_user_a"])
+    page = list_workflow_documents(db, {"limit": 50, "offset": 0, "include": include})
+    listed = [json.loads(document) for document in page["documents"]]
+    assert len(listed) == page["total_count"] > 1
+    assert listed == [json.loads(get_workflow_document(db, uuid.UUID(d["id"]), include)) for d in listed]
+    assert {d["clientId"] for d in listed} == {str(CLIENT_A)}
+
+
+def test_an_invisible_or_missing_workflow_has_no_document(db):
+    act_as(db, PEOPLE["client_user_b"])
+    assert get_workflow_document(db, row("A101"), INCLUDES) is None
+    assert get_workflow_document(db, uuid.uuid4()) is None
