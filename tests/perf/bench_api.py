@@ -151,13 +151,35 @@ def wrk(base: str, paths: list[str], token: str, duration: int, connections: int
     return result
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(master_pid: int, url: str) -> tuple[float, float]:
+    """CPU seconds used so far by the service (gunicorn's master and workers) and by the
+    PostgreSQL backends serving it (every backend on the benchmark database but this one)."""
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    service = sum(process_cpu_seconds(pid) for pid in [master_pid, *map(int, children)])
+    with psycopg.connect(url, autocommit=True) as conn:
+        backends = [r[0] for r in conn.execute(
+            "select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()")]
+    return service, sum(process_cpu_seconds(pid) for pid in backends)
+
+
 def combined(runs: list[dict]) -> dict:
     """Several wrk runs of one scenario as one row: requests per second over all of them, and
     the percentiles of the median run."""
     requests_, seconds = sum(r["requests"] for r in runs), sum(r["seconds"] for r in runs)
     middle = sorted(runs, key=lambda r: r["p95"])[len(runs) // 2]
     return {"requests": requests_, "seconds": round(seconds, 3), "errors": sum(r["errors"] for r in runs),
-            "p50": middle["p50"], "p95": middle["p95"], "p99": middle["p99"], "rps": round(requests_ / seconds, 1)}
+            "p50": middle["p50"], "p95": middle["p95"], "p99": middle["p99"], "rps": round(requests_ / seconds, 1),
+            "cpu_service_ms": statistics.median(r["cpu_service_ms"] for r in runs),
+            "cpu_db_ms": statistics.median(r["cpu_db_ms"] for r in runs)}
 
 
 def main() -> int:
@@ -241,7 +263,12 @@ def main() -> int:
         for number in range(args.rounds):
             order = list(ratio_paths)[number % 3:] + list(ratio_paths)[:number % 3]
             for name in order:
-                runs[name].append(wrk(base, ratio_paths[name], token, args.round_seconds, args.connections))
+                before = cpu_seconds(gunicorn.pid, url)
+                run = wrk(base, ratio_paths[name], token, args.round_seconds, args.connections)
+                after = cpu_seconds(gunicorn.pid, url)
+                run["cpu_service_ms"] = round((after[0] - before[0]) * 1000 / max(run["requests"], 1), 3)
+                run["cpu_db_ms"] = round((after[1] - before[1]) * 1000 / max(run["requests"], 1), 3)
+                runs[name].append(run)
             print(f"round {number + 1}: " + ", ".join(f"{name} {runs[name][-1]['rps']:.0f} req/s" for name in ratio_paths),
                   flush=True)
         rows["read: get workflow"] = combined(runs["read"])
@@ -265,6 +292,9 @@ def main() -> int:
     (RESULTS / "api.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = ["| scenario | p50 ms | p95 ms | p99 ms | req/s | errors |", "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {k} | {v['p50']:.1f} | {v['p95']:.1f} | {v['p99']:.1f} | {v['rps']:.0f} | {v['errors']} |" for k, v in rows.items()]
+    lines.append("\nCPU per request (median of the rounds; the service's processes, then PostgreSQL's backends): "
+                 + "; ".join(f"{label.split(':')[0]} {rows[label]['cpu_service_ms']:.2f} + {rows[label]['cpu_db_ms']:.2f} ms"
+                             for label in rows if "cpu_service_ms" in rows[label]) + ".")
     lines.append(f"\nread req/s ÷ no-op req/s = **{ratio}**, the median of {args.rounds} rounds of {args.round_seconds} s"
                  f" taking turns ({', '.join(map(str, round_ratios))}; {args.connections} connections, {args.workers} workers,"
                  f" prepared statements: {args.prepare_threshold}); the floor (authenticate, one round trip, `select 1`)"
