@@ -1,6 +1,8 @@
 """Schema invariants that every table must keep, read from the catalog."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 REALTIME_TABLES = {"workflows", "tasks", "notifications", "communications", "documents", "sla_alerts", "realtime_events"}
@@ -93,6 +95,23 @@ def test_functions_pin_their_search_path(db):
               and not coalesce(p.proconfig @> array['search_path=""'], false)"""
     ).fetchall()
     assert unpinned == []
+
+
+def test_the_helpers_policies_call_keep_their_plans(db):
+    """A SQL function with a SET clause is never inlined and PostgreSQL 15 keeps no plan for it
+    between statements: one called by a policy would be parsed and planned again in every
+    statement that touches its table (the claim helpers cost 0.4 ms a statement that way). The
+    helpers policies call, and the ones those call, are PL/pgSQL."""
+    referenced = set()
+    for policy in db.execute("select coalesce(qual, '') || ' ' || coalesce(with_check, '') as text from pg_policies"):
+        referenced.update(re.findall(r"private\.(\w+)\(", policy["text"]))
+    referenced |= {"app_role", "app_metadata", "uuid_or_null", "person_matches_profile"}
+    replanned = db.execute(
+        """select p.proname from pg_proc p join pg_language l on l.oid = p.prolang
+            where p.pronamespace = 'private'::regnamespace and p.proname = any(%s)
+              and l.lanname = 'sql' and p.proconfig is not null order by 1""", (sorted(referenced),)).fetchall()
+    assert len(referenced) > 8
+    assert replanned == []
 
 
 def test_watched_tables_are_in_the_realtime_publication(db):
