@@ -25,10 +25,6 @@ select set_config('role', %s, true),
        set_config('request.jwt.claims', %s, true),
        set_config('request.headers', %s, true)
 """
-# BEGIN and the request context in one round trip (simple query protocol, values quoted by psycopg).
-BEGIN_AS = sql.SQL(
-    "begin; select set_config('role', {}, true), set_config('request.jwt.claims', {}, true),"
-    " set_config('request.headers', {}, true)")
 RETRYABLE = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
 
 
@@ -41,6 +37,26 @@ class OutcomeUnknown(psycopg.OperationalError):
 RECONNECTABLE = (psycopg.OperationalError,)
 
 
+class PooledConnection(psycopg.Connection):
+    """The pool's connections, with what every request's transaction reuses on its connection:
+    libpq's quoting, a cursor for the statement and one that quotes its parameters."""
+
+    _reused: tuple[psycopg.pq.Escaping, psycopg.Cursor, psycopg.ClientCursor] | None = None
+
+    def reused(self) -> tuple[psycopg.pq.Escaping, psycopg.Cursor, psycopg.ClientCursor]:
+        if self._reused is None:
+            self._reused = (psycopg.pq.Escaping(self.pgconn), self.cursor(), psycopg.ClientCursor(self))
+        return self._reused
+
+    def begin_as(self, principal: Principal) -> bytes:
+        """BEGIN and the request context (role, claims, headers) as one text of two statements
+        for the simple query protocol, the values quoted by libpq."""
+        quote = self.reused()[0].escape_literal
+        return (b"begin; select set_config('role', " + quote(principal.request_role.encode())
+                + b", true), set_config('request.jwt.claims', " + quote(json.dumps(principal.claims).encode())
+                + b", true), set_config('request.headers', " + quote(request_headers_json().encode()) + b", true)")
+
+
 class Database:
     observe: Callable[[float], None] | None = None  # set by observability: transaction durations
 
@@ -50,6 +66,7 @@ class Database:
             url,
             min_size=min_size,
             max_size=max_size,
+            connection_class=PooledConnection,
             open=False,
             name="rexera",
             timeout=10,
@@ -79,8 +96,7 @@ class Database:
         COMMIT. Savepoints (conn.transaction()) work inside."""
         with self.pool.connection(timeout=timeout) as conn:
             # Several statements in one round trip: never a prepared statement.
-            conn.execute(BEGIN_AS.format(principal.request_role, json.dumps(principal.claims), request_headers_json()),
-                         prepare=False)
+            conn.execute(conn.begin_as(principal), prepare=False)
             try:
                 yield conn
             except BaseException:
@@ -107,8 +123,8 @@ class Database:
                all_rows: bool = False, writes: bool = False) -> dict | list[dict] | None:
         """The first row of one statement run as `principal` in a transaction of its own, in one
         round trip: BEGIN with the role and claims, the statement and COMMIT go to PostgreSQL as
-        one message (the simple query protocol, with the values quoted by psycopg, as for
-        BEGIN_AS), instead of three. Same transaction, same RLS, same errors and retries as
+        one message (the simple query protocol: the context quoted by libpq, the statement's
+        parameters by psycopg), instead of three. Same transaction, same RLS, same errors and retries as
         run(). For a read, or a call to one SQL function that makes the whole change. Returns
         the first row, or every row with all_rows.
 
@@ -119,20 +135,20 @@ class Database:
         read is retried whenever its connection is lost."""
         def attempt() -> dict | None:
             with self.pool.connection() as conn:
-                begin = BEGIN_AS.format(principal.request_role, json.dumps(principal.claims),
-                                        request_headers_json()).as_string(conn)
-                statement = psycopg.ClientCursor(conn).mogrify(query, params)
+                _, cursor, quoting = conn.reused()
+                begin = conn.begin_as(principal)
+                statement = quoting.mogrify(query, params).encode()
                 try:
                     if writes:
-                        conn.execute(begin, prepare=False)
+                        cursor.execute(begin, prepare=False)
                         try:
-                            cursor = conn.execute(f"{statement}; commit", prepare=False)
+                            cursor.execute(statement + b"; commit", prepare=False)
                         except psycopg.OperationalError as error:
                             if conn.broken:
                                 raise OutcomeUnknown(str(error)) from error
                             raise
                     else:
-                        cursor = conn.execute(f"{begin}; {statement}; commit", prepare=False)
+                        cursor.execute(begin + b"; " + statement + b"; commit", prepare=False)
                         cursor.nextset()  # past BEGIN
                         cursor.nextset()  # past the request context
                 except BaseException:
