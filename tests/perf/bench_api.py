@@ -243,13 +243,11 @@ def main() -> int:
             "SLA view": ["/api/views/sla?limit=100"],
         }
         rows = {}
-        if args.ratio_only:
-            scenarios, task_ids = {}, []
-        for label, paths in scenarios.items():
+        for label, paths in ({} if args.ratio_only else scenarios).items():
             wrk(base, paths, token, 2, args.connections)  # warm up
             rows[label] = wrk(base, paths, token, args.duration, args.connections)
             print(f"{label}: {rows[label]}", flush=True)
-        if task_ids:
+        if not args.ratio_only:
             bodies = [json.dumps({"action": "assign", "data": {"assigneeId": str(operator_id)}})]
             action_paths = [f"/api/tasks/{t}/actions" for t in task_ids]
             rows["task action (assign)"] = wrk(base, action_paths, token, args.duration, args.connections, bodies)
