@@ -24,6 +24,12 @@ graceful_timeout = 20
 keepalive = 5
 accesslog = None  # the app logs one JSON line per request
 errorlog = "-"
+# gunicorn's control interface (gunicornc) listens on GUNICORN_CONTROL_SOCKET when it is set. Off
+# otherwise: its default path (~/.gunicorn/gunicorn.ctl) is one for every instance on a machine,
+# so a second service, a benchmark or a test server would take it over from the first.
+control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET", "").strip()
+if not control_socket_disable:
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"].strip()
 
 
 def post_worker_init(worker):
