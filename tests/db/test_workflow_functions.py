@@ -1,6 +1,7 @@
 """Workflow and task state machines, plan instantiation, and the actions built on them."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -268,6 +269,30 @@ def test_an_agent_cannot_touch_another_workflows_tasks(db):
     act_as(db, PEOPLE["agent_a"])
     with pytest.raises(errors.NoDataFound):
         set_task_status(db, row("B201"), "COMPLETED")
+
+
+# Callers whose claims give them no tenant: an agent without work in the workflow it names, a
+# client user whose claims carry no client id. Their actions read every workflow as not found.
+NO_TENANT = {
+    "agent without work there": dataclasses.replace(PEOPLE["agent_a"], agent_name="mia"),
+    "client user without a client id": dataclasses.replace(PEOPLE["client_user_a"], client_id=None),
+}
+
+
+@pytest.mark.parametrize("person", NO_TENANT.values(), ids=NO_TENANT.keys())
+def test_a_caller_without_a_tenant_acts_on_no_workflow(db, person):
+    pending = make_workflow(db)
+    act_as(db, person)
+    for statement, params in [("select public.workflow_action(%s, 'start')", (pending["id"],)),
+                              ("select public.workflow_action(%s, 'cancel')", (row("A101"),)),
+                              ("select public.task_action(%s, 'complete', '{}')", (row("A201"),)),
+                              ("select public.task_action(%s, 'fail', '{}')", (row("A201"),))]:
+        with pytest.raises(errors.NoDataFound), db.transaction():
+            db.execute(statement, params)
+    act_as_service(db)
+    assert db.execute("select status from public.workflows where id = %s", (pending["id"],)).fetchone()["status"] == "PENDING"
+    assert db.execute("select status from public.workflows where id = %s", (row("A101"),)).fetchone()["status"] == "IN_PROGRESS"
+    assert db.execute("select status from public.tasks where id = %s", (row("A201"),)).fetchone()["status"] == "RUNNING"
 
 
 def test_unknown_actions_are_refused(db):

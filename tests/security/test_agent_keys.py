@@ -89,3 +89,20 @@ def test_an_agent_cannot_create_workflows_or_act_on_them(client, unchanged):
     assert_refused(created, 403)
     assert_refused(client.post(f"/api/workflows/{A101}/actions", json={"action": "cancel"}, headers=headers), 403)
     assert_refused(client.delete(f"/api/workflows/{A101}", headers=headers), 403)
+
+
+@pytest.mark.parametrize("headers", [agent(scope=A101, name="mia"), agent(scope=row("A102"))],
+                         ids=["another agent's workflow", "a workflow without the agent's tasks"])
+def test_an_agent_naming_a_workflow_it_has_no_work_in_sees_and_changes_nothing(client, unchanged, headers):
+    """The key is right, but the scope is not a workflow the agent works on: no row is visible,
+    as for a workflow of another tenant (existence is not revealed)."""
+    for path in ("/api/workflows", "/api/tasks", "/api/communications", "/api/documents"):
+        response = client.get(path, headers=headers)
+        assert response.status_code == 200 and response.json["totalCount"] == 0, path
+    assert_refused(client.get(f"/api/workflows/{A101}", headers=headers), 404)
+    assert_refused(client.get(f"/api/tasks/{A201}", headers=headers), 404)
+    assert_refused(client.post(f"/api/tasks/{A201}/actions", json={"action": "complete", "data": {"result": {}}},
+                               headers=headers), 404)
+    assert_refused(client.post("/api/communications", json={"workflowId": str(A101), "type": "email",
+                                                            "direction": "OUTBOUND", "body": "hi"}, headers=headers),
+                   404)
