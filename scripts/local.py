@@ -492,9 +492,17 @@ def command_up(args: argparse.Namespace) -> int:
         return failure.exit_code
     finally:
         if system.started_anything():
+            # The children run in sessions of their own: a second Ctrl-C (or a SIGTERM) during the
+            # stop must not cut it short and leave them running.
+            signal.signal(signal.SIGINT, still_stopping)
+            signal.signal(signal.SIGTERM, still_stopping)
             say("stopping" + (" (interrupted)" if interrupted else ""))
             system.stop()
             say("stopped")
+
+
+def still_stopping(signum, frame) -> None:
+    os.write(sys.stderr.fileno(), b"[local] still stopping everything; one moment\n")
 
 
 def command_demo(args: argparse.Namespace) -> int:

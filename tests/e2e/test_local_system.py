@@ -72,6 +72,50 @@ def test_the_first_readme_command_runs_the_system_and_the_demo_completes(tmp_pat
     assert "callbackSecret" not in output and "whsec_" not in output
 
 
+@pytest.mark.timeout(600)
+def test_a_second_ctrl_c_while_stopping_still_stops_everything(tmp_path):
+    """An impatient operator presses Ctrl-C twice: the second lands during the stop, which goes
+    on; n8n, the agent simulator, the service and the cluster (each in a session of its own)
+    are all stopped."""
+    if harness.n8n_local.installed_binary() is None:
+        pytest.skip("n8n is not installed (scripts/n8n_local.py install)")
+    port, n8n_port = free_port(), free_port()
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    process = subprocess.Popen([sys.executable, "scripts/local.py", "up", "--port", str(port), "--n8n-port",
+                                str(n8n_port), "--state-dir", str(tmp_path / "state")],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    lines: list[str] = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("Demo: "):  # the banner's last line: everything is up
+                break
+            if "stopping" in line:
+                pytest.fail("".join(lines)[-4000:])
+        assert listening(port) and listening(n8n_port), "".join(lines)[-4000:]
+        process.send_signal(signal.SIGINT)
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("[local] stopping"):
+                process.send_signal(signal.SIGINT)  # the second one, during the stop
+                break
+        lines += process.stdout.readlines()
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    output = "".join(lines)
+    assert process.returncode == 0, output[-4000:]
+    assert "still stopping" in output and output.rstrip().endswith("[local] stopped"), output[-4000:]
+    assert "Traceback" not in output, output[-4000:]
+    assert not listening(port) and not listening(n8n_port)
+    location = tmp_path / "state" / "postgres-location"
+    cluster = Path(location.read_text().strip()) if location.exists() else tmp_path / "state" / "postgres"
+    assert not (cluster / "data" / "postmaster.pid").exists()
+    assert local("reset", "--state-dir", str(tmp_path / "state")).returncode == 0
+
+
 def test_a_taken_port_is_refused_with_a_clear_message(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
