@@ -123,9 +123,14 @@ class Socket:
                 return None
             self.ws.settimeout(remaining)
             try:
-                raw = self.ws.recv()
+                opcode, raw = self.ws.recv_data(control_frame=True)  # pings are answered inside
             except websocket.WebSocketTimeoutException:
                 return None
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                code = int.from_bytes(raw[:2], "big") if len(raw) >= 2 else None
+                raise AssertionError(f"the server closed the socket with code {code}: {raw[2:].decode(errors='replace')}")
+            if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                continue
             message = json.loads(raw)
             if message.get("type") != "heartbeat":
                 return message
