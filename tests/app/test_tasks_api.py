@@ -506,6 +506,26 @@ def test_assign_sets_the_assignee_and_notifies_them(as_, db):
                       (task["id"],)).fetchone()["event_type"] == "assigned"
 
 
+def test_assigning_to_the_current_assignee_again_changes_and_notifies_nothing(as_, db):
+    """A double click on "assign": the second request succeeds and writes nothing."""
+    _, tasks = started(db)
+    task = tasks["extract_payoff_data"]
+    assert act(as_("operator"), task["id"], "assign", assigneeId=str(MANAGER)).json["notificationsSent"] == 1
+    before = task_row(db, task["id"])
+    again = act(as_("operator"), task["id"], "assign", assigneeId=str(MANAGER))
+    assert again.status_code == 200, again.json
+    assert (again.json["success"], again.json["notificationsSent"], again.json["newStatus"]) == (True, 0, before["status"])
+    assert task_row(db, task["id"]) == before  # not even updated_at moved
+    assert db.execute("select count(*) as n from public.notifications where task_id = %s", (task["id"],)).fetchone()["n"] == 1
+    assert len(audit_events(db, task["id"], "task.assign")) == 1
+    # Someone else is a change again.
+    other = act(as_("operator"), task["id"], "assign", assigneeId=str(OPERATOR))
+    assert other.json["notificationsSent"] == 1 and task_row(db, task["id"])["assigned_to"] == OPERATOR
+    assert sorted((e["changes"]["assignedTo"]["old"] or "", e["changes"]["assignedTo"]["new"])
+                  for e in audit_events(db, task["id"], "task.assign")) == sorted([("", str(MANAGER)),
+                                                                                   (str(MANAGER), str(OPERATOR))])
+
+
 def test_fail_records_the_error(as_, db):
     _, tasks = started(db)
     task = tasks["identify_lender_contact"]

@@ -35,6 +35,7 @@ from tests.support import Person, mint_token  # noqa: E402
 
 SECRET = "bench-secret-0123456789abcdef0123456789"
 RESULTS = ROOT / "tests" / "perf" / "results"
+WRK_THREADS = 2
 
 SEED_TEMPLATE = """
 set session_replication_role = replica;  -- bulk load: skip audit/event triggers, counters set directly
@@ -84,21 +85,35 @@ def seed_sql(workflows: int = 10_000, clients: int = 50) -> str:
 
 SEED = seed_sql()
 
+# POSTs (the task action): each wrk thread takes its own share of the paths, and the body
+# changes with every pass over them, so every request changes something (assigning a task to
+# the person it is assigned to already is a no-op the database answers without writing).
 LUA = """
 local paths = {}
 local bodies = {}
 local idx = 0
+local threads = 0
+setup = function(thread)
+  thread:set("thread_id", threads)
+  threads = threads + 1
+end
 init = function(args)
-  for line in io.lines(os.getenv("BENCH_PATHS")) do table.insert(paths, line) end
   local body = os.getenv("BENCH_BODY")
   method = body and "POST" or "GET"
+  local count = tonumber(os.getenv("BENCH_THREADS"))
+  local n = 0
+  for line in io.lines(os.getenv("BENCH_PATHS")) do
+    if method == "GET" or n % count == thread_id then table.insert(paths, line) end
+    n = n + 1
+  end
   if body then for line in io.lines(body) do table.insert(bodies, line) end end
 end
 request = function()
-  idx = idx + 1
   local path = paths[(idx % #paths) + 1]
+  local pass = math.floor(idx / #paths)
+  idx = idx + 1
   local headers = {["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN"), ["Content-Type"] = "application/json"}
-  if method == "POST" then return wrk.format("POST", path, headers, bodies[(idx % #bodies) + 1]) end
+  if method == "POST" then return wrk.format("POST", path, headers, bodies[(pass % #bodies) + 1]) end
   return wrk.format("GET", path, headers)
 end
 done = function(summary, latency, requests)
@@ -140,11 +155,11 @@ def wrk(base: str, paths: list[str], token: str, duration: int, connections: int
         script, path_file = Path(tmp, "bench.lua"), Path(tmp, "paths")
         script.write_text(LUA)
         path_file.write_text("\n".join(paths) + "\n")
-        env = {**os.environ, "BENCH_PATHS": str(path_file), "BENCH_TOKEN": token}
+        env = {**os.environ, "BENCH_PATHS": str(path_file), "BENCH_TOKEN": token, "BENCH_THREADS": str(WRK_THREADS)}
         if bodies:
             Path(tmp, "bodies").write_text("\n".join(bodies) + "\n")
             env["BENCH_BODY"] = str(Path(tmp, "bodies"))
-        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "-s", str(script), base],
+        out = subprocess.run(["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "-s", str(script), base],
                              capture_output=True, text=True, env=env, check=True).stdout
     result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
     result["rps"] = round(result["requests"] / result["seconds"], 1)
@@ -208,13 +223,14 @@ def main() -> int:
     print("migrating and seeding 10,000 workflows / 100,000 tasks / 50 clients ...", flush=True)
     started = time.perf_counter()
     apply_migrations(url, seed=True)
-    operator_id = uuid.uuid4()
+    operator_id, colleague_id = uuid.uuid4(), uuid.uuid4()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(SEED)
         conn.execute("vacuum analyze")  # as autovacuum leaves a table at rest (visibility map set)
-        conn.execute("insert into auth.users (id, email) values (%s, 'bench-operator@example.com')", (operator_id,))
-        conn.execute("""insert into public.user_profiles (id, email, user_type, role)
-                        values (%s, 'bench-operator@example.com', 'hil_user', 'hil_operator')""", (operator_id,))
+        for person, email in ((operator_id, "bench-operator@example.com"), (colleague_id, "bench-colleague@example.com")):
+            conn.execute("insert into auth.users (id, email) values (%s, %s)", (person, email))
+            conn.execute("""insert into public.user_profiles (id, email, user_type, role)
+                            values (%s, %s, 'hil_user', 'hil_operator')""", (person, email))
         workflow_ids = [r[0] for r in conn.execute(
             "select id from public.workflows where title like 'Bench workflow %%' order by random() limit 500")]
         task_ids = [r[0] for r in conn.execute(
@@ -248,9 +264,13 @@ def main() -> int:
             rows[label] = wrk(base, paths, token, args.duration, args.connections)
             print(f"{label}: {rows[label]}", flush=True)
         if not args.ratio_only:
-            bodies = [json.dumps({"action": "assign", "data": {"assigneeId": str(operator_id)}})]
+            bodies = [json.dumps({"action": "assign", "data": {"assigneeId": str(person)}})
+                      for person in (operator_id, colleague_id)]
             action_paths = [f"/api/tasks/{t}/actions" for t in task_ids]
             rows["task action (assign)"] = wrk(base, action_paths, token, args.duration, args.connections, bodies)
+            with psycopg.connect(url) as conn:  # every answered action changed something
+                rows["task action (assign)"]["changed"] = conn.execute(
+                    "select count(*) from public.audit_events where event_type = 'task.assign'").fetchone()[0]
             print(f"task action: {rows['task action (assign)']}", flush=True)
         # The ratio's three runs take turns in short rounds (the order rotating), so a change in
         # what else the shared machine is doing falls on all three alike; the ratio reported is
