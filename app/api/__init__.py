@@ -47,8 +47,12 @@ API_CONFIG = {
         "info": {"description": "Workflows, tasks, communications, documents and counterparties of the Rexera "
                                 "back office, with actions, views and a realtime event stream."},
         "components": {"securitySchemes": {
-            "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-            "agentKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                           "description": "A Supabase access token; role, user type and client come from its app_metadata."},
+            "agentKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                         "description": "Agents: the API key with X-Agent-Name and X-Workflow-Scope (a workflow id). "
+                                        "The agent sees that workflow only while it has work in it (a task assigned to "
+                                        "it, or an attempt it made); any other scope shows nothing."},
         }},
         "security": [{"bearerAuth": []}, {"agentKey": []}],
     },

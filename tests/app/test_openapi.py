@@ -50,3 +50,10 @@ def test_no_generated_request_gets_a_server_error_or_breaks_the_schema(app, db):
     assert figures.total >= 31 * 3 * 2 * 5
     # Authenticated cases reach the data, not only the front door.
     assert figures.statuses[200] > figures.total // 10 and figures.statuses[401] == 0
+
+
+def test_the_security_schemes_tell_callers_how_to_authenticate(client):
+    schemes = client.get("/api/openapi.json").json["components"]["securitySchemes"]
+    assert schemes["bearerAuth"]["scheme"] == "bearer" and "app_metadata" in schemes["bearerAuth"]["description"]
+    assert schemes["agentKey"]["name"] == "X-API-Key"
+    assert "X-Agent-Name" in schemes["agentKey"]["description"] and "X-Workflow-Scope" in schemes["agentKey"]["description"]
