@@ -15,7 +15,7 @@ import threading
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
+worker_class = "app.server.ApiThreadWorker"  # gthread, with gunicorn's own 4xx answers in the API's error shape
 realtime_sockets = int(os.environ.get("REALTIME_SOCKETS_PER_WORKER", "0"))
 threads = int(os.environ.get("GUNICORN_THREADS", "32")) + realtime_sockets
 worker_connections = 1000 + realtime_sockets  # gunicorn's default, plus the sockets

@@ -2,8 +2,12 @@
 services on one machine never share gunicorn's default path."""
 from __future__ import annotations
 
+import json
+import socket
 import stat
 from pathlib import Path
+
+import pytest
 
 from tests.perf.bench_api import free_port, start_service
 from tests.realtime.conftest import service_env, stop_service
@@ -28,3 +32,43 @@ def test_no_control_socket_unless_asked_and_then_at_the_path_given(realtime_data
     finally:
         stop_service(plain)
     assert not asked.exists()
+
+
+def raw_request(base: str, data: bytes) -> tuple[str, dict, bytes]:
+    """Send bytes as they are (no client library would send these) and read the answer."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    return status, {k.lower(): v for k, v in (line.split(": ", 1) for line in lines)}, body
+
+
+@pytest.mark.parametrize("request_bytes, status, code", [
+    (b"GET /api/workflows HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b"a" * 10_000 + b"\r\n\r\n",
+     "431 Request Header Fields Too Large", "headers_too_large"),
+    (b"GET /api/workflows?q=" + b"a" * 6_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", "414 URI Too Long", "uri_too_long"),
+    (b"GET /api/workflows HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(120)) + b"\r\n",
+     "431 Request Header Fields Too Large", "headers_too_large"),
+    (b"BROKEN\r\n\r\n", "400 Bad Request", "bad_request"),
+    (b"GET /api/workflows HTTP/9.9\r\nHost: x\r\n\r\n", "400 Bad Request", "bad_request"),
+], ids=["a 10 KB header", "a 6 KB URL", "120 headers", "no request line", "an unknown HTTP version"])
+def test_what_gunicorn_refuses_itself_is_answered_in_the_error_shape(gunicorn_service, request_bytes, status, code):
+    line, headers, body = raw_request(gunicorn_service, request_bytes)
+    assert line == f"HTTP/1.1 {status}"
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert error["code"] == code and error["message"] and error["requestId"] == headers["x-request-id"]
+    assert set(error) == {"code", "message", "details", "requestId"}
+
+
+@pytest.fixture(scope="module")
+def gunicorn_service(realtime_database):
+    process, base = start_service(service_env(realtime_database, free_port()), "wsgi:app", "gunicorn-refusals.log")
+    try:
+        yield base
+    finally:
+        stop_service(process)
