@@ -202,9 +202,9 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of read, no-op and floor taking turns")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of read, no-op, floor and bare taking turns")
     parser.add_argument("--round-seconds", type=int, default=4)
-    parser.add_argument("--ratio-only", action="store_true", help="only the read / no-op / floor rounds")
+    parser.add_argument("--ratio-only", action="store_true", help="only the read / no-op / floor / bare rounds")
     parser.add_argument("--prepare-threshold", default="none",
                         help="DB_PREPARE_THRESHOLD for the service (none: as behind Supabase's transaction pooler)")
     parser.add_argument("--seed-only", action="store_true",
@@ -276,10 +276,11 @@ def main() -> int:
         # what else the shared machine is doing falls on all three alike; the ratio reported is
         # the median of the rounds' ratios.
         ratio_paths = {"read": [f"/api/workflows/{w}" for w in workflow_ids], "noop": ["/bench/noop"],
-                       "floor": ["/api/bench/floor"]}
+                       "floor": ["/api/bench/floor"], "bare": ["/bench/bare"]}
         runs = {name: [] for name in ratio_paths}
         for number in range(args.rounds):
-            order = list(ratio_paths)[number % 3:] + list(ratio_paths)[:number % 3]
+            turn = number % len(ratio_paths)
+            order = list(ratio_paths)[turn:] + list(ratio_paths)[:turn]
             for name in order:
                 before = cpu_seconds(gunicorn.pid, url)
                 run = wrk(base, ratio_paths[name], token, args.round_seconds, args.connections)
@@ -292,6 +293,7 @@ def main() -> int:
         rows["read: get workflow"] = combined(runs["read"])
         rows["baseline: Flask no-op"] = combined(runs["noop"])
         rows["floor: authenticated `select 1`"] = combined(runs["floor"])
+        rows["bare: pooled `select 1`, no caller"] = combined(runs["bare"])
     finally:
         gunicorn.send_signal(signal.SIGTERM)
         gunicorn.wait(timeout=30)
@@ -300,12 +302,16 @@ def main() -> int:
 
     round_ratios = [round(r["rps"] / n["rps"], 3) for r, n in zip(runs["read"], runs["noop"])]
     floor_ratios = [round(f["rps"] / n["rps"], 3) for f, n in zip(runs["floor"], runs["noop"])]
+    bare_ratios = [round(b["rps"] / n["rps"], 3) for b, n in zip(runs["bare"], runs["noop"])]
     ratio, floor_ratio = statistics.median(round_ratios), statistics.median(floor_ratios)
+    bare_ratio = statistics.median(bare_ratios)
     report = {"machine": f"{os.cpu_count()} cores", "workers": args.workers, "connections": args.connections,
               "prepare_threshold": args.prepare_threshold,
               "duration_s": args.duration, "data": {"workflows": counts[0], "tasks": counts[1], "clients": counts[2]},
               "results": rows, "read_to_noop_rps_ratio": ratio, "floor_to_noop_rps_ratio": floor_ratio,
-              "rounds": {"seconds": args.round_seconds, "read_to_noop": round_ratios, "floor_to_noop": floor_ratios}}
+              "bare_to_noop_rps_ratio": bare_ratio,
+              "rounds": {"seconds": args.round_seconds, "read_to_noop": round_ratios, "floor_to_noop": floor_ratios,
+                         "bare_to_noop": bare_ratios}}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "api.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = ["| scenario | p50 ms | p95 ms | p99 ms | req/s | errors |", "|---|---:|---:|---:|---:|---:|"]
@@ -316,8 +322,9 @@ def main() -> int:
     lines.append(f"\nread req/s ÷ no-op req/s = **{ratio}**, the median of {args.rounds} rounds of {args.round_seconds} s"
                  f" taking turns ({', '.join(map(str, round_ratios))}; {args.connections} connections, {args.workers} workers,"
                  f" prepared statements: {args.prepare_threshold}); the floor (authenticate, one round trip, `select 1`)"
-                 f" ÷ no-op = {floor_ratio} ({', '.join(map(str, floor_ratios))}). Their rows above: all rounds together"
-                 " (req/s) and the median round's percentiles.")
+                 f" ÷ no-op = {floor_ratio} ({', '.join(map(str, floor_ratios))}); bare (a pooled `select 1`, no caller,"
+                 f" no transaction) ÷ no-op = {bare_ratio} ({', '.join(map(str, bare_ratios))}). Their rows above: all"
+                 " rounds together (req/s) and the median round's percentiles.")
     (RESULTS / "api.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
