@@ -16,15 +16,12 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from app.errors import STATUS_CODES
 
-CODES = {**STATUS_CODES, 414: "uri_too_long", 417: "expectation_failed", 431: "headers_too_large",
-         501: "not_implemented"}
-
 
 def write_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's util.write_error, with the API's error body (there is no request id yet: a
     new one is made, and sent as X-Request-Id too)."""
     request_id = str(uuid.uuid4())
-    body = json.dumps({"error": {"code": CODES.get(status_int, "bad_request"), "message": mesg or reason,
+    body = json.dumps({"error": {"code": STATUS_CODES.get(status_int, "bad_request"), "message": mesg or reason,
                                  "details": None, "requestId": request_id}}).encode()
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"X-Request-Id: {request_id}\r\nContent-Length: {len(body)}\r\n\r\n")

@@ -273,7 +273,7 @@ def main() -> int:
                     "select count(*) from public.audit_events where event_type = 'task.assign'").fetchone()[0]
             print(f"task action: {rows['task action (assign)']}", flush=True)
         # The ratio's three runs take turns in short rounds (the order rotating), so a change in
-        # what else the shared machine is doing falls on all three alike; the ratio reported is
+        # what else the shared machine is doing falls on all of them alike; the ratio reported is
         # the median of the rounds' ratios.
         ratio_paths = {"read": [f"/api/workflows/{w}" for w in workflow_ids], "noop": ["/bench/noop"],
                        "floor": ["/api/bench/floor"], "bare": ["/bench/bare"]}
@@ -300,11 +300,11 @@ def main() -> int:
         with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
-    round_ratios = [round(r["rps"] / n["rps"], 3) for r, n in zip(runs["read"], runs["noop"])]
-    floor_ratios = [round(f["rps"] / n["rps"], 3) for f, n in zip(runs["floor"], runs["noop"])]
-    bare_ratios = [round(b["rps"] / n["rps"], 3) for b, n in zip(runs["bare"], runs["noop"])]
-    ratio, floor_ratio = statistics.median(round_ratios), statistics.median(floor_ratios)
-    bare_ratio = statistics.median(bare_ratios)
+    # Each round's req/s of read, floor and bare over that round's no-op, and their medians.
+    to_noop = {name: [round(r["rps"] / n["rps"], 3) for r, n in zip(runs[name], runs["noop"])]
+               for name in ("read", "floor", "bare")}
+    round_ratios, floor_ratios, bare_ratios = to_noop["read"], to_noop["floor"], to_noop["bare"]
+    ratio, floor_ratio, bare_ratio = (statistics.median(to_noop[name]) for name in ("read", "floor", "bare"))
     report = {"machine": f"{os.cpu_count()} cores", "workers": args.workers, "connections": args.connections,
               "prepare_threshold": args.prepare_threshold,
               "duration_s": args.duration, "data": {"workflows": counts[0], "tasks": counts[1], "clients": counts[2]},
