@@ -11,6 +11,7 @@ exactly as before. See the README's Realtime section for measured limits.
 """
 import os
 import signal
+import sys
 import threading
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
@@ -30,6 +31,19 @@ errorlog = "-"
 control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET", "").strip()
 if not control_socket_disable:
     control_socket = os.environ["GUNICORN_CONTROL_SOCKET"].strip()
+
+
+def on_starting(server):
+    """The configuration is checked once, in the master, before the port is bound or a worker
+    forked: a bad one stops gunicorn at once (exit 2) with the message naming every problem,
+    instead of workers failing to boot one after another."""
+    from app.config import ConfigError, Settings
+
+    try:
+        Settings.from_env()
+    except ConfigError as error:
+        print(error, file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 def post_worker_init(worker):

@@ -10,4 +10,6 @@ try:
     app = create_app()
 except ConfigError as error:
     print(error, file=sys.stderr)
-    raise SystemExit(2) from None
+    # 4 is gunicorn's "app failed to load": its master stops instead of forking worker after
+    # worker (gunicorn.conf.py checks the configuration in the master first anyway).
+    raise SystemExit(4) from None

@@ -8,6 +8,8 @@ from flask import Flask, g, request
 from app.config import Settings
 
 PUBLIC_PATHS = ("/api/health", "/api/openapi.json", "/api/docs", "/metrics")
+# The one webhook a person calls (with their own token), authenticated like the API.
+CLIENT_MESSAGE_PATH = "/webhooks/inbound/client-message"
 
 
 def create_app(settings: Settings | None = None, database=None) -> Flask:
@@ -18,7 +20,7 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = app.config["SETTINGS"].max_body_bytes
     app.json.sort_keys = False
 
-    from app import api, auth, db, errors, observability, ratelimits, realtime
+    from app import api, auth, db, errors, inputs, observability, ratelimits, realtime
 
     errors.init_app(app)
     auth.init_app(app)
@@ -33,8 +35,13 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
     def identify_request():
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if 0 < len(incoming) <= 100 and incoming.isprintable() else str(uuid.uuid4())
-        if request.path.startswith("/api/") and not request.path.startswith(PUBLIC_PATHS):
+        if (request.path.startswith("/api/") and not request.path.startswith(PUBLIC_PATHS)) \
+                or request.path == CLIENT_MESSAGE_PATH:
             g.principal = auth.authenticate(app)
+
+    # After identify_request: refusals carry the request id, and an unauthenticated caller
+    # hears 401 before anything about its body.
+    inputs.init_app(app)
 
     @app.after_request
     def tag_response(response):

@@ -152,6 +152,11 @@ class TokenVerifier:
         # any string as sub; a person is a user id, or the audit trail cannot name them.
         if type(claims["exp"]) not in (int, float) or _uuid_or_none(claims["sub"]) is None:
             raise ApiError(401, "the token's exp must be a number and its sub a user id", "invalid_token")
+        # A person's token says so: Supabase gives signed-in people "role": "authenticated". An
+        # anon key, the service-role key or a token without a role is nobody's token here.
+        if claims.get("role") != "authenticated":
+            raise ApiError(401, "this is not a person's access token: its role must be \"authenticated\"",
+                           "invalid_token")
         return claims
 
 

@@ -53,6 +53,9 @@ class Settings:
     realtime_replay_limit: int = 5000  # most events replayed for one subscribe with since
     realtime_retention_hours: int = 72  # events older than this are pruned
     realtime_prune_interval_seconds: int = 3600  # how often each process prunes; 0: never (pg_cron does it)
+    # How often each process checks again that the people on its sockets still count (active,
+    # same role and client), in case the database's announcement of a change was missed.
+    realtime_person_recheck_seconds: int = 30
 
     @property
     def jwks_url(self) -> str | None:
@@ -152,6 +155,7 @@ class Settings:
             realtime_replay_limit=integer("REALTIME_REPLAY_LIMIT", 5000, 1, 100_000),
             realtime_retention_hours=integer("REALTIME_RETENTION_HOURS", 72, 1, 8760),
             realtime_prune_interval_seconds=integer("REALTIME_PRUNE_INTERVAL_SECONDS", 3600, 0, 86_400),
+            realtime_person_recheck_seconds=integer("REALTIME_PERSON_RECHECK_SECONDS", 30, 1, 3600),
         )
         if problems:
             raise ConfigError(problems)

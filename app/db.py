@@ -25,6 +25,10 @@ select set_config('role', %s, true),
        set_config('request.jwt.claims', %s, true),
        set_config('request.headers', %s, true)
 """
+# Run first in every person's transaction: a token whose person is deactivated, deleted, or no
+# longer holds the role or client it claims is refused (SQLSTATE 28000, answered 401) by every
+# endpoint alike. The answer is kept for the transaction, so the policies after reuse it.
+REQUIRE_CURRENT_PERSON = "select private.require_current_person()"
 RETRYABLE = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
 
 
@@ -49,12 +53,14 @@ class PooledConnection(psycopg.Connection):
         return self._reused
 
     def begin_as(self, principal: Principal) -> bytes:
-        """BEGIN and the request context (role, claims, headers) as one text of two statements
-        for the simple query protocol, the values quoted by libpq."""
+        """BEGIN and the request context (role, claims, headers) as one text for the simple
+        query protocol, the values quoted by libpq: two statements, and for a person a third
+        that refuses them unless they still count (REQUIRE_CURRENT_PERSON)."""
         quote = self.reused()[0].escape_literal
-        return (b"begin; select set_config('role', " + quote(principal.request_role.encode())
-                + b", true), set_config('request.jwt.claims', " + quote(json.dumps(principal.claims).encode())
-                + b", true), set_config('request.headers', " + quote(request_headers_json().encode()) + b", true)")
+        begin = (b"begin; select set_config('role', " + quote(principal.request_role.encode())
+                 + b", true), set_config('request.jwt.claims', " + quote(json.dumps(principal.claims).encode())
+                 + b", true), set_config('request.headers', " + quote(request_headers_json().encode()) + b", true)")
+        return begin + b"; " + REQUIRE_CURRENT_PERSON.encode() if principal.kind == "person" else begin
 
 
 class Database:
@@ -151,6 +157,8 @@ class Database:
                         cursor.execute(begin + b"; " + statement + b"; commit", prepare=False)
                         cursor.nextset()  # past BEGIN
                         cursor.nextset()  # past the request context
+                        if principal.kind == "person":
+                            cursor.nextset()  # past the person check
                 except BaseException:
                     if not conn.broken and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                         conn.execute("rollback")
@@ -189,19 +197,28 @@ class Database:
         raise AssertionError("unreachable")
 
 
+def switch_principal(conn: psycopg.Connection, principal: Principal) -> None:
+    """From here to the end of the transaction, act as `principal` (its role and claims): how
+    a request made for a person takes the service path for the part only the service may do,
+    in the same transaction, so the whole request is still one unit."""
+    conn.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+                 (principal.request_role, json.dumps(principal.claims)))
+
+
 def _is_connection_loss(error: psycopg.OperationalError) -> bool:
     """True when the connection itself failed (not, say, a statement timeout)."""
     return isinstance(error, (psycopg.errors.AdminShutdown, psycopg.errors.CannotConnectNow)) or error.sqlstate is None
 
 
 def request_headers_json() -> str:
-    """The request context the audit trigger records (request id, client address, user agent)."""
+    """The request context the audit trigger records (request id, client address, user agent),
+    with what PostgreSQL cannot store in text (NUL, other control characters) left out."""
     if not has_request_context():
         return "{}"
     return json.dumps({
         "x-request-id": g.get("request_id"),
         "x-forwarded-for": request.remote_addr,
-        "user-agent": (request.user_agent.string or "")[:300],
+        "user-agent": "".join(c for c in (request.user_agent.string or "")[:300] if c.isprintable()),
     })
 
 

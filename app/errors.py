@@ -48,6 +48,8 @@ def from_database_error(error: psycopg.Error) -> ApiError:
     if isinstance(error, pg.InsufficientPrivilege):
         return ApiError(403, "your role may not do this", "forbidden",
                         {"reason": message} if "row-level security" not in message else None)
+    if isinstance(error, pg.InvalidAuthorizationSpecification):
+        return ApiError(401, message, "person_inactive")
     if isinstance(error, pg.NoDataFound):
         return ApiError(404, message, "not_found")
     if isinstance(error, pg.ObjectNotInPrerequisiteState):

@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, has_request_context, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
@@ -33,13 +33,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class RequestIdFilter(logging.Filter):
+    """Every line logged while a request is served carries that request's id (the error a view
+    raised, a warning of the database layer, a WebSocket session's failure), as request_id."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None and has_request_context():
+            record.request_id = g.get("request_id")
+        return True
+
+
+def json_log_handler(stream=None) -> logging.Handler:
+    """The service's log handler: JSON lines, each carrying the request id where there is one."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
+    return handler
+
+
 def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root.handlers[:] = [handler]
+    root.handlers[:] = [json_log_handler()]
     root.setLevel(level)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from app import create_app
 from app.config import Settings
-from app.db import APPLY_REQUEST_CONTEXT, Database, request_headers_json
+from app.db import APPLY_REQUEST_CONTEXT, REQUIRE_CURRENT_PERSON, Database, request_headers_json
 from tests.db.world import PEOPLE
 from tests.support import JWT_SECRET, act_as_service, mint_token
 
@@ -36,6 +36,8 @@ class TransactionalDatabase(Database):
             with self.conn.transaction():
                 self.conn.execute(APPLY_REQUEST_CONTEXT, (principal.request_role, json.dumps(principal.claims),
                                                           request_headers_json()))
+                if principal.kind == "person":
+                    self.conn.execute(REQUIRE_CURRENT_PERSON)
                 yield self.conn
         finally:
             act_as_service(self.conn)

@@ -1,11 +1,29 @@
 """The REST API: flask-smorest blueprints, OpenAPI document and interactive docs."""
 from __future__ import annotations
 
+import flask_smorest
 from flask import Flask, Response
 from flask_smorest import Api as SmorestApi
 from marshmallow import Schema, fields
+from webargs import core
+from webargs.flaskparser import FlaskParser
 
 from app.errors import http_error_response
+from app.inputs import has_json_body, json_body
+
+
+class CheckedBodyParser(FlaskParser):
+    """webargs' parser, reading the body app.inputs already checked and parsed (never a second
+    parse, never a body of another content type read as none)."""
+
+    def _raw_load_json(self, req):
+        return json_body() if has_json_body() else core.missing
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint, its arguments read by CheckedBodyParser."""
+
+    ARGUMENTS_PARSER = CheckedBodyParser()
 
 
 def json_response(text: str) -> Response:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import uuid
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from app.api import Blueprint
 from app.auth import current_principal
 from app.db import get_db
 from app.schemas.counterparties import (Counterparty, CounterpartyCreate, CounterpartyList, CounterpartyListArgs,

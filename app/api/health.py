@@ -4,8 +4,8 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import current_app
-from flask_smorest import Blueprint
 
+from app.api import Blueprint
 from app.errors import ApiError
 from app.services import health
 

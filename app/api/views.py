@@ -1,9 +1,8 @@
 """Views: read-only, one database round trip each (SQL functions under the caller's RLS)."""
 from __future__ import annotations
 
-from flask_smorest import Blueprint
 
-from app.api import json_response
+from app.api import Blueprint, json_response
 from app.auth import current_principal
 from app.db import get_db
 from app.schemas.views import DashboardArgs, MarkRead, Marked, NotificationArgs, PerformanceArgs, SlaArgs
@@ -54,6 +53,6 @@ def notifications(args):
 @blp.arguments(MarkRead())
 @blp.response(200, Marked)
 def mark_read(body):
-    """Mark your notifications read: the ids given, or all unread ones."""
+    """Mark your notifications read: the ids given, or every unread one with all: true."""
     return {"marked": get_db().run(current_principal(), lambda conn: conn.execute(
         "select public.mark_notifications_read(%s) as n", (body.get("ids"),)).fetchone()["n"])}

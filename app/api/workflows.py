@@ -5,9 +5,8 @@ import json
 import uuid
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from app.api import json_response
+from app.api import Blueprint, json_response
 from app.auth import current_principal
 from app.db import get_db
 from app.errors import ApiError

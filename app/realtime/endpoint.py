@@ -3,7 +3,8 @@ live events and heartbeats, until the socket goes, its token expires or it falls
 
 Each socket is served by its own thread (the server's), which is the only one writing events
 to it; the hub only queues, so one slow socket never delays another. Close codes:
-4001 authentication failed, 4002 token expired, 4008 too slow (outbox full), 1008 no pong to
+4001 authentication failed, 4002 token expired, 4003 access revoked (the person was deactivated,
+deleted, or moved to another role or client while connected), 4008 too slow (outbox full), 1008 no pong to
 the last ping (dead client), 1009 message too big, 1011 server error.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from wsproto.events import Ping, TextMessage
 
 from app import auth
 from app.auth import Principal
-from app.errors import ApiError
+from app.errors import ApiError, from_database_error
 from app.realtime.channels import Channel, ChannelError
 from app.realtime.hub import EVENT_COLUMNS, Hub, StreamEvent, Subscriber
 
@@ -36,6 +37,7 @@ sock = Sock()
 
 CLOSE_AUTH_FAILED = 4001
 CLOSE_TOKEN_EXPIRED = 4002
+CLOSE_ACCESS_REVOKED = 4003
 CLOSE_TOO_SLOW = 4008
 CLOSE_NO_PONG = 1008
 CLOSE_SERVER_ERROR = 1011
@@ -152,6 +154,10 @@ class Session:
             if subscriber.dropped_reason is not None:
                 self._close(CLOSE_TOO_SLOW, subscriber.dropped_reason)
                 return
+            if subscriber.revoked_reason is not None:
+                self._send_error("person_inactive", subscriber.revoked_reason)
+                self._close(CLOSE_ACCESS_REVOKED, "access revoked")
+                return
             if subscriber.going_away:
                 self._close(CLOSE_GOING_AWAY, "server restarting: reconnect and resume with since")
                 return
@@ -195,12 +201,23 @@ class Session:
                 self._accept_token(request.args["token"])
             else:
                 self._accept_token(self._await_auth_message())
+            self._require_current_person(self.principal)
         except ApiError as error:
             self._send_error(error.code, error.message)
             self._close(CLOSE_AUTH_FAILED, error.message[:120])
             return False
         self._send_json({"type": "authenticated", "role": self.principal.role, "expiresAt": self._expiry_iso()})
         return True
+
+    def _require_current_person(self, principal: Principal) -> None:
+        """A person's token counts only while the person does (the check every request makes)."""
+        if principal.kind != "person":
+            return
+        try:
+            with self.app.extensions["database"].transaction(principal):
+                pass
+        except psycopg.errors.InvalidAuthorizationSpecification as error:
+            raise from_database_error(error) from None
 
     def _await_auth_message(self) -> str:
         timeout = self.settings.realtime_auth_timeout_seconds
@@ -235,6 +252,10 @@ class Session:
         if (fresh.claims.get("sub"), fresh.claims.get("app_metadata")) != \
                 (self.principal.claims.get("sub"), self.principal.claims.get("app_metadata")):
             raise ProtocolError("token_mismatch", "a refreshed token must be for the same caller with the same role")
+        try:
+            self._require_current_person(fresh)
+        except ApiError as error:
+            raise ProtocolError(error.code, error.message) from None
         self.expires_at = float(claims["exp"])
         self._send_json({"type": "authenticated", "role": fresh.role, "expiresAt": self._expiry_iso()})
 
@@ -412,5 +433,6 @@ def init_app(app: Flask) -> None:
     metrics = app.extensions.get("metrics")
     app.extensions["realtime"] = Hub(settings.realtime_database_url or settings.database_url,
                                      settings.realtime_retention_hours, settings.realtime_prune_interval_seconds,
-                                     gauge=metrics.websocket_connections if metrics else None)
+                                     gauge=metrics.websocket_connections if metrics else None,
+                                     person_recheck_seconds=settings.realtime_person_recheck_seconds)
     sock.init_app(app)

@@ -80,6 +80,7 @@ class Subscriber:
         self.queue_size = queue_size
         self.dropped_reason: str | None = None
         self.going_away = False  # the process is stopping: close with 1001
+        self.revoked_reason: str | None = None  # the person no longer counts: close with 4003
         self._outbox: collections.deque[StreamEvent] = collections.deque()
         self._ready = threading.Condition()
         self._pending = False
@@ -122,7 +123,8 @@ class Subscriber:
 class Hub:
     """The subscribers of this process, indexed by channel, fed by one StreamListener."""
 
-    def __init__(self, database_url: str, retention_hours: int, prune_interval_seconds: int, gauge=None):
+    def __init__(self, database_url: str, retention_hours: int, prune_interval_seconds: int, gauge=None,
+                 person_recheck_seconds: int = 30):
         from app.realtime.listener import StreamListener
 
         self._lock = threading.Lock()
@@ -131,7 +133,9 @@ class Hub:
         self._gauge = gauge
         self.dropped_slow = 0
         self.delivered = 0
-        self.listener = StreamListener(database_url, self.publish, retention_hours, prune_interval_seconds)
+        self.revoked = 0
+        self.listener = StreamListener(database_url, self.publish, retention_hours, prune_interval_seconds,
+                                       recheck_people=self.recheck_people, recheck_seconds=person_recheck_seconds)
 
     def start(self) -> None:
         self.listener.start_once()
@@ -213,12 +217,38 @@ class Hub:
                     break
                 self.delivered += 1
 
+    def recheck_people(self, conn: psycopg.Connection) -> None:
+        """Ask the database whether each person on a socket still counts (active, the role and
+        client their token claims, an active client); a socket of one who does not is told
+        so and closed. Runs on the listener thread: on a change the database announces, every
+        realtime_person_recheck_seconds, and after reconnecting."""
+        with self._lock:
+            people = [s for s in self._subscribers if s.principal.kind == "person" and s.revoked_reason is None]
+        if not people:
+            return
+        pairs = {(str(s.principal.user_id), json.dumps(s.principal.claims.get("app_metadata") or {}, sort_keys=True))
+                 for s in people}
+        rows = conn.execute(
+            "select p.sub, p.meta from jsonb_to_recordset(%s::jsonb) as p(sub uuid, meta text)"
+            " where not private.person_is_current(p.sub, p.meta::jsonb)",
+            (json.dumps([{"sub": sub, "meta": meta} for sub, meta in pairs]),)).fetchall()
+        gone = {(str(row["sub"]), row["meta"]) for row in rows}
+        for subscriber in people:
+            key = (str(subscriber.principal.user_id),
+                   json.dumps(subscriber.principal.claims.get("app_metadata") or {}, sort_keys=True))
+            if key in gone:
+                subscriber.revoked_reason = ("this person no longer has access (deactivated, deleted, or their role or "
+                                             "client changed)")
+                self.revoked += 1
+                subscriber.wake()
+
     def health(self) -> dict:
         listener = self.listener
         with self._lock:
             subscribers = len(self._subscribers)
         figures = {"subscribers": subscribers, "lastEventId": listener.last_seq, "reconnects": listener.reconnects,
-                   "droppedSlowConsumers": self.dropped_slow, "delivered": self.delivered}
+                   "droppedSlowConsumers": self.dropped_slow, "delivered": self.delivered,
+                   "closedForRevokedAccess": self.revoked}
         if not listener.started:
             return {"status": "ok", "listening": False, "message": "the listener starts with the first WebSocket",
                     **figures}

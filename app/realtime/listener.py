@@ -27,6 +27,8 @@ from app.realtime.hub import EVENT_COLUMNS, StreamEvent
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "rexera_events"
+# A person's profile or a client changed (deactivated, deleted, moved): sockets are checked again.
+PEOPLE_CHANNEL = "rexera_people"
 BACKOFF_FIRST, BACKOFF_MAX = 0.25, 10.0
 GAP_SECONDS = 300
 RECENT_SEQS = 100_000  # seqs already published, so a replayed or re-announced event goes out once
@@ -43,9 +45,13 @@ class StreamListener:
     session of its own, and a pooled connection would be handed to requests)."""
 
     def __init__(self, database_url: str, publish: Callable[[psycopg.Connection, list[StreamEvent]], None],
-                 retention_hours: int, prune_interval_seconds: int):
+                 retention_hours: int, prune_interval_seconds: int,
+                 recheck_people: Callable[[psycopg.Connection], None] | None = None, recheck_seconds: int = 30):
         self.database_url = database_url
         self.publish = publish
+        self.recheck_people = recheck_people
+        self.recheck_seconds = recheck_seconds
+        self._next_recheck = time.monotonic() + recheck_seconds
         self.retention_hours = retention_hours
         self.prune_interval_seconds = prune_interval_seconds
         self.last_seq: int | None = None
@@ -83,17 +89,25 @@ class StreamListener:
                                      connect_timeout=5, application_name=application_name(),
                                      options="-c timezone=UTC -c statement_timeout=15000") as conn:
                     conn.execute(f"listen {NOTIFY_CHANNEL}")
+                    conn.execute(f"listen {PEOPLE_CHANNEL}")
                     self._catch_up(conn)
+                    # Changes to people while the connection was down were not announced here.
+                    self._recheck_people(conn)
                     self.connected.set()
                     delay = BACKOFF_FIRST
                     log.info("realtime listener connected", extra={"last_event_id": self.last_seq})
                     while not self._stopping.is_set():
                         seqs = []
+                        people_changed = False
                         for notify in conn.notifies(timeout=1.0, stop_after=1):
-                            if notify.payload.isdigit():
+                            if notify.channel == PEOPLE_CHANNEL:
+                                people_changed = True
+                            elif notify.payload.isdigit():
                                 seqs.append(int(notify.payload))
                         if seqs:
                             self._deliver(conn, seqs)
+                        if people_changed or time.monotonic() >= self._next_recheck:
+                            self._recheck_people(conn)
                         self._prune_when_due(conn)
             except psycopg.Error as error:
                 log.warning("realtime listener lost the database; reconnecting", extra={"error": str(error).strip()})
@@ -150,6 +164,11 @@ class StreamListener:
         for seq in [s for s, seen in self._gaps.items() if now - seen > GAP_SECONDS]:
             del self._gaps[seq]
         self.last_event_at = now
+
+    def _recheck_people(self, conn: psycopg.Connection) -> None:
+        self._next_recheck = time.monotonic() + self.recheck_seconds
+        if self.recheck_people is not None:
+            self.recheck_people(conn)
 
     def _prune_when_due(self, conn: psycopg.Connection) -> None:
         if self.prune_interval_seconds == 0 or time.monotonic() < self._next_prune:

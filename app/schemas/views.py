@@ -1,7 +1,7 @@
 """Arguments of the four read-only views (their bodies come whole from SQL, in camelCase)."""
 from __future__ import annotations
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.schemas import PRIORITIES, WORKFLOW_TYPES, CamelSchema
 
@@ -34,7 +34,16 @@ class NotificationArgs(CamelSchema):
 
 
 class MarkRead(CamelSchema):
+    """Which notifications to mark read: the ids given, or every unread one with all: true.
+    Nothing is marked by default."""
+
     ids = fields.List(fields.UUID(), validate=validate.Length(1, 500))
+    all = fields.Boolean(metadata={"description": "true: every unread notification of yours"})
+
+    @validates_schema
+    def ids_or_all(self, data, **kwargs):
+        if ("ids" in data) == bool(data.get("all")):
+            raise ValidationError('give either "ids" (a list of notification ids) or "all": true', "ids")
 
 
 class Marked(CamelSchema):

@@ -8,9 +8,10 @@ from flask import Blueprint, current_app, jsonify, request
 from marshmallow import ValidationError, fields, validate
 from psycopg.types.json import Jsonb
 
-from app.auth import Principal, authenticate
-from app.db import get_db
+from app.auth import Principal, current_principal
+from app.db import get_db, switch_principal
 from app.errors import ApiError
+from app.inputs import json_body
 from app.schemas import CamelSchema
 from app.schemas.workflows import validate_payload
 from app.webhooks.signing import inbound_token
@@ -80,14 +81,14 @@ def receive(kind: str, data: dict, extra: dict):
 @bp.post("/payoff-statement")
 def payoff_statement():
     """A lender's payoff statement for a waiting payoff request."""
-    data = load(PayoffStatement, request.get_json(silent=True))
+    data = load(PayoffStatement, json_body())
     return receive("payoff_statement", data, {"statement": data["statement"]})
 
 
 @bp.post("/hoa-documents")
 def hoa_documents():
     """An HOA's documents for a waiting HOA acquisition."""
-    data = load(HoaDocuments, request.get_json(silent=True))
+    data = load(HoaDocuments, json_body())
     return receive("hoa_documents", data, {})
 
 
@@ -95,33 +96,27 @@ def hoa_documents():
 def client_message():
     """A client's message on their workflow: recorded (client-visible), the owner notified, a
     Ria `handle_client_update` task injected for payoff requests, and payload changes applied."""
-    principal = authenticate(current_app)
-    data = load(ClientMessage, request.get_json(silent=True))
+    principal = current_principal()
+    data = load(ClientMessage, json_body())
     workflow_id = data["workflow_id"]
-
     changes = data.get("payload_changes") or {}
-    validated: dict = {}
 
-    def as_client(conn):
+    def work(conn):
+        # As the client: the workflow must be theirs, and the message is theirs.
         workflow = conn.execute("select id, workflow_type, payload, status from public.workflows where id = %s",
                                 (workflow_id,)).fetchone()
         if workflow is None:
             raise ApiError(404, f"workflow {workflow_id} not found", "not_found")
-        if changes:  # checked before anything is written
-            validated["payload"] = validate_payload(workflow["workflow_type"], {**workflow["payload"], **changes})
+        payload = validate_payload(workflow["workflow_type"], {**workflow["payload"], **changes}) if changes else None
         conn.execute("""insert into public.communications (workflow_id, communication_type, direction, status, body,
                                                           is_client_visible, sender_id)
                         values (%s, 'message', 'INBOUND', 'RECEIVED', %s, true, %s)""",
                      (workflow_id, data["message"], principal.user_id))
-        return workflow
-
-    workflow = get_db().run(principal, as_client)
-    payload = validated.get("payload")
-
-    def as_service(conn):
-        injected = None
+        # As the service, in the same transaction: a refusal anywhere below writes nothing.
+        switch_principal(conn, Principal.service("inbound:client_message"))
         if payload is not None:
             conn.execute("update public.workflows set payload = %s where id = %s", (Jsonb(payload), workflow_id))
+        injected = None
         if workflow["workflow_type"] == "PAYOFF_REQUEST" and workflow["status"] not in ("COMPLETED", "CANCELLED", "FAILED"):
             injected = conn.execute(
                 "select public.apply_n8n_event('inbound', %s, 'task.injected', %s) as r",
@@ -129,9 +124,9 @@ def client_message():
                     "taskKey": f"handle_client_update:{uuid.uuid4().hex[:8]}", "taskType": "handle_client_update",
                     "title": "Handle client update", "agentName": "ria", "priority": "HIGH",
                     "input": {"message": data["message"], "payloadChanges": changes}}}))).fetchone()["r"]
-        return injected
+        return payload, injected
 
-    injected = get_db().run(Principal.service("inbound:client_message"), as_service)
+    payload, injected = get_db().run(principal, work)
     result = {"received": True, "workflowId": str(workflow_id), "payloadChanged": payload is not None,
               "taskInjected": (injected or {}).get("body", {}).get("result", {}).get("taskKey")}
     response = jsonify(result)

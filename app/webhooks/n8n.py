@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 
 from flask import Blueprint, current_app, jsonify, request
 from psycopg.types.json import Jsonb
@@ -10,6 +9,7 @@ from psycopg.types.json import Jsonb
 from app.auth import Principal
 from app.db import get_db
 from app.errors import ApiError, error_response
+from app.inputs import json_body
 from app.webhooks.signing import SignatureError, verify, workflow_key
 
 bp = Blueprint("n8n_webhooks", __name__, url_prefix="/webhooks/n8n")
@@ -19,12 +19,8 @@ EVENT_TYPES = {"task.started", "task.completed", "task.failed", "task.waiting", 
 REFUSAL_CODES = {404: "not_found", 409: "invalid_state", 422: "invalid_event"}
 
 
-def parse_envelope(body: bytes) -> dict:
+def parse_envelope(envelope) -> dict:
     """{"type", "timestamp", "data": {"workflowId", ...}} or a 400 saying what is wrong."""
-    try:
-        envelope = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "the body is not JSON", "invalid_body") from None
     if not isinstance(envelope, dict) or not isinstance(envelope.get("data"), dict):
         raise ApiError(400, 'the body must be {"type", "timestamp", "data": {...}}', "invalid_body")
     if envelope.get("type") not in EVENT_TYPES:
@@ -55,8 +51,8 @@ def callback():
     secret = current_app.config["SETTINGS"].n8n_callback_secret
     if secret is None:
         raise ApiError(503, "callbacks are not configured here (N8N_CALLBACK_SECRET)", "unavailable")
-    body = request.get_data(cache=False)
-    envelope = parse_envelope(body)
+    body = request.get_data()  # the raw bytes signed (app.inputs checked and parsed them)
+    envelope = parse_envelope(json_body())
     try:
         event_id = verify(workflow_key(secret, envelope["data"]["workflowId"]), body, request.headers)
     except SignatureError as error:
@@ -77,7 +73,7 @@ def error_report():
     given = request.headers.get("X-N8N-Error-Token", "")
     if not hmac.compare_digest(given.encode(), token.encode()):
         raise ApiError(401, "send X-N8N-Error-Token", "invalid_token")
-    report = request.get_json(silent=True)
+    report = json_body()
     if not isinstance(report, dict) or not isinstance(report.get("executionId"), (str, int)):
         raise ApiError(400, 'the body must be {"executionId", "error": {...}}', "invalid_body")
     execution_id = str(report["executionId"])[:100]

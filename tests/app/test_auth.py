@@ -51,15 +51,16 @@ def test_a_token_without_exp_is_refused(client):
 
 
 def test_a_role_in_user_metadata_grants_nothing(client):
+    # A person without a profile is nobody here, whatever user_metadata says: every request 401.
     nobody = PEOPLE["unprovisioned"]
     token = mint_token(nobody, user_metadata={"role": "hil_manager", "user_type": "hil_user"})
     response = get(client, token)
-    assert response.status_code == 200 and response.json["totalCount"] == 0
+    assert response.status_code == 401 and response.json["error"]["code"] == "person_inactive"
     response = client.post("/api/workflows", json={"type": "PAYOFF_REQUEST", "clientId": str(row("A001")),
                                                    "payload": {"address": "x", "borrowerName": "x", "lenderName": "x",
                                                                "loanNumber": "1", "payoffDate": "2026-12-01"}},
                            headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 403
+    assert response.status_code == 401 and response.json["error"]["code"] == "person_inactive"
 
 
 def test_the_database_sees_exactly_the_verified_claims(app, db):

@@ -52,6 +52,9 @@ def test_notifications_are_the_callers_own_and_can_be_marked_read(as_, db):
     stolen = as_("client_user_a").post("/api/views/notifications/read", json={"ids": [str(row("B701"))]})
     assert stolen.status_code == 200 and stolen.json == {"marked": 0}
     assert db.execute("select read_at from public.notifications where id = %s", (row("B701"),)).fetchone()["read_at"] is None
-    mine = as_("client_user_a").post("/api/views/notifications/read", json={})
+    nothing_said = as_("client_user_a").post("/api/views/notifications/read", json={})
+    assert nothing_said.status_code == 422 and "ids" in nothing_said.json["error"]["details"]["json"]
+    assert as_("client_user_a").get("/api/views/notifications?unreadOnly=true").json["totalCount"] == 1
+    mine = as_("client_user_a").post("/api/views/notifications/read", json={"all": True})
     assert mine.json == {"marked": 1}
     assert as_("client_user_a").get("/api/views/notifications?unreadOnly=true").json["totalCount"] == 0

@@ -193,9 +193,11 @@ def test_a_request_id_is_echoed_or_made(as_):
     assert uuid.UUID(as_("operator").get("/api/workflows").headers["X-Request-Id"])
 
 
-@pytest.mark.parametrize("changes", [{"payload": {**PAYOFF, "address": "a\u0000b"}}, {"title": "x\u0000y"}])
-def test_nul_characters_are_refused_not_a_server_error(as_, db, changes):
+@pytest.mark.parametrize("changes, field", [({"payload": {**PAYOFF, "address": "a\u0000b"}}, "payload.address"),
+                                            ({"title": "x\u0000y"}, "title")])
+def test_nul_characters_are_refused_not_a_server_error(as_, db, changes, field):
     before = db.execute("select count(*) as n from public.workflows").fetchone()["n"]
     response = create(as_("client_user_a"), **changes)
-    assert response.status_code == 422 and response.json["error"]["code"] == "invalid_value"
+    assert response.status_code == 422 and response.json["error"]["code"] == "unstorable_text"
+    assert response.json["error"]["details"] == {"json": {field: ["contains a NUL character"]}}
     assert db.execute("select count(*) as n from public.workflows").fetchone()["n"] == before

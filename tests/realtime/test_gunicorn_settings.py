@@ -3,13 +3,17 @@ services on one machine never share gunicorn's default path."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.perf.bench_api import free_port, start_service
+from tests.perf.bench_api import ROOT, free_port, start_service
 from tests.realtime.conftest import service_env, stop_service
 
 
@@ -72,3 +76,31 @@ def gunicorn_service(realtime_database):
         yield base
     finally:
         stop_service(process)
+
+
+@pytest.mark.parametrize("args, exit_code", [
+    (["-c", "gunicorn.conf.py", "wsgi:app"], 2),  # checked in the master, before binding or forking
+    # Without it, the workers exit with gunicorn's "app failed to load" (4), which stops the
+    # master (gunicorn 27 then exits 1 with a traceback of its own).
+    (["-c", "/dev/null", "--workers", "2", "wsgi:app"], None),
+], ids=["with gunicorn.conf.py", "without it"])
+@pytest.mark.parametrize("environment, says", [
+    ({}, "DATABASE_URL is required"),
+    ({"DATABASE_URL": "postgresql://x@127.0.0.1/x", "SUPABASE_JWT_SECRET": "s" * 40, "N8N_CALLBACK_SECRET": "plain"},
+     "N8N_CALLBACK_SECRET"),
+], ids=["nothing set", "a malformed secret"])
+def test_a_bad_configuration_stops_gunicorn_once_with_the_message(args, exit_code, environment, says):
+    port = free_port()
+    env = {"PATH": os.environ["PATH"], "PORT": str(port), "PYTHONPATH": str(ROOT), **environment}
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *args], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == exit_code if exit_code else result.returncode != 0, result.stderr[-2000:]
+    assert says in result.stderr
+    # Stopped at once: no worker booted again and again (the report saw 40 restarts in 12 s).
+    assert result.stderr.count("Booting worker") <= 2 and time.monotonic() - started < 30
+    if exit_code is None:
+        assert "exited with code 4" in result.stderr
+    else:
+        assert "Booting worker" not in result.stderr and "Listening at" not in result.stderr
+        assert "Traceback" not in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import psycopg
+import pytest
 from psycopg.rows import dict_row
 
 from tests.db.world import CLIENT_A, CLIENT_B, PEOPLE, row
@@ -111,10 +112,11 @@ def test_an_agent_sees_only_its_workflow_even_on_a_guessed_channel(service):
     agent.close()
 
 
-def test_a_person_without_a_role_sees_nothing(service):
-    nobody = service.connect(PEOPLE["unprovisioned"])
-    nobody.subscribe("workflows")
-    service.create_workflow(PEOPLE["operator"], CLIENT_A)
-    assert nobody.quiet_events(1.0) == []
-    assert service.api(PEOPLE["unprovisioned"], "GET", "/api/workflows").json()["totalCount"] == 0
-    nobody.close()
+def test_a_person_without_a_profile_is_refused(service):
+    nobody = service.connect(PEOPLE["unprovisioned"], authenticate=False)
+    error = nobody.receive()
+    assert error["type"] == "error" and error["code"] == "person_inactive", error
+    with pytest.raises(AssertionError, match="code 4001"):
+        nobody.receive()
+    response = service.api(PEOPLE["unprovisioned"], "GET", "/api/workflows")
+    assert response.status_code == 401 and response.json()["error"]["code"] == "person_inactive"

@@ -95,7 +95,7 @@ def test_oversized_webhook_headers_are_refused(client, unchanged):
     good = signed_headers(workflow_key(CALLBACK_SECRET, str(A101)), "evt-big", body)
     for name, value in [("webhook-id", BIG), ("webhook-timestamp", "9" * 65536), ("webhook-timestamp", BIG),
                         ("webhook-signature", " ".join(["v1," + "A" * 44] * 2000))]:
-        response = client.post("/webhooks/n8n", data=body, headers={**good, name: value})
+        response = client.post("/webhooks/n8n", data=body, content_type="application/json", headers={**good, name: value})
         assert assert_refused(response, 401)["code"] == "invalid_signature", name
     response = client.post("/webhooks/n8n/errors", json={"executionId": "x"}, headers={"X-N8N-Error-Token": BIG})
     assert_refused(response, 401)

@@ -8,6 +8,7 @@ import pytest
 from app.webhooks.signing import inbound_token
 from tests.db.factories import make_workflow, start_workflow, tasks_of
 from tests.db.world import row
+from tests.security.state import changed_tables, fingerprint
 from tests.service_fixtures import CALLBACK_SECRET
 from tests.webhooks.test_n8n_callbacks import post_event
 
@@ -115,3 +116,30 @@ def test_bad_payload_changes_change_nothing(as_, db, payoff):
         "workflowId": str(payoff["id"]), "message": "x", "payloadChanges": {"payoffDate": "whenever"}})
     assert response.status_code == 422
     assert db.execute("select count(*) as n from public.communications").fetchone()["n"] == before
+
+
+REFUSING_TRIGGER = """
+create function pg_temp.refuse() returns trigger language plpgsql as $$
+begin
+  raise exception 'refused for the test' using errcode = '{sqlstate}';
+end $$;
+create trigger refuse_for_the_test before {when} on {table} for each row execute function pg_temp.refuse();
+"""
+
+
+@pytest.mark.parametrize("table, when, sqlstate, status", [
+    ("public.workflows", "update", "23514", 422),  # the payload change refused
+    ("public.tasks", "insert", "23514", 202),  # the injected task refused: the message stands, no task
+    ("public.workflows", "update", "40001", 409),  # a serialization failure on every try
+])
+def test_a_client_message_is_one_unit(as_, db, payoff, table, when, sqlstate, status):
+    # Whatever part of the request is refused, it is refused whole: nothing of it is written.
+    db.execute(REFUSING_TRIGGER.format(table=table, when=when, sqlstate=sqlstate))
+    before = fingerprint(db)
+    response = as_("client_user_a").post("/webhooks/inbound/client-message", json={
+        "workflowId": str(payoff["id"]), "message": "Please add the per-diem", "payloadChanges": {"includePerDiem": True}})
+    assert response.status_code == status, response.json
+    if status >= 400:
+        assert changed_tables(before, fingerprint(db)) == []
+    else:
+        assert response.json["taskInjected"] is None

@@ -16,7 +16,7 @@ def post_event(client, workflow_id, event_type, event_id=None, key_for=None, **d
                        "data": {"workflowId": str(workflow_id), "executionId": "exec-1", **data}}).encode()
     key = workflow_key(CALLBACK_SECRET, str(key_for or workflow_id))
     headers = {**signed_headers(key, event_id or f"evt-{uuid.uuid4()}", body), "Content-Type": "application/json"}
-    return client.post("/webhooks/n8n", data=body, headers=headers)
+    return client.post("/webhooks/n8n", data=body, content_type="application/json", headers=headers)
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_bad_signatures_are_refused_before_the_database(client, db, running, man
     body = json.dumps({"type": "task.started", "data": {"workflowId": str(running["id"]), "taskKey": "identify_lender_contact"}}).encode()
     headers = mangle(signed_headers(workflow_key(CALLBACK_SECRET, str(running["id"])), "evt-x", body))
     before = counts(db)
-    response = client.post("/webhooks/n8n", data=body, headers=headers)
+    response = client.post("/webhooks/n8n", data=body, content_type="application/json", headers=headers)
     assert response.status_code == 401 and response.json["error"]["code"] == "invalid_signature"
     assert counts(db) == before
 
@@ -82,7 +82,7 @@ def test_another_workflows_key_cannot_sign(client, db, running):
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", b'{"type": "task.started"}', b'{"type": "task.exploded", "data": {"workflowId": "x"}}'])
 def test_malformed_bodies_get_400(client, body):
-    response = client.post("/webhooks/n8n", data=body, headers={"webhook-id": "e", "webhook-timestamp": "1", "webhook-signature": "v1,x"})
+    response = client.post("/webhooks/n8n", data=body, content_type="application/json", headers={"webhook-id": "e", "webhook-timestamp": "1", "webhook-signature": "v1,x"})
     assert response.status_code == 400 and response.json["error"]["code"] == "invalid_body"
 
 
@@ -161,3 +161,43 @@ def test_waiting_on_the_client_stops_the_sla_clock(client, db, running):
     task = tasks_of(db, running["id"])["await_statement"]
     assert task["status"] == "WAITING" and task["metadata"]["waitingOn"] == "CLIENT"
     assert task["sla_due_at"] is None  # stopped while the client has the ball
+
+
+EVENT_ID_SHAPES = ["{w1}:exec:1:task.started:1:0", "evt-shared", "{w1}"]
+
+
+@pytest.mark.parametrize("shape", EVENT_ID_SHAPES)
+@pytest.mark.parametrize("event_type, data", [
+    ("task.started", {"taskKey": "identify_lender_contact", "attempt": 1}),
+    ("escalation", {"reason": "an id taken first by another workflow"}),
+])
+def test_one_workflows_key_never_affects_another_workflow(client, db, shape, event_type, data):
+    # Receipts are keyed by (workflow, event id): W2's key cannot claim an id W1 will use, and
+    # W1's genuine event is applied, not answered with W2's stored answer.
+    first, second = make_workflow(db), make_workflow(db)
+    for workflow in (first, second):
+        start_workflow(db, workflow["id"])
+    event_id = shape.format(w1=first["id"])
+    def send(workflow):
+        return post_event(client, workflow["id"], event_type, event_id=event_id, executionId=f"exec-{workflow['id']}",
+                          **data)
+
+    taken = send(second)
+    assert taken.status_code == 200 and "Webhook-Replay" not in taken.headers
+    genuine = send(first)
+    assert genuine.status_code == 200 and "Webhook-Replay" not in genuine.headers, genuine.json
+    receipts = db.execute("select workflow_id from public.webhook_receipts where event_id = %s order by received_at",
+                          (event_id,)).fetchall()
+    assert {r["workflow_id"] for r in receipts} == {first["id"], second["id"]}
+    if event_type == "task.started":
+        assert tasks_of(db, first["id"])["identify_lender_contact"]["status"] == "RUNNING"
+    # Each workflow's own replay still gets its own first answer.
+    for workflow, answer in ((first, genuine), (second, taken)):
+        replay = send(workflow)
+        assert replay.headers["Webhook-Replay"] == "true" and replay.json == answer.json
+
+
+def test_an_event_signed_with_another_workflows_key_is_refused(client, db, running):
+    other = make_workflow(db)
+    response = post_event(client, running["id"], "task.started", key_for=other["id"], taskKey="identify_lender_contact")
+    assert response.status_code == 401

@@ -1,0 +1,50 @@
+"""Every log line written while a request is served carries that request's id, whoever writes
+it: the request line, an unhandled error's line, a warning from below the views."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from app.observability import json_log_handler
+from tests.db.world import row
+
+
+@pytest.fixture
+def log_lines():
+    stream = io.StringIO()
+    handler = json_log_handler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous, root.level = root.level, logging.INFO
+    try:
+        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
+def test_an_unhandled_errors_line_carries_the_request_id(as_, log_lines, monkeypatch):
+    from app.services import workflows
+
+    def broken(*args, **kwargs):
+        logging.getLogger("app.services.workflows").warning("about to fail")
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(workflows, "get_workflow", broken)
+    response = as_("operator").patch(f"/api/workflows/{row('A101')}", json={"title": "x"},
+                                     headers={"X-Request-Id": "req-under-test"})
+    assert response.status_code == 500 and response.json["error"]["requestId"] == "req-under-test"
+    assert "boom" not in response.get_data(as_text=True)
+    lines = log_lines()
+    by_message = {line["message"]: line for line in lines}
+    assert {"about to fail", "unhandled error"} <= set(by_message)
+    assert all(line.get("request_id") == "req-under-test" for line in lines), lines
+    assert "RuntimeError: boom" in by_message["unhandled error"]["exception"]
+
+
+def test_lines_outside_a_request_carry_no_request_id(log_lines):
+    logging.getLogger("rexera.background").info("a dispatcher round")
+    assert "request_id" not in log_lines()[0]
