@@ -1,5 +1,6 @@
 """Fuzz the API with schemathesis: every operation, as an operator, a client user and an agent,
-with valid (positive) and invalid (negative) requests. One command:
+with valid (positive) and invalid (negative) requests, a third of them carrying text PostgreSQL
+cannot store (NUL, lone surrogates) in one generated string. One command:
 
     python -m tests.fuzz.run_schemathesis [--examples 40] [--out tests/perf/results]
 
@@ -33,6 +34,8 @@ def markdown(figures, seconds: float, examples: int) -> str:
     lines += [f"| `{label}` | {count} |" for label, count in sorted(figures.cases.items())]
     lines += ["", "| status | responses |", "| --- | ---: |"]
     lines += [f"| {status} | {count} |" for status, count in sorted(figures.statuses.items())]
+    lines += ["", "Unicode edge cases (NUL, lone surrogates) written into a generated string: "
+              + ", ".join(f"{where} {count}" for where, count in sorted(figures.unicode_edges.items())) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -72,6 +75,7 @@ def main(argv=None) -> int:
         "casesPerOperation": dict(sorted(figures.cases.items())),
         "statuses": {str(k): v for k, v in sorted(figures.statuses.items())},
         "serverErrors": figures.server_errors,
+        "unicodeEdgeCases": dict(sorted(figures.unicode_edges.items())),
         "failures": [dict(zip(("operation", "caller", "mode", "problem", "request"), f)) for f in figures.failures],
     }, indent=2) + "\n")
     return 1 if figures.failures else 0

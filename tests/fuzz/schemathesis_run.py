@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 from collections.abc import Callable
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings, strategies as st
 from schemathesis import GenerationMode
+from schemathesis.core import NotSet
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
@@ -51,6 +53,7 @@ class Figures:
 
     cases: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     statuses: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    unicode_edges: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     failures: list[tuple] = dataclasses.field(default_factory=list)
 
     @property
@@ -74,6 +77,32 @@ def check_error_shape(response) -> str | None:
     return None
 
 
+# Text PostgreSQL cannot store, written into one generated string of the body (or one query
+# value) in some cases: the answer must be 422 unstorable_text, never a server error.
+UNICODE_EDGES = ["\x00", "\ud800", "\udfff", "a\udc00b", "\ud83d"]
+
+
+def string_leaves(value, path=()) -> list[tuple]:
+    """Paths (keys and indexes) of every string in a JSON value."""
+    if isinstance(value, str):
+        return [path]
+    if isinstance(value, dict):
+        return [leaf for key, item in value.items() for leaf in string_leaves(item, (*path, key))]
+    if isinstance(value, list):
+        return [leaf for index, item in enumerate(value) for leaf in string_leaves(item, (*path, index))]
+    return []
+
+
+def with_edge(value, path: tuple, edge: str):
+    """`value` with the string at `path` extended by `edge` (a copy)."""
+    if not path:
+        return value + edge
+    head, *rest = path
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[head] = with_edge(value[head], tuple(rest), edge)
+    return copy
+
+
 def fuzz(app, examples: int, *, callers=CALLERS, modes=MODES, reset: Callable[[], None] = lambda: None,
          seed: int | None = 0) -> Figures:
     """Run `examples` cases per operation, caller and mode; `reset` runs before each case."""
@@ -84,16 +113,36 @@ def fuzz(app, examples: int, *, callers=CALLERS, modes=MODES, reset: Callable[[]
         label = f"{operation.method.upper()} {operation.path}"
         for caller in callers:
             for mode in modes:
-                run_operation(operation, label, caller, mode, examples, figures, reset, seed)
+                run_operation(app, operation, label, caller, mode, examples, figures, reset, seed)
     return figures
 
 
-def run_operation(operation, label, caller, mode, examples, figures, reset, seed) -> None:
+def send_with_edge(app, case, headers: dict, edge: str, pick: int):
+    """The case sent with `edge` written into one string of its body (or a NUL into one query
+    value), straight through the app (schemathesis itself cannot hold a lone surrogate); None
+    when the case has no such string."""
+    body, query = case.body, dict(case.query or {})
+    leaves = string_leaves(body) if isinstance(body, (dict, list)) else []
+    if leaves:
+        body = with_edge(body, leaves[pick % len(leaves)], edge)
+    elif query and edge == "\x00":
+        name = sorted(query)[pick % len(query)]
+        query[name] = f"{query[name]}{edge}"
+    else:
+        return None
+    data = {} if body is None or isinstance(body, NotSet) else {"data": json.dumps(body),
+                                                                "content_type": "application/json"}
+    return app.test_client().open(case.formatted_path, method=case.method.upper(), query_string=query,
+                                  headers=headers, **data)
+
+
+def run_operation(app, operation, label, caller, mode, examples, figures, reset, seed) -> None:
     headers = caller_headers(caller)
-    @given(case=operation.as_strategy(generation_mode=mode), use_world=st.integers(0, 4), pick=st.integers(0, 99))
+    @given(case=operation.as_strategy(generation_mode=mode), use_world=st.integers(0, 4), pick=st.integers(0, 99),
+           edge=st.one_of(st.none(), st.none(), st.sampled_from(UNICODE_EDGES)))
     @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None,
               derandomize=seed is not None, print_blob=False)
-    def check(case, use_world, pick):
+    def check(case, use_world, pick, edge):
         if use_world and mode is GenerationMode.POSITIVE and case.path_parameters:
             case.path_parameters = {name: str(WORLD_IDS[name][pick % len(WORLD_IDS[name])]) if name in WORLD_IDS else value
                                     for name, value in case.path_parameters.items()}
@@ -102,6 +151,18 @@ def run_operation(operation, label, caller, mode, examples, figures, reset, seed
                         if name.lower() not in ("authorization", "x-api-key")}
         reset()
         figures.cases[label] += 1
+        edged = send_with_edge(app, case, headers, edge, pick) if edge is not None else None
+        figures.unicode_edges["with an edge" if edged is not None else "none"] += 1
+        if edged is not None:
+            figures.statuses[edged.status_code] += 1
+            error = (edged.get_json(silent=True) or {}).get("error") or {}
+            # A path that names no route (negative mode) is answered before any body is read.
+            refused_first = edged.status_code in (404, 405) and mode is GenerationMode.NEGATIVE
+            if set(error) != ERROR_KEYS or not (refused_first or (edged.status_code == 422
+                                                                 and error["code"] == "unstorable_text")):
+                figures.failures.append((label, caller, mode.value, f"unstorable text answered {edged.status_code} "
+                                         f"{str(error)[:200]}, not 422 unstorable_text", repr(edge)))
+            return
         response = case.call(headers=headers)
         figures.statuses[response.status_code] += 1
         problems = []
