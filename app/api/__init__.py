@@ -63,7 +63,14 @@ API_CONFIG = {
     "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
     "API_SPEC_OPTIONS": {
         "info": {"description": "Workflows, tasks, communications, documents and counterparties of the Rexera "
-                                "back office, with actions, views and a realtime event stream."},
+                                "back office, with actions, views and a realtime event stream.\n\n"
+                                "Every request: a person's token has role \"authenticated\" and a profile that is "
+                                "active (else 401 invalid_token or person_inactive); bodies are JSON "
+                                "(Content-Type: application/json, else 415; empty 400 missing_body; not JSON 400 "
+                                "invalid_body); each query parameter is given once (lists are comma-separated; a "
+                                "repeat is 422 repeated_parameter); NUL and lone surrogates anywhere are 422 "
+                                "unstorable_text naming the field; a row you may not see answers as one that does "
+                                "not exist. Every error has the one shape below."},
         "components": {"securitySchemes": {
             "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                            "description": "A Supabase access token; role, user type and client come from its app_metadata."},

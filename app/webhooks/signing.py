@@ -63,6 +63,8 @@ def verify(key: bytes, body: bytes, headers: Mapping[str, str], now: float | Non
         raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature")
     if len(event_id) > 200:
         raise SignatureError("webhook-id is too long")
+    if not event_id.isprintable():
+        raise SignatureError("webhook-id must be printable text")
     now = time.time() if now is None else now
     try:
         timestamp = int(raw_timestamp)

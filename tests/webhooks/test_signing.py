@@ -56,3 +56,10 @@ def test_stale_and_future_timestamps_are_refused_both_ways(skew):
 def test_timestamps_within_five_minutes_pass(skew):
     now = time.time()
     assert verify(KEY, BODY, signed_headers(KEY, "evt-1", BODY, timestamp=int(now + skew)), now=now) == "evt-1"
+
+
+@pytest.mark.parametrize("event_id", ["evt\x00one", "evt\none", "evt\x7f", "\u2028"])
+def test_an_event_id_that_cannot_be_stored_is_refused_even_when_signed(event_id):
+    # The id becomes a receipt's key: text PostgreSQL cannot store never reaches it.
+    with pytest.raises(SignatureError, match="printable"):
+        verify(KEY, BODY, signed_headers(KEY, event_id, BODY))
