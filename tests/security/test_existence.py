@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from app.schemas.tasks import TASK_ACTIONS
 from tests.db.world import row
 from tests.security.surface import HIDDEN_PATH_IDS, OPERATIONS
 
@@ -51,6 +52,14 @@ def assert_indistinguishable(send, hidden: uuid.UUID) -> None:
         assert other not in json.dumps(hidden_answer[1]), (other, hidden_answer)
 
 
+# Besides the other client's rows: what a caller of client A may not see of client A's own.
+ALSO_HIDDEN = {
+    "client_user_a": {"communication_id": [row("A402")], "document_id": [row("A502")]},  # internal, working
+    "client_admin_a": {"communication_id": [row("A402")], "document_id": [row("A502")]},
+    "agent_a": {"workflow_id": [row("A102")]},  # its client's workflow it has no work in
+}
+
+
 @pytest.mark.parametrize("op", PATH_OPERATIONS, ids=str)
 @pytest.mark.parametrize("caller", CALLERS)
 def test_a_path_id_the_caller_may_not_see_reads_as_unknown(as_, unchanged, op, caller):
@@ -58,8 +67,21 @@ def test_a_path_id_the_caller_may_not_see_reads_as_unknown(as_, unchanged, op, c
         if name not in HIDDEN_PATH_IDS:
             continue
         kwargs = {"json": op.valid_body} if op.takes_body else {}
-        assert_indistinguishable(lambda asked: getattr(as_(caller), op.method)(op.path({name: asked}), **kwargs),
-                                 HIDDEN_PATH_IDS[name])
+        for hidden in [HIDDEN_PATH_IDS[name], *ALSO_HIDDEN[caller].get(name, [])]:
+            assert_indistinguishable(lambda asked: getattr(as_(caller), op.method)(op.path({name: asked}), **kwargs),
+                                     hidden)
+
+
+@pytest.mark.parametrize("action", [*TASK_ACTIONS, "cancel"])
+@pytest.mark.parametrize("caller", CALLERS)
+def test_every_task_action_on_a_hidden_task_reads_as_on_an_unknown_one(as_, unchanged, action, caller):
+    # The report's case: the answer named the hidden task's workflow.
+    def act(asked):
+        if action == "cancel":
+            return as_(caller).delete(f"/api/tasks/{asked}")
+        return as_(caller).post(f"/api/tasks/{asked}/actions", json={"action": action, "data": {}})
+
+    assert_indistinguishable(act, row("B201"))
 
 
 @pytest.mark.parametrize("method, path, body, field, hidden", REFERENCES, ids=[f"{r[1]} {r[3]}" for r in REFERENCES])
