@@ -17,8 +17,9 @@ Every business step is made of the same few shapes, so all agent steps look alik
                  true -> "Complete <key>" -> "Report ..." -> next step
                  false (time limit) -> escalation -> back to the Wait node.
 
-Callbacks are signed in Code nodes (require('crypto')) with the workflow's signing key from the
-trigger body, following app/webhooks/signing.py; the HTTP node sends the computed body byte for
+Callbacks are signed in Code nodes, with HMAC-SHA256 written in plain JavaScript (n8n 2.x, as on
+n8n Cloud, allows no module in a Code node), with the workflow's signing key from the trigger
+body, following app/webhooks/signing.py; the HTTP node sends the computed body byte for
 byte. Node ids are uuid5 of the workflow and node names, positions come from the graph, so the
 output is deterministic.
 """
@@ -48,9 +49,65 @@ CREDENTIALS = {
 AGENT_TIMEOUT_MS = 30000
 AGENT_BUDGET_MS = 25000  # what the agent is told (timeout_ms), under the HTTP timeout
 
+# SHA-256 and HMAC-SHA256 for the signing Code nodes (compacted into each of them).
+HASHING = r"""// SHA-256 and HMAC-SHA256 in plain JavaScript: n8n 2.x (n8n Cloud) allows no module in a
+// Code node, crypto included. Constants: the first 32 bits of the fractional parts of the
+// square roots (H) and cube roots (K) of the first 8 and 64 primes (FIPS 180-4).
+function sha256(bytes) {
+  const H = [], K = [];
+  for (let n = 2, found = 0; found < 64; n++) {
+    let prime = true;
+    for (let d = 2; d * d <= n; d++) if (n % d === 0) { prime = false; break; }
+    if (!prime) continue;
+    if (found < 8) H[found] = (Math.pow(n, 1 / 2) % 1) * 4294967296 | 0;
+    K[found++] = (Math.pow(n, 1 / 3) % 1) * 4294967296 | 0;
+  }
+  const total = ((bytes.length + 72) >> 6) << 6;
+  const data = new Uint8Array(total);
+  data.set(bytes);
+  data[bytes.length] = 0x80;
+  const view = new DataView(data.buffer);
+  view.setUint32(total - 8, Math.floor(bytes.length / 536870912));
+  view.setUint32(total - 4, (bytes.length * 8) >>> 0);
+  const w = new Int32Array(64);
+  for (let offset = 0; offset < total; offset += 64) {
+    for (let i = 0; i < 16; i++) w[i] = view.getInt32(offset + i * 4);
+    for (let i = 16; i < 64; i++) {
+      const x = w[i - 15], y = w[i - 2];
+      w[i] = w[i - 16] + ((x >>> 7 | x << 25) ^ (x >>> 18 | x << 14) ^ (x >>> 3)) + w[i - 7]
+        + ((y >>> 17 | y << 15) ^ (y >>> 19 | y << 13) ^ (y >>> 10)) | 0;
+    }
+    let [a, b, c, d, e, f, g, h] = H;
+    for (let i = 0; i < 64; i++) {
+      const t1 = h + ((e >>> 6 | e << 26) ^ (e >>> 11 | e << 21) ^ (e >>> 25 | e << 7)) + (e & f ^ ~e & g) + K[i] + w[i] | 0;
+      const t2 = ((a >>> 2 | a << 30) ^ (a >>> 13 | a << 19) ^ (a >>> 22 | a << 10)) + (a & b ^ a & c ^ b & c) | 0;
+      h = g; g = f; f = e; e = d + t1 | 0; d = c; c = b; b = a; a = t1 + t2 | 0;
+    }
+    [a, b, c, d, e, f, g, h].forEach((value, i) => { H[i] = H[i] + value | 0; });
+  }
+  const digest = new DataView(new ArrayBuffer(32));
+  H.forEach((value, i) => digest.setInt32(i * 4, value));
+  return new Uint8Array(digest.buffer);
+}
+function hmacSha256(key, bytes) {
+  const block = new Uint8Array(64);
+  block.set(key.length > 64 ? sha256(key) : key);
+  const inner = new Uint8Array(64 + bytes.length), outer = new Uint8Array(96);
+  for (let i = 0; i < 64; i++) { inner[i] = block[i] ^ 0x36; outer[i] = block[i] ^ 0x5c; }
+  inner.set(bytes, 64);
+  outer.set(sha256(inner), 64);
+  return sha256(outer);
+}
+"""
+
+
+def compact(source: str) -> str:
+    """JavaScript with comments and indentation left out (it is repeated in every signing Code node)."""
+    return "\n".join(line.strip() for line in source.splitlines() if line.strip() and not line.strip().startswith("//"))
+
+
 # The shared JavaScript of every signing Code node.
-PRELUDE = r"""const crypto = require('crypto');
-const trigger = $('Rexera trigger').first().json.body;
+PRELUDE = compact(HASHING) + "\n" + r"""const trigger = $('Rexera trigger').first().json.body;
 function ran(name) {
   try {
     const node = $(name);
@@ -63,10 +120,10 @@ function signed(type, data) {
   const full = Object.assign({ workflowId: trigger.workflowId, executionId: String($execution.id), attempt: 1 }, data);
   const body = JSON.stringify({ type, timestamp: new Date().toISOString(), data: full });
   let id = [trigger.workflowId, $execution.id, full.taskKey || 'workflow', type, full.attempt, $runIndex].join(':');
-  if (id.length > 200) id = trigger.workflowId + ':' + crypto.createHash('sha256').update(id).digest('hex');
+  if (id.length > 200) id = trigger.workflowId + ':' + Buffer.from(sha256(Buffer.from(id, 'utf8'))).toString('hex');
   const timestamp = Math.floor(Date.now() / 1000);
-  const signature = crypto.createHmac('sha256', Buffer.from(trigger.signingKey, 'base64'))
-    .update(id + '.' + timestamp + '.' + body).digest('base64');
+  const signature = Buffer.from(hmacSha256(Buffer.from(trigger.signingKey, 'base64'),
+    Buffer.from(id + '.' + timestamp + '.' + body, 'utf8'))).toString('base64');
   return {
     url: trigger.callbackUrl,
     body,

@@ -342,18 +342,20 @@ class System:
         sys.path.insert(0, str(ROOT / "scripts"))
         import n8n_local
 
-        if n8n_local.installed_binary() is None:
-            say("installing n8n through npm (first run only, several minutes)")
+        version = self.args.n8n_version
+        if n8n_local.installed_binary(version=version) is None:
+            say(f"installing n8n {n8n_local.release(version).version} through npm (first run only, several minutes)")
             try:
-                n8n_local.install(progress=say)
+                n8n_local.install(version=version, progress=say)
             except n8n_local.PrerequisiteError as error:
-                raise Failure(f"n8n needs Node.js 20+ and npm: {error}", 2) from error
+                raise Failure(f"n8n needs Node.js and npm: {error}", 2) from error
             except n8n_local.N8nError as error:
                 raise Failure(f"installing n8n failed: {error}") from error
         port = self.args.n8n_port or free_port()
-        data_dir = self.state.path / "n8n"
+        data_dir = self.state.path / f"n8n-{n8n_local.release(version).version}"  # one per version: 2.x migrates the database
         try:
-            self.n8n = n8n_local.start(port, data_dir, webhook_url=f"http://127.0.0.1:{port}/", progress=say)
+            self.n8n = n8n_local.start(port, data_dir, webhook_url=f"http://127.0.0.1:{port}/", version=version,
+                                       progress=say)
         except n8n_local.N8nError as error:
             raise Failure(f"n8n did not start: {error}") from error
         say(f"n8n on {self.n8n.base_url} (owner login in {data_dir / 'owner.json'})")
@@ -551,6 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demo", action="store_true", help="up: run the demo once up, then stop")
     parser.add_argument("--demo-timeout", type=float, default=600, help="seconds the demo may take (default 600)")
     parser.add_argument("--n8n-port", type=int, default=0, help="n8n's port (default: a free one)")
+    parser.add_argument("--n8n-version", default="2", choices=["2", "1"],
+                        help="the n8n line: 2 (2.41.1, what n8n Cloud runs; the default) or 1 (1.123.50)")
     parser.add_argument("--postgres-port", type=int, default=0, help="the throwaway cluster's port (default: a free one)")
     parser.add_argument("--agent-latency-ms", type=int, default=300,
                         help="simulated agent latency, so the demo can be watched (default 300)")

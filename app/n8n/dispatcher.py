@@ -136,10 +136,7 @@ class Dispatcher:
         if kind == "CANCEL":
             return self._stop(row)
         if kind == "RESUME":
-            # 409 "The execution is running already": the wait was announced a moment before n8n
-            # parked the execution at its Wait node; it will be there on the next try.
-            return self._post(row["payload"].get("resumeUrl"), row["payload"].get("body") or {}, {},
-                              retry_statuses=(409,))
+            return self._resume(row)
         raise DeliveryError(f"unknown dispatch kind {kind}", retryable=False)
 
     def _trigger(self, row: dict) -> dict:
@@ -167,24 +164,49 @@ class Dispatcher:
         # workflow is being re-activated: worth retrying, unlike other refusals.
         return self._post(f"{settings.n8n_base_url}/webhook/{path}", payload, headers, retry_statuses=(404,))
 
+    def _resume(self, row: dict) -> dict:
+        """POST to the Wait node's resume URL (a secret on n8n 2.x: it carries a signature, and is
+        never logged). 409 "running already": the wait was announced a moment before n8n parked
+        the execution at its Wait node; it will be there on the next try. 409 "finished already"
+        (2.x): nothing is waiting any more, and retrying cannot change that."""
+        url = row["payload"].get("resumeUrl")
+        if not url:
+            raise DeliveryError("no URL to deliver to", retryable=False)
+        try:
+            response = self.session.post(url, json=row["payload"].get("body") or {}, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise DeliveryError(f"n8n unreachable: {type(error).__name__}") from None
+        if response.status_code == 409 and "finished" in response.text.lower():
+            raise DeliveryError("n8n answered 409: the execution has finished already", retryable=False)
+        self._raise_for_status(response, retry_statuses=(409,))
+        return {"resumed": True, "status": response.status_code}
+
     def _stop(self, row: dict) -> dict:
-        """n8n's public API (1.x) has no stop operation: deleting the execution is what ends it.
-        A workflow waiting for an outside event (most long-lived executions) then never resumes;
-        one still running has its remaining callbacks refused, since the workflow is cancelled."""
+        """Stop the execution: n8n 2.x's POST /executions/{id}/stop; where that does not exist
+        (1.x has no stop in its public API), deleting the execution is what ends it. A workflow
+        waiting for an outside event (most long-lived executions) then never resumes; one still
+        running has its remaining callbacks refused, since the workflow is cancelled."""
         execution_id = row["payload"].get("executionId")
         if not execution_id:
             return {"stopped": False, "reason": "n8n never reported an execution id"}
         if not self.settings.n8n_base_url or not self.settings.n8n_api_key:
             raise DeliveryError("N8N_BASE_URL and N8N_API_KEY must be set to stop executions")
         url = f"{self.settings.n8n_base_url}/api/v1/executions/{execution_id}"
+        headers = {"X-N8N-API-KEY": self.settings.n8n_api_key}
         try:
-            response = self.session.delete(url, headers={"X-N8N-API-KEY": self.settings.n8n_api_key}, timeout=self.timeout)
+            response = self.session.post(f"{url}/stop", headers=headers, timeout=self.timeout)
+            if response.status_code < 300:
+                return {"stopped": True, "how": "stop"}
+            if response.status_code in (404, 405):  # no stop operation (1.x), or no such execution
+                response = self.session.delete(url, headers=headers, timeout=self.timeout)
         except requests.RequestException as error:
             raise DeliveryError(f"n8n unreachable: {type(error).__name__}") from None
         if response.status_code == 404:
             return {"stopped": False, "reason": "n8n no longer has the execution"}
+        if response.status_code in (400, 409):
+            return {"stopped": False, "reason": f"n8n did not stop it ({response.status_code}): {response.text[:200]}"}
         self._raise_for_status(response)
-        return {"stopped": True}
+        return {"stopped": True, "how": "delete"}
 
     def _post(self, url: str | None, payload: dict, headers: dict, retry_statuses: tuple[int, ...] = ()) -> dict:
         if not url:

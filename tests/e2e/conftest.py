@@ -32,14 +32,20 @@ def e2e_database_url():
     yield from world_database("rexera_e2e")
 
 
+@pytest.fixture(scope="session", params=list(harness.n8n_local.LINES.values()), ids=lambda version: f"n8n-{version}")
+def n8n_version(request):
+    """Each supported n8n line in turn (2.x as on n8n Cloud, then 1.x), started with n8n's defaults."""
+    if harness.n8n_local.installed_binary(version=request.param) is None:
+        pytest.skip(f"n8n {request.param} is not installed (scripts/n8n_local.py install --version all)")
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def e2e(e2e_database_url, simulator, tmp_path_factory):
+def e2e(e2e_database_url, simulator, tmp_path_factory, n8n_version):
     """The whole system running: returns a harness.World."""
-    if harness.n8n_local.installed_binary() is None:
-        pytest.skip("n8n is not installed (scripts/n8n_local.py install)")
     paths = harness.wait_for_exports(EXPORTS_TIMEOUT)
     trigger_token, error_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    n8n = harness.N8n(harness.n8n_local.free_port(), tmp_path_factory.mktemp("n8n"))
+    n8n = harness.N8n(harness.n8n_local.free_port(), tmp_path_factory.mktemp("n8n"), n8n_version)
     n8n.start()
     service = None
     try:

@@ -247,13 +247,13 @@ def import_workflows(n8n, credential_ids: dict[str, str], paths: dict[str, Path]
 class N8n:
     """A local n8n that can be stopped and started again on the same port and data dir."""
 
-    def __init__(self, port: int, data_dir: Path):
-        self.port, self.data_dir = port, data_dir
+    def __init__(self, port: int, data_dir: Path, version: str | None = None):
+        self.port, self.data_dir, self.version = port, data_dir, version
         self.instance = None
 
     def start(self):
         self.instance = n8n_local.start(self.port, self.data_dir, webhook_url=f"http://127.0.0.1:{self.port}/",
-                                        progress=lambda message: None)
+                                        version=self.version, progress=lambda message: None)
         return self.instance
 
     def stop(self) -> None:

@@ -37,13 +37,12 @@ def local(*args: str, env: dict | None = None, timeout: float = 60) -> subproces
 
 
 @pytest.mark.timeout(900)
-def test_the_first_readme_command_runs_the_system_and_the_demo_completes(tmp_path):
-    if harness.n8n_local.installed_binary() is None:
-        pytest.skip("n8n is not installed (scripts/n8n_local.py install)")
+def test_the_first_readme_command_runs_the_system_and_the_demo_completes(tmp_path, n8n_version):
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     process = subprocess.Popen([sys.executable, "scripts/local.py", "up", "--demo", "--port", str(port),
-                                "--state-dir", str(tmp_path / "state"), "--agent-latency-ms", "50"],
+                                "--state-dir", str(tmp_path / "state"), "--agent-latency-ms", "50",
+                                "--n8n-version", n8n_version.split(".")[0]],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     try:
@@ -73,16 +72,15 @@ def test_the_first_readme_command_runs_the_system_and_the_demo_completes(tmp_pat
 
 
 @pytest.mark.timeout(600)
-def test_a_second_ctrl_c_while_stopping_still_stops_everything(tmp_path):
+def test_a_second_ctrl_c_while_stopping_still_stops_everything(tmp_path, n8n_version):
     """An impatient operator presses Ctrl-C twice: the second lands during the stop, which goes
     on; n8n, the agent simulator, the service and the cluster (each in a session of its own)
     are all stopped."""
-    if harness.n8n_local.installed_binary() is None:
-        pytest.skip("n8n is not installed (scripts/n8n_local.py install)")
     port, n8n_port = free_port(), free_port()
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     process = subprocess.Popen([sys.executable, "scripts/local.py", "up", "--port", str(port), "--n8n-port",
-                                str(n8n_port), "--state-dir", str(tmp_path / "state")],
+                                str(n8n_port), "--state-dir", str(tmp_path / "state"),
+                                "--n8n-version", n8n_version.split(".")[0]],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     lines: list[str] = []

@@ -1,5 +1,5 @@
 """A stand-in for n8n's webhook and public API endpoints, for dispatcher tests (the real n8n
-runs in the end-to-end group)."""
+runs in the end-to-end group): 2.x by default, 1.x (no stop operation) with has_stop = False."""
 from __future__ import annotations
 
 import http.server
@@ -12,6 +12,7 @@ class FakeN8n:
         self.requests: list[dict] = []
         self.status = 200
         self.body: dict | None = None  # None: {"executionId": "exec-<n>"}, a new id per request
+        self.has_stop = True  # POST /api/v1/executions/{id}/stop exists (2.x); 1.x answers 404
         self.lock = threading.Lock()
         fake = self
 
@@ -24,6 +25,8 @@ class FakeN8n:
                                           "json": json.loads(raw) if raw else None})
                     status = fake.status
                     body = fake.body if fake.body is not None else {"executionId": f"exec-{len(fake.requests)}"}
+                    if self.path.endswith("/stop") and not fake.has_stop:
+                        status, body = 404, {"message": "not found"}
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -124,14 +124,20 @@ def test_the_circuit_opens_after_repeated_failures(db, dispatcher, n8n):
     assert len(n8n.requests) == 3
 
 
-def test_cancel_stops_the_execution_and_resume_posts_to_the_wait(db, dispatcher, n8n):
+@pytest.mark.parametrize("has_stop, calls", [
+    (True, [("POST", "/api/v1/executions/exec-1/stop")]),  # 2.x
+    (False, [("POST", "/api/v1/executions/exec-1/stop"), ("DELETE", "/api/v1/executions/exec-1")]),  # 1.x
+], ids=["n8n 2.x stops", "n8n 1.x deletes"])
+def test_cancel_stops_the_execution_and_resume_posts_to_the_wait(db, dispatcher, n8n, has_stop, calls):
+    n8n.has_stop = has_stop
     workflow = make_workflow(db)
     start_workflow(db, workflow["id"])
     dispatcher.dispatch_due()
+    before = len(n8n.requests)
     db.execute("select public.workflow_action(%s, 'cancel')", (workflow["id"],))
     assert dispatcher.dispatch_due().delivered == 1
-    assert (n8n.requests[-1]["method"], n8n.requests[-1]["path"]) == ("DELETE", "/api/v1/executions/exec-1")
-    assert n8n.requests[-1]["headers"]["X-N8N-API-KEY"] == "api-key"
+    assert [(r["method"], r["path"]) for r in n8n.requests[before:]] == calls
+    assert all(r["headers"]["X-N8N-API-KEY"] == "api-key" for r in n8n.requests[before:])
     other = make_workflow(db)
     db.execute("""insert into public.n8n_dispatches (workflow_id, kind, payload) values (%s, 'RESUME', %s)""",
                (other["id"], psycopg.types.json.Jsonb({"resumeUrl": f"{n8n.url}/webhook-waiting/42", "body": {"ok": True}})))
@@ -202,3 +208,15 @@ def test_a_queued_dispatch_wakes_the_listening_dispatcher(race_database):
         assert listener.wait(30) is True
     finally:
         listener.close()
+
+
+@pytest.mark.parametrize("answer, retried", [("The execution is running already", True),
+                                             ("The execution has finished already", False)])
+def test_a_resume_refused_with_409_is_retried_only_while_the_execution_runs(db, dispatcher, n8n, answer, retried):
+    workflow = make_workflow(db)
+    db.execute("""insert into public.n8n_dispatches (workflow_id, kind, payload) values (%s, 'RESUME', %s)""",
+               (workflow["id"], psycopg.types.json.Jsonb({"resumeUrl": f"{n8n.url}/webhook-waiting/7?signature=ab12",
+                                                          "body": {}})))
+    n8n.status, n8n.body = 409, {"message": answer}
+    report = dispatcher.dispatch_due()
+    assert (report.retried, report.dead) == ((1, 0) if retried else (0, 1))

@@ -1,9 +1,11 @@
-"""A stateful stand-in for n8n's public API (1.123), served through `responses`.
+"""A stateful stand-in for n8n's public API (1.123, or 2.41 with version="2.41.1"), served
+through `responses`.
 
 It keeps the contract the sync relies on, as checked against a real n8n 1.123.50: cursor pages,
 request bodies limited to the writable fields (400 otherwise), settings merged on PUT, credential
-ids resolved by name when unknown, the Error Trigger-only workflow refusing activation, tags
-unique by name. Every call is recorded in `calls` as (method, path, params, body)."""
+ids resolved by name when unknown, the Error Trigger-only workflow refusing activation (1.x) or
+accepted (2.x), a delete right after a deactivation refused with 409 once (2.x), tags unique by
+name, the version in GET /rest/settings. Every call is recorded in `calls` as (method, path, params, body)."""
 from __future__ import annotations
 
 import base64
@@ -28,8 +30,11 @@ NODE_FIELDS = {"id", "name", "webhookId", "disabled", "notesInFlow", "notes", "t
 
 
 class FakeN8n:
-    def __init__(self, page_size: int = 250):
+    def __init__(self, page_size: int = 250, version: str | None = "1.123.50"):
         self.page_size = page_size
+        self.version = version  # None: GET /rest/settings answers 404
+        self.refuses_error_workflows: bool | None = None  # None: as its version does (1.x refuses)
+        self.unpublishing: set[str] = set()  # 2.x: deactivated a moment ago
         self.workflows: dict[str, dict] = {}
         self.tags: dict[str, str] = {}  # id -> name
         self.credentials: dict[tuple[str, str], str] = {}  # (type, name) -> id
@@ -66,6 +71,8 @@ class FakeN8n:
         pattern = re.compile(re.escape(BASE_URL) + r"/api/v1/.*")
         for method in ("GET", "POST", "PUT", "DELETE"):
             mock.add_callback(method, pattern, callback=self._handle)
+        mock.add_callback("GET", BASE_URL + "/rest/settings", callback=lambda request: (
+            (200, {}, json.dumps({"data": {"versionCli": self.version}})) if self.version else (404, {}, "{}")))
 
     def _handle(self, request):
         url = urlparse(request.url)
@@ -115,9 +122,15 @@ class FakeN8n:
                             versionId=next(self._ids))
             return 200, workflow
         if action is None and method == "DELETE":
+            if workflow["id"] in self.unpublishing:
+                self.unpublishing.discard(workflow["id"])
+                return 409, {"message": "Workflow is still being unpublished"}
             return 200, self.workflows.pop(workflow["id"])
         if action == "activate" and method == "POST":
-            if all(node["type"] == "n8n-nodes-base.errorTrigger" or not node["type"].endswith(("Trigger", "webhook"))
+            refuses = self.refuses_error_workflows
+            if refuses is None:
+                refuses = (self.version or "").startswith("1.")
+            if refuses and all(node["type"] == "n8n-nodes-base.errorTrigger" or not node["type"].endswith(("Trigger", "webhook"))
                    for node in workflow["nodes"]):
                 return 400, {"message": f'Workflow "{workflow["name"]}" (ID: {workflow["id"]}) has no node to start '
                                         "the workflow - at least one trigger, poller or webhook node is required"}
@@ -125,6 +138,8 @@ class FakeN8n:
             return 200, workflow
         if action == "deactivate" and method == "POST":
             workflow["active"] = False
+            if not (self.version or "").startswith("1."):
+                self.unpublishing.add(workflow["id"])
             return 200, workflow
         if action == "tags" and method == "PUT":
             ids = [tag["id"] for tag in body]

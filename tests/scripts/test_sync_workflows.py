@@ -642,3 +642,47 @@ def test_dry_run_predicts_a_missing_error_workflow(n8n, run):
     code, out, _ = run("push", "--dry-run")
     assert code == 0, out
     assert n8n.writes() == []
+
+
+# ---- n8n 2.x (n8n Cloud): error workflows run only while active; unpublishing takes a moment --------
+@pytest.fixture
+def n8n_version(n8n):
+    """The fake instance, telling a version (GET /rest/settings; None: it does not say)."""
+    def set_version(version: str | None) -> FakeN8n:
+        n8n.version = version
+        return n8n
+    return set_version
+
+
+def test_push_activates_the_error_handler_on_2x_and_a_second_push_changes_nothing(n8n_version, run):
+    n8n = n8n_version("2.41.1")
+    code, out, _ = run("push")
+    assert code == 0, out
+    assert all(workflow["active"] for workflow in n8n.workflows.values())
+    n8n.calls.clear()
+    code, out, _ = run("push")
+    assert code == 0 and n8n.writes() == [], out
+
+
+@pytest.mark.parametrize("refuses", [False, True], ids=["accepts (2.x)", "refuses (1.x)"])
+def test_an_instance_that_does_not_say_its_version_gets_the_error_handler_activated_where_it_can(n8n_version, run,
+                                                                                                  refuses):
+    n8n = n8n_version(None)
+    n8n.refuses_error_workflows = refuses
+    code, out, _ = run("push")
+    assert code == 0, out
+    assert n8n.by_name(ERROR_HANDLER)["active"] is not refuses
+    if refuses:
+        assert "left inactive: this n8n (1.x) runs error workflows without activating them" in out
+
+
+def test_prune_on_2x_deletes_once_the_workflow_is_unpublished(n8n_version, run):
+    n8n = n8n_version("2.41.1")
+    pushed(n8n, run)
+    retired = stale(n8n)
+    code, out, _ = run("push", "--prune", "--yes")
+    assert code == 0, out
+    assert retired["id"] not in n8n.workflows
+    # Refused once with 409 "still being unpublished" right after the deactivation, then deleted.
+    assert n8n.writes() == [("POST", f"/workflows/{retired['id']}/deactivate"), ("DELETE", f"/workflows/{retired['id']}"),
+                            ("DELETE", f"/workflows/{retired['id']}")]
