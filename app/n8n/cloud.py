@@ -192,16 +192,16 @@ class N8nClient:
     def workflows(self) -> list[dict]:
         return list(self.paginate("/workflows", {"excludePinnedData": "true"}))
 
-    def server_version(self) -> str | None:
-        """n8n's version, from the settings its editor reads before anyone logs in
-        (GET /rest/settings, versionCli); None when the instance does not say."""
-        root = self.base_url[: -len("/api/v1")]
+    def server_line(self) -> int | None:
+        """Which n8n line the instance runs, as its public API shows it: 2.x lists credentials
+        (GET /credentials answers 200), 1.x does not (405). None when it cannot tell (a key
+        without that scope, an error)."""
         try:
-            response = self.session.get(root + "/rest/settings", timeout=min(self.timeout, 10))
-            version = (response.json().get("data") or {}).get("versionCli") if response.ok else None
-        except (requests.RequestException, ValueError, AttributeError):
+            response = self.session.get(self.base_url + "/credentials", params={"limit": 1},
+                                        timeout=min(self.timeout, 10))
+        except requests.RequestException:
             return None
-        return version if isinstance(version, str) and re.fullmatch(r"\d+\.\d+\.\d+.*", version) else None
+        return {200: 2, 405: 1}.get(response.status_code)
 
     def create_workflow(self, body: dict) -> dict:
         return self.request("POST", "/workflows", body=body, unsafe=True)
@@ -487,10 +487,9 @@ class Instance:
     """The instance's workflows, read once: by name, plus the ids and credentials they reveal."""
 
     def __init__(self, client: N8nClient):
-        version = client.server_version()
         # 2.x runs an error workflow only while it is active; 1.x refuses to activate one.
         # Unknown: try, and take a refusal as 1.x's.
-        self.activates_error_workflows = version is None or int(version.split(".")[0]) >= 2
+        self.activates_error_workflows = client.server_line() != 1
         self.by_name: dict[str, dict] = {}
         self.duplicates: set[str] = set()
         for workflow in client.workflows():

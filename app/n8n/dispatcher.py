@@ -32,6 +32,10 @@ TRIGGER_PATHS = {
 TRIGGER_TOKEN_HEADER = "X-Rexera-Token"
 
 
+# What public.tasks.resume_url holds: a reference to the secret URL (20261203000200).
+RESUME_REFERENCE = "n8n-resume:"
+
+
 class DeliveryError(Exception):
     def __init__(self, message: str, retryable: bool = True):
         super().__init__(message)
@@ -170,6 +174,11 @@ class Dispatcher:
         the execution at its Wait node; it will be there on the next try. 409 "finished already"
         (2.x): nothing is waiting any more, and retrying cannot change that."""
         url = row["payload"].get("resumeUrl")
+        task_id = row["payload"].get("taskId")
+        if url and url.startswith(RESUME_REFERENCE) and task_id:
+            # The URL itself is kept where no request role can read it (the reference names it).
+            url = self.database.run(self.principal, lambda conn: conn.execute(
+                "select private.n8n_resume_url(%s) as url", (task_id,)).fetchone()["url"])
         if not url:
             raise DeliveryError("no URL to deliver to", retryable=False)
         try:
@@ -179,6 +188,9 @@ class Dispatcher:
         if response.status_code == 409 and "finished" in response.text.lower():
             raise DeliveryError("n8n answered 409: the execution has finished already", retryable=False)
         self._raise_for_status(response, retry_statuses=(409,))
+        if task_id:  # a resume URL works once: forget it
+            self.database.run(self.principal, lambda conn: conn.execute(
+                "select private.n8n_resume_url(%s, %s)", (task_id, url)))
         return {"resumed": True, "status": response.status_code}
 
     def _stop(self, row: dict) -> dict:

@@ -404,7 +404,8 @@ def test_completing_a_task_n8n_waits_on_resumes_n8n(as_, db):
                           (workflow["id"],)).fetchone()
     assert dispatch["status"] == "PENDING"
     assert dispatch["payload"] == {
-        "workflowId": str(workflow["id"]), "taskId": str(task["id"]), "taskKey": "await_statement", "resumeUrl": RESUME_URL,
+        "workflowId": str(workflow["id"]), "taskId": str(task["id"]), "taskKey": "await_statement",
+        "resumeUrl": f"n8n-resume:{task['id']}",
         "body": {"action": "complete", "result": {"payoff": 1000}, "by": str(OPERATOR)}}
     assert task_row(db, task["id"])["resume_url"] is None
 
@@ -441,7 +442,7 @@ def test_retrying_a_task_n8n_waits_on_resumes_n8n(as_, db):
     assert act(as_("operator"), task["id"], "retry").status_code == 200
     payload = db.execute("select payload from public.n8n_dispatches where workflow_id = %s and kind = 'RESUME'",
                          (workflow["id"],)).fetchone()["payload"]
-    assert payload["resumeUrl"] == RESUME_URL and payload["body"] == {"action": "retry", "by": str(OPERATOR)}
+    assert payload["resumeUrl"] == f"n8n-resume:{task['id']}" and payload["body"] == {"action": "retry", "by": str(OPERATOR)}
 
 
 @pytest.mark.parametrize("action, data, status_before", [

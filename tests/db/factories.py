@@ -25,6 +25,13 @@ def start_workflow(conn, workflow_id):
     return conn.execute("select public.workflow_action(%s, 'start') as r", (workflow_id,)).fetchone()["r"]
 
 
+def secret_resume_url(conn, task_id):
+    """The resume URL n8n gave for a task, where only the service reads it (tasks.resume_url
+    holds a reference to it)."""
+    row = conn.execute("select url from private.n8n_resume_urls where task_id = %s", (task_id,)).fetchone()
+    return row["url"] if row else None
+
+
 def tasks_of(conn, workflow_id):
     return {t["task_key"]: t for t in conn.execute(
         "select * from public.tasks where workflow_id = %s order by sequence, task_key", (workflow_id,))}

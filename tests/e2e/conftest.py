@@ -24,9 +24,10 @@ def simulator():
 
 
 @pytest.fixture(scope="session")
-def e2e_database_url():
+def e2e_database_url(n8n_version):
     """The end-to-end system commits and its dispatcher delivers every due outbox row, so it
-    gets a database of its own, never the one the other tests share."""
+    gets a database of its own, never the one the other tests share; one per n8n version, as
+    each instance numbers its executions from 1."""
     from tests.conftest import world_database
 
     yield from world_database("rexera_e2e")

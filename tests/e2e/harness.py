@@ -248,7 +248,7 @@ class N8n:
     """A local n8n that can be stopped and started again on the same port and data dir."""
 
     def __init__(self, port: int, data_dir: Path, version: str | None = None):
-        self.port, self.data_dir, self.version = port, data_dir, version
+        self.port, self.data_dir, self.version = port, data_dir, n8n_local.release(version).version
         self.instance = None
 
     def start(self):

@@ -220,3 +220,23 @@ def test_a_resume_refused_with_409_is_retried_only_while_the_execution_runs(db, 
     n8n.status, n8n.body = 409, {"message": answer}
     report = dispatcher.dispatch_due()
     assert (report.retried, report.dead) == ((1, 0) if retried else (0, 1))
+
+
+def test_a_resume_goes_to_the_secret_url_and_forgets_it(db, dispatcher, n8n):
+    # tasks.resume_url and the outbox hold a reference; the dispatcher alone reads the URL, at
+    # delivery, and forgets it once used.
+    from tests.db.factories import secret_resume_url, set_task_status, tasks_of
+
+    workflow = make_workflow(db)
+    start_workflow(db, workflow["id"])
+    dispatcher.dispatch_due()
+    task = tasks_of(db, workflow["id"])["await_statement"]
+    secret = f"{n8n.url}/webhook-waiting/55?signature={'ab' * 32}"
+    set_task_status(db, task["id"], "WAITING", {"resumeUrl": secret})
+    db.execute("select public.task_action(%s, 'resume', '{}')", (task["id"],))
+    payload = db.execute("select payload from public.n8n_dispatches where workflow_id = %s and kind = 'RESUME'",
+                         (workflow["id"],)).fetchone()["payload"]
+    assert payload["resumeUrl"] == f"n8n-resume:{task['id']}"
+    assert dispatcher.dispatch_due().delivered == 1
+    assert n8n.requests[-1]["path"] == f"/webhook-waiting/55?signature={'ab' * 32}"
+    assert secret_resume_url(db, task["id"]) is None

@@ -241,9 +241,16 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=60, help="measurement window per side, seconds")
     parser.add_argument("--in-flight", type=int, default=4, help="workflows in flight at once")
     parser.add_argument("--poll", type=float, default=0.05, help="status poll interval of the system drivers")
+    parser.add_argument("--n8n-version", default=harness.n8n_local.N8N_VERSION,
+                        help="n8n line or version: 2 (2.41.1, the default), 1 (1.123.50)")
     args = parser.parse_args()
-    if harness.n8n_local.installed_binary() is None:
-        print("n8n is not installed (scripts/n8n_local.py install)", file=sys.stderr)
+    try:
+        version = harness.n8n_local.release(args.n8n_version).version
+    except harness.n8n_local.PrerequisiteError as error:
+        print(error, file=sys.stderr)
+        return 2
+    if harness.n8n_local.installed_binary(version=version) is None:
+        print(f"n8n {version} is not installed (scripts/n8n_local.py install --version {version})", file=sys.stderr)
         return 2
 
     from tests.conftest import world_database
@@ -266,7 +273,7 @@ def main() -> int:
         paths = harness.wait_for_exports(10)
         trigger_token, error_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         print("starting n8n ...", flush=True)
-        n8n = harness.N8n(harness.n8n_local.free_port(), Path(tmp.name) / "n8n")
+        n8n = harness.N8n(harness.n8n_local.free_port(), Path(tmp.name) / "n8n", version)
         n8n.start()
         credential_ids = harness.create_credentials(n8n, trigger_token, error_token)
         harness.import_workflows(n8n, credential_ids, paths)
@@ -300,18 +307,19 @@ def main() -> int:
         tmp.cleanup()
 
     ratio = round(system["per_minute"] / ceiling["per_minute"], 3) if ceiling["per_minute"] else None
-    report = {"machine": f"{os.cpu_count()} cores", "in_flight": args.in_flight, "window_s": args.duration,
+    report = {"machine": f"{os.cpu_count()} cores", "n8n": version, "in_flight": args.in_flight,
+              "window_s": args.duration,
               "agent_latency_ms": 0, "system": system, "ceiling_noop_callbacks": ceiling, "ratio": ratio}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "n8n.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"n8n-{version}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = ["| path | completed in window | per minute | p50 s / workflow | max s | other final | errors |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for label, r in (("service + dispatcher + n8n", system), ("n8n, no-op callbacks (ceiling)", ceiling)):
         lines.append(f"| {label} | {r['completed']} | {r['per_minute']} | {r['latency_p50_s']} | {r['latency_max_s']}"
                      f" | {r['other_final_count']} | {r['error_count']} |")
     lines.append(f"\nsystem ÷ ceiling = **{ratio}** ({args.in_flight} PAYOFF_REQUEST workflows in flight, "
-                 f"{args.duration} s window each, zero-latency agents, {os.cpu_count()} cores)")
-    (RESULTS / "n8n.md").write_text("\n".join(lines) + "\n")
+                 f"{args.duration} s window each, zero-latency agents, n8n {version}, {os.cpu_count()} cores)")
+    (RESULTS / f"n8n-{version}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -5,7 +5,7 @@ It keeps the contract the sync relies on, as checked against a real n8n 1.123.50
 request bodies limited to the writable fields (400 otherwise), settings merged on PUT, credential
 ids resolved by name when unknown, the Error Trigger-only workflow refusing activation (1.x) or
 accepted (2.x), a delete right after a deactivation refused with 409 once (2.x), tags unique by
-name, the version in GET /rest/settings. Every call is recorded in `calls` as (method, path, params, body)."""
+name, credentials listed by 2.x only. Every call is recorded in `calls` as (method, path, params, body)."""
 from __future__ import annotations
 
 import base64
@@ -32,7 +32,7 @@ NODE_FIELDS = {"id", "name", "webhookId", "disabled", "notesInFlow", "notes", "t
 class FakeN8n:
     def __init__(self, page_size: int = 250, version: str | None = "1.123.50"):
         self.page_size = page_size
-        self.version = version  # None: GET /rest/settings answers 404
+        self.version = version  # None: an instance whose line the key cannot tell (GET /credentials: 403)
         self.refuses_error_workflows: bool | None = None  # None: as its version does (1.x refuses)
         self.unpublishing: set[str] = set()  # 2.x: deactivated a moment ago
         self.workflows: dict[str, dict] = {}
@@ -71,8 +71,7 @@ class FakeN8n:
         pattern = re.compile(re.escape(BASE_URL) + r"/api/v1/.*")
         for method in ("GET", "POST", "PUT", "DELETE"):
             mock.add_callback(method, pattern, callback=self._handle)
-        mock.add_callback("GET", BASE_URL + "/rest/settings", callback=lambda request: (
-            (200, {}, json.dumps({"data": {"versionCli": self.version}})) if self.version else (404, {}, "{}")))
+
 
     def _handle(self, request):
         url = urlparse(request.url)
@@ -100,6 +99,13 @@ class FakeN8n:
             if problem:
                 return 400, {"message": problem}
             return 200, self._store(body)
+        if path == "/credentials" and method == "GET":  # 2.x lists them; 1.x answers 405
+            if self.version is None:
+                return 403, {"message": "Forbidden: the key lacks credential:list"}
+            if self.version.startswith("1."):
+                return 405, {"message": "GET method not allowed"}
+            return 200, {"data": [{"id": i, "name": n, "type": t} for (t, n), i in self.credentials.items()],
+                         "nextCursor": None}
         if path == "/tags" and method == "GET":
             return self._page([{"id": i, "name": n} for i, n in self.tags.items()], params)
         if path == "/tags" and method == "POST":

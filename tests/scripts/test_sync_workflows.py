@@ -647,7 +647,7 @@ def test_dry_run_predicts_a_missing_error_workflow(n8n, run):
 # ---- n8n 2.x (n8n Cloud): error workflows run only while active; unpublishing takes a moment --------
 @pytest.fixture
 def n8n_version(n8n):
-    """The fake instance, telling a version (GET /rest/settings; None: it does not say)."""
+    """The fake instance of a version (None: one whose line the API key cannot tell)."""
     def set_version(version: str | None) -> FakeN8n:
         n8n.version = version
         return n8n

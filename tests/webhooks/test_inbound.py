@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from app.webhooks.signing import inbound_token
-from tests.db.factories import make_workflow, start_workflow, tasks_of
+from tests.db.factories import make_workflow, secret_resume_url, start_workflow, tasks_of
 from tests.db.world import row
 from tests.security.state import changed_tables, fingerprint
 from tests.service_fixtures import CALLBACK_SECRET
@@ -39,7 +39,8 @@ def test_a_statement_for_a_waiting_task_resumes_n8n_through_the_outbox(client, d
     assert response.json["forwarded"] is True and response.json["documentsStored"] == 1
     resume = db.execute("select payload from public.n8n_dispatches where workflow_id = %s and kind = 'RESUME'",
                         (payoff["id"],)).fetchone()["payload"]
-    assert resume["resumeUrl"] == "http://n8n.test/webhook-waiting/7"
+    assert resume["resumeUrl"] == f"n8n-resume:{resume['taskId']}"
+    assert secret_resume_url(db, resume["taskId"]) == "http://n8n.test/webhook-waiting/7"
     assert resume["body"]["data"]["statement"] == STATEMENT and resume["body"]["documents"][0]["filename"] == "statement.pdf"
     task = tasks_of(db, payoff["id"])["await_statement"]
     assert task["status"] == "RUNNING" and task["resume_url"] is None
@@ -55,7 +56,7 @@ def test_a_statement_that_arrives_before_the_wait_is_forwarded_when_n8n_gets_the
     assert waiting.json["result"]["resumedWithPendingInbound"] is True
     resume = db.execute("select payload from public.n8n_dispatches where workflow_id = %s and kind = 'RESUME'",
                         (payoff["id"],)).fetchone()["payload"]
-    assert resume["resumeUrl"].endswith("/8") and resume["body"]["data"]["statement"] == STATEMENT
+    assert secret_resume_url(db, resume["taskId"]).endswith("/8") and resume["body"]["data"]["statement"] == STATEMENT
     assert "pendingInbound" not in tasks_of(db, payoff["id"])["await_statement"]["metadata"]
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from app.webhooks.signing import signed_headers, workflow_key
 from tests.service_fixtures import CALLBACK_SECRET, ERROR_TOKEN
-from tests.db.factories import make_workflow, start_workflow, tasks_of
+from tests.db.factories import make_workflow, secret_resume_url, start_workflow, tasks_of
 
 
 def post_event(client, workflow_id, event_type, event_id=None, key_for=None, **data):
@@ -104,7 +104,9 @@ def test_unknown_task_is_404(client, running):
 def test_waiting_records_the_resume_url_and_injection_adds_a_task(client, db, running):
     assert post_event(client, running["id"], "task.waiting", taskKey="await_statement",
                       resumeUrl="http://127.0.0.1:5678/webhook-waiting/9").status_code == 200
-    assert tasks_of(db, running["id"])["await_statement"]["resume_url"].endswith("/9")
+    waiting = tasks_of(db, running["id"])["await_statement"]
+    assert waiting["resume_url"] == f"n8n-resume:{waiting['id']}"
+    assert secret_resume_url(db, waiting["id"]).endswith("/9")
     response = post_event(client, running["id"], "task.injected",
                           task={"taskKey": "handle_client_update", "taskType": "handle_client_update", "agentName": "ria",
                                 "title": "Handle client update", "priority": "HIGH"})
