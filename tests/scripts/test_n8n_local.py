@@ -436,14 +436,17 @@ def test_a_stale_state_file_with_a_reused_pid_is_not_signalled(tmp_path):
 HMAC_SECRET = "rexera-e2e-secret"
 
 
-@pytest.fixture(scope="module")
-def n8n(tmp_path_factory):
-    """A real n8n, installed into the shared cache (once), started on a free port."""
-    n8n_local.install()
+@pytest.fixture(scope="module", params=list(n8n_local.LINES.values()), ids=lambda version: f"n8n-{version}")
+def n8n(tmp_path_factory, request):
+    """A real n8n of each supported line, installed in the shared cache, started on a free port
+    with n8n's defaults."""
+    version = request.param
+    if n8n_local.installed_binary(version=version) is None:
+        pytest.skip(f"n8n {version} is not installed (n8n_local.py install --version all)")
     data = tmp_path_factory.mktemp("n8n-data")
     port = n8n_local.free_port()
     started = time.monotonic()
-    instance = n8n_local.start(port, data)
+    instance = n8n_local.start(port, data, version=version)
     instance.first_start_seconds = time.monotonic() - started
     with instance:
         yield instance
@@ -462,11 +465,21 @@ def http_json(method: str, url: str, body=None, headers=None) -> tuple[int, obje
         return exc.code, exc.read().decode()
 
 
-def workflow(path: str, with_code_node: bool) -> dict:
+def call_webhook(n8n, path: str, body: dict) -> tuple[int, object]:
+    """POST to a production webhook; n8n 2.x answers 404 for a moment after the activation."""
+    deadline = time.monotonic() + 10
+    while True:
+        status, answer = http_json("POST", n8n.webhook(path), body)
+        if status != 404 or time.monotonic() > deadline:
+            return status, answer
+        time.sleep(0.2)
+
+
+def workflow(path: str, with_code_node: bool, code: str | None = None) -> dict:
     webhook = {"parameters": {"httpMethod": "POST", "path": path, "responseMode": "responseNode", "options": {}},
                "name": "Webhook", "type": "n8n-nodes-base.webhook", "typeVersion": 2, "position": [0, 0],
                "webhookId": str(uuid.uuid4())}
-    sign = {"parameters": {"jsCode": textwrap.dedent(f"""\
+    sign = {"parameters": {"jsCode": code or textwrap.dedent(f"""\
                 const crypto = require('crypto');
                 const message = $input.first().json.body.message;
                 const signature = crypto.createHmac('sha256', '{HMAC_SECRET}').update(message).digest('hex');
@@ -483,6 +496,13 @@ def workflow(path: str, with_code_node: bool) -> dict:
     connections = {a: {"main": [[{"node": b, "type": "main", "index": 0}]]} for a, b in links}
     return {"name": f"e2e {path}", "nodes": nodes, "connections": connections,
             "settings": {"executionOrder": "v1"}}
+
+
+def load_build():
+    spec = importlib.util.spec_from_file_location("build_workflows_for_n8n_local", ROOT / "scripts" / "build_workflows.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def import_and_activate(instance, definition: dict) -> str:
@@ -521,20 +541,46 @@ def test_e2e_n8n_answers_health_and_the_api_key(n8n):
 def test_e2e_a_webhook_workflow_imported_through_the_public_api_answers(n8n):
     path = f"echo-{uuid.uuid4().hex[:8]}"
     import_and_activate(n8n, workflow(path, with_code_node=False))
-    status, body = http_json("POST", n8n.webhook(path), {"message": "hello"})
+    status, body = call_webhook(n8n, path, {"message": "hello"})
     assert status == 200, body
     assert body == {"ok": True, "echo": "hello"}
 
 
 @pytest.mark.e2e
 @pytest.mark.timeout(1800)
-def test_e2e_a_code_node_can_sign_with_crypto(n8n):
+def test_e2e_a_code_node_cannot_load_crypto_on_n8ns_defaults(n8n):
+    # As on n8n Cloud: no NODE_FUNCTION_ALLOW_BUILTIN, so require('crypto') is refused.
+    path = f"crypto-{uuid.uuid4().hex[:8]}"
+    workflow_id = import_and_activate(n8n, workflow(path, with_code_node=True))
+    status, body = call_webhook(n8n, path, {"message": "payload-1"})
+    assert status != 200 or not isinstance(body, dict) or "signature" not in body, body
+    deadline = time.monotonic() + 10
+    while True:
+        _, executions = n8n.request("GET", f"/api/v1/executions?workflowId={workflow_id}&includeData=true")
+        if executions["data"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    error = executions["data"][0]["data"]["resultData"]["error"]
+    assert "disallowed" in error["message"] and "crypto" in error["message"], error
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(1800)
+def test_e2e_a_code_node_signs_with_the_exports_plain_javascript(n8n):
     path = f"sign-{uuid.uuid4().hex[:8]}"
-    import_and_activate(n8n, workflow(path, with_code_node=True))
-    status, body = http_json("POST", n8n.webhook(path), {"message": "payload-1"})
-    assert status == 200, body
-    expected = hmac.new(HMAC_SECRET.encode(), b"payload-1", hashlib.sha256).hexdigest()
-    assert body == {"message": "payload-1", "signature": expected}
+    hashing = load_build().PRELUDE.split("const trigger")[0]
+    code = hashing + textwrap.dedent(f"""\
+        const message = $input.first().json.body.message;
+        const signature = Buffer.from(hmacSha256(Buffer.from('{HMAC_SECRET}', 'utf8'),
+                                                 Buffer.from(message, 'utf8'))).toString('hex');
+        return [{{ json: {{ message, signature }} }}];
+        """)
+    import_and_activate(n8n, workflow(path, with_code_node=True, code=code))
+    for message in ("payload-1", "é😀" * 40):
+        status, body = call_webhook(n8n, path, {"message": message})
+        assert status == 200, body
+        expected = hmac.new(HMAC_SECRET.encode(), message.encode(), hashlib.sha256).hexdigest()
+        assert body == {"message": message, "signature": expected}
 
 
 @pytest.mark.e2e
