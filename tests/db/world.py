@@ -34,3 +34,14 @@ PEOPLE = {
     "client_user_b": Person("client_user_b", "client_user", user_id=row("B011"), client_id=CLIENT_B),
     "agent_a": Person("agent_a", "agent", workflow_id=row("A101"), agent_name="nina"),
 }
+
+
+# What makes a client person stop counting (private.person_is_current), as statements taking the
+# person's %(id)s, their %(client)s and %(other)s client.
+CLIENT_PERSON_CHANGES = {
+    "deactivated": "update public.user_profiles set is_active = false where id = %(id)s",
+    "deleted": "delete from auth.users where id = %(id)s",
+    "moved to another role": "update public.user_profiles set role = 'client_admin' where id = %(id)s",
+    "moved to another client": "update public.user_profiles set client_id = %(other)s where id = %(id)s",
+    "their client deactivated": "update public.clients set is_active = false where id = %(client)s",
+}

@@ -14,7 +14,7 @@ import uuid
 import psycopg
 import pytest
 
-from tests.db.world import CLIENT_A, CLIENT_B, PEOPLE
+from tests.db.world import CLIENT_A, CLIENT_B, CLIENT_PERSON_CHANGES as CHANGES, PEOPLE
 from tests.perf.bench_api import free_port, start_service
 from tests.realtime.conftest import Service, service_env, stop_service
 from tests.support import Person, mint_token
@@ -51,13 +51,6 @@ def assert_closed_for_revoked_access(sock, within: float) -> float:
     return time.monotonic() - started
 
 
-CHANGES = {
-    "deactivated": "update public.user_profiles set is_active = false where id = %(id)s",
-    "deleted": "delete from auth.users where id = %(id)s",
-    "moved to another role": "update public.user_profiles set role = 'client_admin' where id = %(id)s",
-    "moved to another client": "update public.user_profiles set client_id = %(other)s where id = %(id)s",
-    "their client deactivated": "update public.clients set is_active = false where id = %(client)s",
-}
 
 
 @pytest.mark.parametrize("kind", CHANGES)

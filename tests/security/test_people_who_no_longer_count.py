@@ -11,18 +11,11 @@ import json
 import pytest
 from psycopg import Rollback
 
-from tests.db.world import CLIENT_B, PEOPLE, row
+from tests.db.world import CLIENT_B, CLIENT_PERSON_CHANGES as CHANGES, PEOPLE, row
 from tests.security.state import assert_refused, changed_tables, fingerprint
 from tests.security.surface import PERSON_OPERATIONS
 from tests.support import act_as, act_as_service
 
-CHANGES = {
-    "deactivated": "update public.user_profiles set is_active = false where id = %(id)s",
-    "deleted": "delete from auth.users where id = %(id)s",
-    "moved to another role": "update public.user_profiles set role = 'client_admin' where id = %(id)s",
-    "moved to another client": "update public.user_profiles set client_id = %(other)s where id = %(id)s",
-    "their client deactivated": "update public.clients set is_active = false where id = %(client)s",
-}
 # (A HIL person who wrote notes or owns workflows cannot be deleted: deactivating is how they go.)
 HIL_CHANGES = {
     "deactivated": "update public.user_profiles set is_active = false where id = %(id)s",
