@@ -31,6 +31,12 @@ def listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def as_from_a_terminal() -> None:
+    """In the child: Ctrl-C as a terminal gives it (a run started in the background by a
+    non-interactive shell inherits SIGINT ignored, and Python then never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def local(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "scripts/local.py", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
@@ -44,7 +50,7 @@ def test_the_first_readme_command_runs_the_system_and_the_demo_completes(tmp_pat
                                 "--state-dir", str(tmp_path / "state"), "--agent-latency-ms", "50",
                                 "--n8n-version", n8n_version.split(".")[0]],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=as_from_a_terminal)
     try:
         output, _ = process.communicate(timeout=840)
     except subprocess.TimeoutExpired:
@@ -82,7 +88,7 @@ def test_a_second_ctrl_c_while_stopping_still_stops_everything(tmp_path, n8n_ver
                                 str(n8n_port), "--state-dir", str(tmp_path / "state"),
                                 "--n8n-version", n8n_version.split(".")[0]],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=as_from_a_terminal)
     lines: list[str] = []
     try:
         for line in process.stdout:
