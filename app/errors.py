@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 
 import psycopg
-from flask import Flask, g, jsonify
+from flask import Flask, g, jsonify, request
 from marshmallow import ValidationError
 from psycopg import errors as pg
 from werkzeug.exceptions import HTTPException
@@ -118,6 +120,23 @@ def init_app(app: Flask) -> None:
         return error_response(500, "internal_error", "something went wrong on our side")
 
 
+RESOURCE_PATH = re.compile(r"^/api/(workflows|tasks|communications|documents|counterparties)/([^/]+)(/.*)?$")
+SINGULAR = {"workflows": "workflow", "tasks": "task", "communications": "communication", "documents": "document",
+            "counterparties": "counterparty"}
+
+
+def not_found_message() -> str:
+    """What a path that matches no route got wrong: an id that is not one, or no such endpoint."""
+    match = RESOURCE_PATH.match(request.path)
+    if match:
+        try:
+            uuid.UUID(match.group(2))
+        except ValueError:
+            return (f"{match.group(2)!r} is not a {SINGULAR[match.group(1)]} id: ids are UUIDs, "
+                    "e.g. 2c1f6b5e-8d4a-4f3e-9b7a-1d2e3f4a5b6c")
+    return f"no endpoint {request.method} {request.path}: the API is described at /api/docs"
+
+
 def http_error_response(error: HTTPException):
     """Werkzeug and webargs errors (404 routes, 405, 413, 422 validation) in the one shape."""
     status = error.code or 500
@@ -129,6 +148,8 @@ def http_error_response(error: HTTPException):
         code = "validation_error"
     else:
         code = STATUS_CODES.get(status, "error")
+    if status == 404 and not data:
+        message = not_found_message()
     headers = dict(data.get("headers") or {})
     if status == 405 and error.get_response().headers.get("Allow"):
         headers["Allow"] = error.get_response().headers["Allow"]

@@ -2,7 +2,7 @@
 the workflows, and the service with its dispatcher and SLA sweeper; then, if asked, a live demo.
 
     python3 scripts/local.py [up] [--port 8000] [--demo] [--state-dir .local]
-    python3 scripts/local.py demo [--timeout 600]      (against a system already up)
+    python3 scripts/local.py demo [--demo-timeout 600] (against a system already up)
     python3 scripts/local.py reset                     (stop nothing; delete the state directory)
 
 up installs what it needs on first use (.venv with requirements.txt, n8n through npm into a
@@ -358,7 +358,7 @@ class System:
                                        progress=say)
         except n8n_local.N8nError as error:
             raise Failure(f"n8n did not start: {error}") from error
-        say(f"n8n on {self.n8n.base_url} (owner login in {data_dir / 'owner.json'})")
+        say(f"n8n on {self.n8n.base_url} (owner login in {data_dir / 'owner.json'}, API key in {data_dir / 'api-key'})")
         self.sync_n8n(keys)
         return self.n8n
 
@@ -544,7 +544,7 @@ def _alive(pid) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", nargs="?", default="up", choices=["up", "demo", "reset"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")),
                         help="the API's port (default $PORT or 8000)")

@@ -886,7 +886,7 @@ def _positive(text: str) -> float:
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="n8n_local.py", description=__doc__.splitlines()[0])
+    parser = Parser(prog="n8n_local.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="{install,start,stop,status}",
                                      parser_class=Parser)
     cache_help = "install folder (default: $REXERA_CACHE_DIR/n8n-<version> or ~/.cache/rexera/n8n-<version>)"

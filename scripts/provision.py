@@ -44,7 +44,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="provision.py", description=__doc__.splitlines()[0])
+    parser = Parser(prog="provision.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
                         help="PostgreSQL URL (default: $DATABASE_URL); hosted mode writes profiles here too")
     mode = parser.add_mutually_exclusive_group()

@@ -30,7 +30,7 @@ def instant(text: str) -> datetime:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
                         help="PostgreSQL URL (default: $DATABASE_URL)")
     parser.add_argument("--now", type=instant, help="sweep as of this ISO 8601 instant (default: the database's now)")

@@ -34,8 +34,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="sync_workflows.py", description=__doc__.splitlines()[0],
-                    formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[2:]))
+    parser = Parser(prog="sync_workflows.py", description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=EXPORTS_DIR, help="the exports (default: n8n_workflows/)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{push,pull,diff,status}")
     only = argparse.ArgumentParser(add_help=False)

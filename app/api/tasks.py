@@ -21,7 +21,7 @@ class Tasks(MethodView):
     @blp.arguments(TaskListArgs(), location="query")
     @blp.response(200, TaskList)
     def get(self, args):
-        """List the tasks you may see, newest first."""
+        """List the tasks you may see: one workflow's in its plan's order (workflowId), else newest first."""
         return get_db().run(current_principal(), lambda conn: service.list_tasks(conn, args))
 
     @blp.arguments(TaskCreate())

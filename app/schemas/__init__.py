@@ -27,6 +27,22 @@ class CamelSchema(Schema):
         field_obj.data_key = camelcase(field_obj.data_key or field_name)
 
 
+class IsoDate(fields.Date):
+    """A calendar date, whose error says the format expected."""
+
+    default_error_messages = {"invalid": "Not a valid date: use YYYY-MM-DD, e.g. 2026-12-15.",
+                              "format": "Not a valid date: use YYYY-MM-DD, e.g. 2026-12-15."}
+
+
+class IsoDateTime(fields.AwareDateTime):
+    """A moment with its time zone, whose error says the format expected."""
+
+    default_error_messages = {"invalid": "Not a valid date and time: use ISO 8601 with a time zone, "
+                                         "e.g. 2026-12-15T14:30:00Z or 2026-12-15T09:30:00-05:00.",
+                              "invalid_awareness": "Give a time zone: e.g. 2026-12-15T14:30:00Z.",
+                              "format": "Not a valid date and time: use ISO 8601, e.g. 2026-12-15T14:30:00Z."}
+
+
 def snakecase(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
@@ -53,21 +69,35 @@ class Page(CamelSchema):
     next_cursor = fields.String(allow_none=True)
 
 
-def encode_cursor(created_at: dt.datetime, row_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(row_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def encode_cursor(values: list) -> str:
+    """An opaque cursor for the row whose order-by values these are."""
+    plain = [v.isoformat() if isinstance(v, dt.datetime) else str(v) if isinstance(v, uuid.UUID) else v for v in values]
+    return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
-    """The (created_at, id) a cursor points after; ValueError when it was not made by us."""
+def decode_cursor(cursor: str, kinds: tuple[type, ...] = (dt.datetime, uuid.UUID)) -> list:
+    """The order-by values a cursor points after, each read as its kind (an aware datetime, a
+    uuid, an int, a str); ValueError when it was not made by us for this order."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, row_id = json.loads(raw)
-        created = dt.datetime.fromisoformat(created_at)
-        if created.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return created, uuid.UUID(row_id)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as error:
+        values = json.loads(raw)
+        if not isinstance(values, list) or len(values) != len(kinds):
+            raise ValueError("wrong shape")
+        decoded = []
+        for value, kind in zip(values, kinds):
+            if kind is dt.datetime:
+                moment = dt.datetime.fromisoformat(value)
+                if moment.tzinfo is None:
+                    raise ValueError("naive timestamp")
+                decoded.append(moment)
+            elif kind is uuid.UUID:
+                decoded.append(uuid.UUID(value))
+            elif kind is int and type(value) is int or kind is str and type(value) is str:
+                decoded.append(value)
+            else:
+                raise ValueError(f"not a {kind.__name__}")
+        return decoded
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, AttributeError) as error:
         raise ValueError("the cursor is not valid") from error
 
 

@@ -6,7 +6,7 @@ import re
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from app.schemas import CamelSchema, PageArgs, comma_list
+from app.schemas import CamelSchema, IsoDateTime, PageArgs, comma_list
 
 # ============================================================================================
 # Strict fields for JSON bodies: a wrong JSON type is refused (no "yes" for true, no "12" for
@@ -165,7 +165,7 @@ class CommunicationCreate(CamelSchema):
     to_addresses = fields.List(Text(320, validate=email_or_phone), validate=validate.Length(max=50), load_default=list)
     is_client_visible = StrictBoolean()
     thread_id = fields.UUID()
-    sent_at = fields.AwareDateTime()
+    sent_at = IsoDateTime()
     email = fields.Nested(EmailMetadataIn)
     call = fields.Nested(CallMetadataIn)
     message = fields.Nested(MessageMetadataIn)

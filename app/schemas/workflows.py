@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import ValidationError, fields, validate
 
 from app.schemas import (PRIORITIES, SLA_STATUSES, TASK_STATUSES, WORKFLOW_STATUSES, WORKFLOW_TYPES, CamelSchema,
-                         PageArgs, comma_list)
+                         IsoDate, IsoDateTime, PageArgs, comma_list)
 
 URGENCY = ["low", "normal", "high", "urgent"]
 text = lambda max_length=300, **kw: fields.String(validate=validate.Length(1, max_length), **kw)  # noqa: E731
@@ -15,7 +15,7 @@ class MuniLienSearchPayload(CamelSchema):
     county = text(120, required=True)
     parcel_number = text(80, required=True)
     buyer = text(200, required=True)
-    closing_date = fields.Date(required=True)
+    closing_date = IsoDate(required=True)
     search_types = fields.List(fields.String(validate=validate.OneOf(["tax_liens", "utility_liens", "municipal_liens"])),
                                validate=validate.Length(1, 3))
     urgency = fields.String(validate=validate.OneOf(URGENCY))
@@ -28,7 +28,7 @@ class HoaAcquisitionPayload(CamelSchema):
         fields.String(validate=validate.OneOf(["bylaws", "financials", "meeting_minutes", "budget"])),
         required=True, validate=validate.Length(1, 4))
     buyer = text(200, required=True)
-    closing_date = fields.Date(required=True)
+    closing_date = IsoDate(required=True)
     urgency = fields.String(validate=validate.OneOf(URGENCY))
     communication_preference = fields.String(validate=validate.OneOf(["email", "phone", "email_then_phone", "both"]))
 
@@ -38,7 +38,7 @@ class PayoffRequestPayload(CamelSchema):
     borrower_name = text(200, required=True)
     lender_name = text(200, required=True)
     loan_number = text(60, required=True)
-    payoff_date = fields.Date(required=True)
+    payoff_date = IsoDate(required=True)
     estimated_balance = fields.Decimal(places=2, as_string=False, validate=validate.Range(0, 100_000_000))
     urgency = fields.String(validate=validate.OneOf(URGENCY))
     include_per_diem = fields.Boolean()
@@ -72,8 +72,8 @@ class WorkflowListArgs(PageArgs):
     hil_id = fields.UUID()
     status = comma_list(WORKFLOW_STATUSES)
     type = comma_list(WORKFLOW_TYPES)
-    created_after = fields.AwareDateTime()
-    created_before = fields.AwareDateTime()
+    created_after = IsoDateTime()
+    created_before = IsoDateTime()
     include = comma_list(WORKFLOW_INCLUDES)
 
 
@@ -89,7 +89,7 @@ class WorkflowCreate(CamelSchema):
     priority = fields.String(load_default="NORMAL", validate=validate.OneOf(PRIORITIES))
     hil_id = fields.UUID()
     manager_id = fields.UUID()
-    due_date = fields.AwareDateTime()
+    due_date = IsoDateTime()
     metadata = fields.Dict()
 
 

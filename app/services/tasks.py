@@ -10,7 +10,7 @@ from psycopg.types.json import Jsonb
 
 from app.errors import ApiError
 from app.schemas import snakecase
-from app.services.listing import Filters, attach_collection, fetch_page
+from app.services.listing import NEWEST_FIRST, Filters, Order, attach_collection, fetch_page
 
 FINAL_WORKFLOW_STATUSES = ("COMPLETED", "CANCELLED", "FAILED")
 
@@ -44,6 +44,9 @@ def attach_includes(conn: psycopg.Connection, tasks: list[dict], include: list[s
     return tasks
 
 
+PLAN_ORDER = Order(("sequence", "task_key", "id"), (int, str, uuid.UUID), descending=False)
+
+
 def list_tasks(conn: psycopg.Connection, args: dict) -> dict:
     filters = Filters()
     if args.get("workflow_id"):
@@ -58,8 +61,10 @@ def list_tasks(conn: psycopg.Connection, args: dict) -> dict:
         filters.add("t.sla_status = any(%s::public.sla_status[])", args["sla_status"])
     if args.get("executor_type"):
         filters.add("t.executor_type = %s::public.executor_type", args["executor_type"])
+    # One workflow's tasks in its plan's order (what a person reads them in); otherwise newest first.
+    order = PLAN_ORDER if args.get("workflow_id") else NEWEST_FIRST
     page = fetch_page(conn, "tasks", "t", filters, limit=args["limit"], offset=args["offset"],
-                      cursor=args.get("cursor"))
+                      cursor=args.get("cursor"), order=order)
     page["tasks"] = attach_includes(conn, page.pop("rows"), args.get("include", []))
     return page
 

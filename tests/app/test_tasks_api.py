@@ -650,3 +650,26 @@ def test_tasks_of_a_cancelled_workflow_take_no_actions(as_, db):
     db.execute("select public.workflow_action(%s, 'cancel')", (workflow["id"],))
     response = act(as_("operator"), tasks["identify_lender_contact"]["id"], "assign", assigneeId=str(MANAGER))
     assert response.status_code == 409 and "CANCELLED" in response.json["error"]["message"]
+
+
+def test_a_workflows_tasks_are_listed_in_plan_order_across_pages(as_, db):
+    workflow, tasks = started(db)
+    expected = [row["task_key"] for row in db.execute(
+        "select task_key from public.tasks where workflow_id = %s order by sequence, task_key, id", (workflow["id"],))]
+    assert len(expected) > 3
+    seen, cursor = [], None
+    while True:
+        page = as_("operator").get(f"/api/tasks?workflowId={workflow['id']}&limit=3" + (f"&cursor={cursor}" if cursor else ""))
+        assert page.status_code == 200, page.json
+        seen += [task["taskKey"] for task in page.json["tasks"]]
+        cursor = page.json.get("nextCursor")
+        if not page.json["hasMore"]:
+            break
+    assert seen == expected and expected[0] == "identify_lender_contact"
+
+
+@pytest.mark.parametrize("cursor", ["WzEsICJ4Il0", "WyIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgIngiXQ", "bm90IGpzb24"])
+def test_a_cursor_not_made_for_this_order_is_refused(as_, db, cursor):
+    workflow, _ = started(db)
+    response = as_("operator").get(f"/api/tasks?workflowId={workflow['id']}&cursor={cursor}")
+    assert response.status_code == 400 and response.json["error"]["code"] == "invalid_cursor"

@@ -1,6 +1,7 @@
 """/api/workflows and /api/workflows/{id}/actions."""
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -201,3 +202,31 @@ def test_nul_characters_are_refused_not_a_server_error(as_, db, changes, field):
     assert response.status_code == 422 and response.json["error"]["code"] == "unstorable_text"
     assert response.json["error"]["details"] == {"json": {field: ["contains a NUL character"]}}
     assert db.execute("select count(*) as n from public.workflows").fetchone()["n"] == before
+
+
+@pytest.mark.parametrize("path, says", [
+    ("/api/workflows/123", "'123' is not a workflow id: ids are UUIDs"),
+    ("/api/tasks/not-an-id/actions", "'not-an-id' is not a task id"),
+    ("/api/documents/42", "'42' is not a document id"),
+    ("/api/workflowz", "no endpoint GET /api/workflowz: the API is described at /api/docs"),
+])
+def test_a_path_that_names_nothing_says_what_was_wrong(as_, path, says):
+    response = as_("operator").get(path)
+    assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
+    assert says in response.json["error"]["message"]
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("payoffDate", "15/12/2026", "use YYYY-MM-DD"),
+    ("payoffDate", "2026-13-01", "use YYYY-MM-DD"),
+])
+def test_a_bad_date_says_the_format_expected(as_, field, value, says):
+    response = create(as_("client_user_a"), payload={**PAYOFF, field: value})
+    assert response.status_code == 422
+    assert says in json.dumps(response.json["error"]["details"])
+
+
+@pytest.mark.parametrize("value", ["yesterday", "2026-12-01T10:00:00"])
+def test_a_bad_created_after_says_the_format_expected(as_, value):
+    response = as_("operator").get(f"/api/workflows?createdAfter={value}")
+    assert response.status_code == 422 and "2026-12-15T14:30:00Z" in json.dumps(response.json["error"]["details"])

@@ -40,7 +40,7 @@ def markdown(figures, seconds: float, examples: int) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=40, help="cases per operation, caller and mode")
     parser.add_argument("--out", type=Path, default=Path("tests/perf/results"))
     parser.add_argument("--random", action="store_true", help="a fresh random seed instead of the fixed one")

@@ -237,7 +237,7 @@ class CeilingRunner:
 
 # ---- main -----------------------------------------------------------------------------------------
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=60, help="measurement window per side, seconds")
     parser.add_argument("--in-flight", type=int, default=4, help="workflows in flight at once")
     parser.add_argument("--poll", type=float, default=0.05, help="status poll interval of the system drivers")

@@ -100,7 +100,7 @@ def indexes_used(plan_text: str) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workflows", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=500)
     parser.add_argument("--duration", type=int, default=10)

@@ -242,7 +242,7 @@ async def measure(base: str, url: str, args, master_pid: int) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--dashboards", type=int, default=10)
     parser.add_argument("--rate", type=int, default=200, help="events committed per second")

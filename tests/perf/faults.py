@@ -80,7 +80,7 @@ def run(name: str, args) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenario", choices=(*SCENARIOS, "all"))
     parser.add_argument("--senders", type=int, default=6, help="concurrent callback senders")
     parser.add_argument("--duration", type=float, default=30, help="seconds of callback load")
