@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -157,6 +158,16 @@ class State:
 
     def clear_running(self) -> None:
         (self.path / "running.json").unlink(missing_ok=True)
+        (self.path / "env").unlink(missing_ok=True)
+
+    def write_env(self, variables: dict[str, str]) -> Path:
+        """<state-dir>/env: what a shell needs to talk to the running system (`source .local/env`);
+        owner-only, it holds tokens. Removed when the system stops."""
+        file = self.path / "env"
+        file.touch(mode=0o600)
+        file.write_text("# Written by scripts/local.py while the system runs; source it in a shell.\n"
+                        + "".join(f"export {name}={shlex.quote(value)}\n" for name, value in variables.items()))
+        return file
 
 
 # ---- PostgreSQL --------------------------------------------------------------------------------
@@ -444,9 +455,14 @@ def tokens(database_url: str, secret: str, hours: int = 12) -> dict[str, str]:
     return {email: token for email, token in found.items() if token is not None}
 
 
-def banner(running: dict, keys: dict) -> None:
+def banner(state: State, running: dict, keys: dict) -> None:
     found = tokens(running["databaseUrl"], keys["jwtSecret"])
     base = running["baseUrl"]
+    variables = {"REXERA_URL": base, "DATABASE_URL": running["databaseUrl"], "SUPABASE_JWT_SECRET": keys["jwtSecret"],
+                 "N8N_BASE_URL": running["n8nUrl"]}
+    for email, token in found.items():
+        variables["OPERATOR_TOKEN" if email == OPERATOR_EMAIL else "CLIENT_TOKEN"] = token
+    env_file = state.write_env(variables)
     lines = [
         "",
         "Rexera is running:",
@@ -462,9 +478,18 @@ def banner(running: dict, keys: dict) -> None:
     for email, token in found.items():
         variable = "OPERATOR_TOKEN" if email == OPERATOR_EMAIL else "CLIENT_TOKEN"
         lines.append(f"  {variable}={token}   # {email}")
-    lines += ["", f"Try:  curl -H \"Authorization: Bearer $CLIENT_TOKEN\" {base}/api/workflows",
+    lines += ["", f"In another shell:  source {display_path(env_file)}   (REXERA_URL, the tokens, DATABASE_URL ...)",
+              "Try:  curl -H \"Authorization: Bearer $CLIENT_TOKEN\" $REXERA_URL/api/workflows",
               "Demo: python3 scripts/local.py demo      Stop: Ctrl-C", ""]
     print("\n".join(lines), flush=True)
+
+
+def display_path(path: Path) -> str:
+    """A path as short as it can be shown: relative to the checkout when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 # ---- commands ----------------------------------------------------------------------------------
@@ -479,7 +504,7 @@ def command_up(args: argparse.Namespace) -> int:
     try:
         running = system.start()
         keys = system.state.secrets()
-        banner(running, keys)
+        banner(system.state, running, keys)
         if args.demo:
             import demo
 

@@ -3,6 +3,7 @@ defaults (no DATABASE_URL: a throwaway PostgreSQL cluster of its own), the whole
 demo run to completion, everything stopped again. Bounded in time."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -98,6 +99,7 @@ def test_a_second_ctrl_c_while_stopping_still_stops_everything(tmp_path, n8n_ver
             if "stopping" in line:
                 pytest.fail("".join(lines)[-4000:])
         assert listening(port) and listening(n8n_port), "".join(lines)[-4000:]
+        run_the_readmes_curl_block(tmp_path / "state" / "env")
         process.send_signal(signal.SIGINT)
         for line in process.stdout:
             lines.append(line)
@@ -117,7 +119,34 @@ def test_a_second_ctrl_c_while_stopping_still_stops_everything(tmp_path, n8n_ver
     location = tmp_path / "state" / "postgres-location"
     cluster = Path(location.read_text().strip()) if location.exists() else tmp_path / "state" / "postgres"
     assert not (cluster / "data" / "postmaster.pid").exists()
+    assert not (tmp_path / "state" / "env").exists()  # the env file goes with the system
     assert local("reset", "--state-dir", str(tmp_path / "state")).returncode == 0
+
+
+def readme_block(marker: str) -> str:
+    """The bash block after an HTML comment starting with `marker` in the README."""
+    text = (ROOT / "README.md").read_text()
+    after = text[text.index(f"<!-- {marker}"):]
+    return after.split("```bash\n", 1)[1].split("```", 1)[0]
+
+
+def run_the_readmes_curl_block(env_file: Path) -> None:
+    """The README's "Trying it with curl" as a newcomer runs it after the quick start, verbatim
+    but for where this test's state directory is."""
+    block = readme_block("try-with-curl")
+    assert "source .local/env" in block
+    script = "set -euo pipefail\n" + block.replace("source .local/env", f"source {env_file}")
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}
+    done = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    answers, text, decoder = [], done.stdout.strip(), json.JSONDecoder()
+    while text:  # curl prints the bodies one after the other
+        answer, end = decoder.raw_decode(text)
+        answers.append(answer)
+        text = text[end:].strip()
+    assert "workflows" in answers[0] and "error" not in answers[0], answers[0]
+    assert answers[1]["type"] == "PAYOFF_REQUEST" and answers[1]["status"] == "PENDING", answers[1]
+    assert "notifications" in answers[2], answers[2]
 
 
 def test_a_taken_port_is_refused_with_a_clear_message(tmp_path):
