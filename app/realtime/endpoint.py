@@ -42,6 +42,7 @@ CLOSE_TOO_SLOW = 4008
 CLOSE_NO_PONG = 1008
 CLOSE_SERVER_ERROR = 1011
 CLOSE_GOING_AWAY = 1001
+CLOSE_REPLY_SECONDS = 1.0  # how long a client has to answer our close before the connection is shut
 MAX_CHANNELS = 200
 MAX_MESSAGE_BYTES = 16_384
 DELIVERED_MEMORY = 10_000  # event ids remembered per socket, so replay and live never send one twice
@@ -75,6 +76,15 @@ class _SerializedSocket:
     def sendall(self, data: bytes) -> None:
         with self._lock:
             self._sock.sendall(data)
+
+    def close(self) -> None:
+        """Shut the connection down before closing it: closing the descriptor alone leaves
+        simple-websocket's reader thread blocked in recv() (see Session._close)."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already shut down, or never connected
+        self._sock.close()
 
     def __getattr__(self, name):
         return getattr(self._sock, name)
@@ -390,6 +400,12 @@ class Session:
             self.ws.close(reason=code, message=reason)
         except (ConnectionClosed, OSError):
             pass
+        # simple-websocket's server side keeps its reader thread (not a daemon) on the socket
+        # until the client answers the close; a client that never does would hold a stopping
+        # worker until gunicorn kills it. The answer gets a moment, then the connection is shut.
+        timer = threading.Timer(CLOSE_REPLY_SECONDS, self.ws.sock.close)
+        timer.daemon = True
+        timer.start()
 
     def _bound_send_time(self) -> None:
         """A client that stops reading fills its TCP window; our send then gives up after the
