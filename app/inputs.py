@@ -49,10 +49,10 @@ def check_query_parameters() -> None:
             raise ApiError(422, f"the query parameter {name!r} is given {len(values)} times; give it once "
                                 "(a list is one comma-separated value)", "repeated_parameter",
                            {"query": {name: ["given more than once"]}})
-        problem = unstorable(values[0])
-        if problem or unstorable(name):
-            raise ApiError(422, f"the query parameter {name!r} contains {problem or unstorable(name)}",
-                           "unstorable_text", {"query": {name: [f"contains {problem or unstorable(name)}"]}})
+        problem = unstorable(name) or unstorable(values[0])
+        if problem:
+            raise ApiError(422, f"the query parameter {name!r} contains {problem}", "unstorable_text",
+                           {"query": {name: [f"contains {problem}"]}})
 
 
 def parse_json_body():
