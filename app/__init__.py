@@ -7,7 +7,8 @@ from flask import Flask, g, request
 
 from app.config import Settings
 
-PUBLIC_PATHS = ("/api/health", "/api/openapi.json", "/api/docs", "/metrics")
+# /api/internal/ authenticates with CRON_SECRET (app/api/internal.py), not as a person or agent.
+PUBLIC_PATHS = ("/api/health", "/api/openapi.json", "/api/docs", "/metrics", "/api/internal/")
 # The one webhook a person calls (with their own token), authenticated like the API.
 CLIENT_MESSAGE_PATH = "/webhooks/inbound/client-message"
 
@@ -54,6 +55,9 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
     # After the rate limits, which cover the API's blueprints only; after observability, whose
     # gauge counts the open sockets.
     realtime.init_app(app)
+    from app.n8n import delivery
+
+    delivery.init_app(app)
     if app.config["SETTINGS"].dispatcher_enabled:
         from app.n8n.dispatcher import start_in_background
 

@@ -9,6 +9,9 @@ from collections.abc import Mapping
 from urllib.parse import urlparse
 
 
+PLATFORMS = ("server", "vercel", "lambda")
+
+
 class ConfigError(Exception):
     """The environment is missing or malforms settings; the message lists each one."""
 
@@ -56,6 +59,25 @@ class Settings:
     # How often each process checks again that the people on its sockets still count (active,
     # same role and client), in case the database's announcement of a change was missed.
     realtime_person_recheck_seconds: int = 30
+    # Where the service runs: "server" (a long-running process: gunicorn, a container) or a
+    # serverless platform ("vercel", "lambda"), which freezes the process between requests and
+    # serves no WebSocket. From VERCEL / AWS_LAMBDA_FUNCTION_NAME, or SERVICE_PLATFORM.
+    platform: str = "server"
+    # Background threads (outbox dispatcher, SLA sweeper, realtime listener): off where the
+    # platform freezes processes between requests. BACKGROUND_DUTIES=auto|on|off.
+    background_duties: bool = True
+    # A request that queued outbox rows delivers them right after its commit, waiting at most
+    # this long; anything not delivered is retried by the dispatcher or the tick. False here
+    # (tests deliver nothing unless they ask); from the environment: on.
+    deliver_inline: bool = False
+    inline_delivery_timeout_seconds: float = 3.0
+    # Bearer token of POST /api/internal/tick (Vercel Cron sends it as CRON_SECRET); unset:
+    # the tick answers 403.
+    cron_secret: str | None = None
+
+    @property
+    def serverless(self) -> bool:
+        return self.platform != "server"
 
     @property
     def jwks_url(self) -> str | None:
@@ -126,6 +148,33 @@ class Settings:
             agent_keys[name.strip().lower()] = key.strip()
 
         public_base_url = url("PUBLIC_BASE_URL", ("http", "https")) or "http://127.0.0.1:8000"
+
+        platform = (get("SERVICE_PLATFORM") or ("vercel" if get("VERCEL") else
+                                                 "lambda" if get("AWS_LAMBDA_FUNCTION_NAME") else "server")).lower()
+        if platform not in PLATFORMS:
+            problems.append(f"SERVICE_PLATFORM must be one of {', '.join(PLATFORMS)}")
+            platform = "server"
+        duties = (get("BACKGROUND_DUTIES") or "auto").lower()
+        if duties not in ("auto", "on", "off"):
+            problems.append("BACKGROUND_DUTIES must be auto, on or off")
+            duties = "auto"
+        background = platform == "server" if duties == "auto" else duties == "on"
+        dispatcher_enabled = (get("DISPATCHER_ENABLED") or "off").lower() in ("on", "1", "true")
+        sweep_interval = integer("SLA_SWEEP_INTERVAL_SECONDS", 60 if background else 0, 0, 86_400)
+        if not background:
+            where = f"on {platform}" if platform != "server" else "with BACKGROUND_DUTIES=off"
+            if dispatcher_enabled:
+                problems.append(f"DISPATCHER_ENABLED=on needs a background thread, which cannot run {where}:"
+                                " requests deliver what they queue and the tick (/api/internal/tick) retries the rest")
+            if sweep_interval:
+                problems.append(f"SLA_SWEEP_INTERVAL_SECONDS needs a background thread, which cannot run {where}:"
+                                " the tick or pg_cron sweeps instead (set it to 0 or leave it unset)")
+        cron_secret = get("CRON_SECRET")
+        if cron_secret is not None and len(cron_secret) < 16:
+            problems.append("CRON_SECRET must be at least 16 characters")
+        inline = (get("INLINE_DELIVERY") or "on").lower()
+        if inline not in ("on", "off", "1", "0", "true", "false"):
+            problems.append("INLINE_DELIVERY must be on or off")
         settings = cls(
             database_url=database_url or "",
             supabase_url=supabase_url,
@@ -143,8 +192,8 @@ class Settings:
             db_pool_min=integer("DB_POOL_MIN", 2, 0, 100),
             db_pool_max=integer("DB_POOL_MAX", 10, 1, 200),
             rate_limits_enabled=(get("RATE_LIMITS") or "on").lower() not in ("off", "0", "false"),
-            dispatcher_enabled=(get("DISPATCHER_ENABLED") or "off").lower() in ("on", "1", "true"),
-            sla_sweep_interval_seconds=integer("SLA_SWEEP_INTERVAL_SECONDS", 60, 0, 86_400),
+            dispatcher_enabled=dispatcher_enabled,
+            sla_sweep_interval_seconds=sweep_interval,
             db_prepare_threshold=None if (get("DB_PREPARE_THRESHOLD") or "none").lower() == "none"
             else integer("DB_PREPARE_THRESHOLD", 5, 0, 1000),
             realtime_database_url=url("REALTIME_DATABASE_URL", ("postgres", "postgresql")),
@@ -156,6 +205,11 @@ class Settings:
             realtime_retention_hours=integer("REALTIME_RETENTION_HOURS", 72, 1, 8760),
             realtime_prune_interval_seconds=integer("REALTIME_PRUNE_INTERVAL_SECONDS", 3600, 0, 86_400),
             realtime_person_recheck_seconds=integer("REALTIME_PERSON_RECHECK_SECONDS", 30, 1, 3600),
+            platform=platform,
+            background_duties=background,
+            deliver_inline=inline in ("on", "1", "true"),
+            inline_delivery_timeout_seconds=float(integer("INLINE_DELIVERY_TIMEOUT_SECONDS", 3, 1, 30)),
+            cron_secret=cron_secret,
         )
         if problems:
             raise ConfigError(problems)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 
 from app.errors import ApiError
 
@@ -39,8 +39,15 @@ def check_request() -> None:
     if request.routing_exception is not None:
         return  # no such route or method: that is the answer
     check_query_parameters()
-    if request.method in BODY_METHODS:
+    view = current_app.view_functions.get(request.endpoint)
+    if request.method in BODY_METHODS and not getattr(view, "takes_no_body", False):
         g.json_body = parse_json_body()
+
+
+def takes_no_body(view):
+    """A POST that reads no body (the tick): whatever comes with it is ignored, not checked."""
+    view.takes_no_body = True
+    return view
 
 
 def check_query_parameters() -> None:

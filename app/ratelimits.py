@@ -55,6 +55,6 @@ def init_app(app: Flask) -> None:
     shared = limiter.shared_limit(limit_for_request, scope=lambda endpoint: category(endpoint))
     api = app.extensions["api"]
     for blueprint in api._app.blueprints.values():
-        if blueprint.name not in ("api-docs", "health"):
+        if blueprint.name not in ("api-docs", "health", "internal"):
             shared(blueprint)
     app.extensions["limiter"] = limiter

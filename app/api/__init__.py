@@ -78,6 +78,8 @@ API_CONFIG = {
                          "description": "Agents: the API key with X-Agent-Name and X-Workflow-Scope (a workflow id). "
                                         "The agent sees that workflow only while it has work in it (a task assigned to "
                                         "it, or an attempt it made); any other scope shows nothing."},
+            "cronSecret": {"type": "http", "scheme": "bearer",
+                           "description": "The tick only: the deployment's CRON_SECRET (Vercel Cron sends it)."},
         }},
         "security": [{"bearerAuth": []}, {"agentKey": []}],
     },
@@ -88,8 +90,8 @@ def init_app(app: Flask) -> None:
     for key, value in API_CONFIG.items():
         app.config.setdefault(key, value)
     api = Api(app)
-    from app.api import communications, counterparties, documents, health, tasks, views, workflows
+    from app.api import communications, counterparties, documents, health, internal, tasks, views, workflows
 
-    for module in (workflows, tasks, communications, documents, counterparties, views, health):
+    for module in (workflows, tasks, communications, documents, counterparties, views, health, internal):
         api.register_blueprint(module.blp)
     app.extensions["api"] = api

@@ -5,6 +5,7 @@ import datetime as dt
 
 from flask import current_app
 
+from app import duties
 from app.api import Blueprint
 from app.errors import ApiError
 from app.services import health
@@ -24,6 +25,7 @@ def answer(body: dict):
 def overall():
     """Overall status with one word per dependency."""
     body = health.overall(current_app)
+    body["duties"] = duties.describe(current_app)
     body["uptimeSeconds"] = int((dt.datetime.now(dt.timezone.utc) - STARTED).total_seconds())
     return answer(body)
 

@@ -6,6 +6,7 @@ import uuid
 from flask.views import MethodView
 
 from app.api import Blueprint
+from app.n8n import delivery
 from app.auth import current_principal
 from app.db import get_db
 from app.errors import ApiError
@@ -60,10 +61,12 @@ class TaskById(MethodView):
     def delete(self, task_id: uuid.UUID):
         """Cancel a task (it is kept, with status CANCELLED)."""
         def work(conn):
-            service.task_action(conn, task_id, "cancel", {"reason": "deleted through the API"})
-            return service.get_task(conn, task_id)
+            result = service.task_action(conn, task_id, "cancel", {"reason": "deleted through the API"})
+            return result, service.get_task(conn, task_id)
 
-        return get_db().run(current_principal(), work)
+        result, task = get_db().run(current_principal(), work)
+        delivery.after_commit(result.get("dispatch_id"))
+        return task
 
 
 @blp.route("/<uuid:task_id>/actions")
@@ -72,6 +75,8 @@ class TaskActions(MethodView):
     @blp.response(200, TaskActionResult)
     def post(self, body, task_id: uuid.UUID):
         """Complete, retry, escalate, assign, fail or resume a task, atomically."""
-        return service.action_result(
+        result = service.action_result(
             get_db().single(current_principal(), *service.task_action_query(task_id, body["action"], body["data"]),
                             writes=True))
+        delivery.after_commit(result.get("dispatch_id"))
+        return result

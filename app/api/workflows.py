@@ -7,6 +7,7 @@ import uuid
 from flask.views import MethodView
 
 from app.api import Blueprint, json_response
+from app.n8n import delivery
 from app.auth import current_principal
 from app.db import get_db
 from app.errors import ApiError
@@ -80,10 +81,12 @@ class WorkflowById(MethodView):
     def delete(self, workflow_id: uuid.UUID):
         """Cancel a workflow (it is kept, with status CANCELLED)."""
         def work(conn):
-            service.workflow_action(conn, workflow_id, "cancel", {"reason": "deleted through the API"})
-            return service.get_workflow(conn, workflow_id)
+            result = service.workflow_action(conn, workflow_id, "cancel", {"reason": "deleted through the API"})
+            return result, service.get_workflow(conn, workflow_id)
 
-        return get_db().run(current_principal(), work)
+        result, workflow = get_db().run(current_principal(), work)
+        delivery.after_commit(result.get("dispatch_id"))
+        return workflow
 
 
 @blp.route("/<uuid:workflow_id>/actions")
@@ -92,6 +95,8 @@ class WorkflowActions(MethodView):
     @blp.response(200, WorkflowActionResult)
     def post(self, body, workflow_id: uuid.UUID):
         """Start, pause, resume, cancel or complete a workflow, atomically."""
-        return action_result(
+        result = action_result(
             get_db().single(current_principal(), *service.workflow_action_query(workflow_id, body["action"], body["data"]),
                             writes=True))
+        delivery.after_commit(result.get("dispatch_id"))
+        return result

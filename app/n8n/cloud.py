@@ -766,8 +766,9 @@ class Sync:
             elif remote is None:
                 row["drift"] = ["only in the repository"]
             else:
-                row["drift"] = plan(exports[name][1], remote, instance.names_by_id,
-                                    instance.activates_error_workflows).describe()
+                row["plan"] = plan(exports[name][1], remote, instance.names_by_id,
+                                   instance.activates_error_workflows)
+                row["drift"] = row["plan"].describe()
                 row["diff"] = unified_diff(exports[name][1], remote, instance.names_by_id, files[name])
             rows.append(row)
         return rows

@@ -44,7 +44,8 @@ class DeliveryError(Exception):
 
 @dataclasses.dataclass
 class CircuitBreaker:
-    """Opens after `threshold` consecutive failures; after `cooldown` seconds one trial passes."""
+    """Opens after `threshold` consecutive failures; after `cooldown` seconds one trial passes,
+    or sooner when a probe finds n8n answering again (`probe_succeeded`)."""
 
     threshold: int = 5
     cooldown: float = 30.0
@@ -62,13 +63,21 @@ class CircuitBreaker:
             return "closed"
         return "half-open" if self.allows else "open"
 
-    def success(self) -> None:
+    def success(self) -> bool:
+        """Record a delivery; True when it ends a run of failures (n8n is back)."""
+        recovered = self.failures > 0
         self.failures, self.opened_at = 0, None
+        return recovered
 
     def failure(self) -> None:
         self.failures += 1
         if self.failures >= self.threshold or self.opened_at is not None:
             self.opened_at = self.clock()
+
+    def probe_succeeded(self) -> None:
+        """n8n answers its health check: let the next trial through now instead of after the cooldown."""
+        if self.opened_at is not None:
+            self.opened_at = self.clock() - self.cooldown
 
 
 def backoff_seconds(attempt: int, base: float = 2.0, cap: float = 300.0, rng: random.Random = random) -> float:
@@ -82,48 +91,126 @@ class DispatchReport:
     delivered: int = 0
     retried: int = 0
     dead: int = 0
+    released: int = 0  # rows waiting out a backoff, made due when n8n answered again
     skipped_open_circuit: bool = False
+
+    def add(self, other: "DispatchReport") -> None:
+        for field in ("claimed", "delivered", "retried", "dead", "released"):
+            setattr(self, field, getattr(self, field) + getattr(other, field))
+        self.skipped_open_circuit = other.skipped_open_circuit
+
+    def as_dict(self) -> dict:
+        return {"claimed": self.claimed, "delivered": self.delivered, "retried": self.retried, "dead": self.dead,
+                "released": self.released, "circuit": "open" if self.skipped_open_circuit else "closed"}
 
 
 class Dispatcher:
+    """`by` names who delivers (dispatcher, request, tick, script): kept with each delivered
+    row's response as deliveredBy."""
+
+    PROBE_INTERVAL_SECONDS = 1.0
+
     def __init__(self, database: Database, settings: Settings, session: requests.Session | None = None,
-                 breaker: CircuitBreaker | None = None, timeout: float = 10.0):
+                 breaker: CircuitBreaker | None = None, timeout: float = 10.0, by: str = "dispatcher"):
         self.database = database
         self.settings = settings
         self.session = session or requests.Session()
         self.breaker = breaker or CircuitBreaker()
         self.timeout = timeout
+        self.by = by
         self.principal = Principal.service("dispatcher")
+        self._next_probe = 0.0
 
     # ---- one pass ---------------------------------------------------------------------------
     def dispatch_due(self, limit: int = 10) -> DispatchReport:
         report = DispatchReport()
         if not self.breaker.allows:
-            report.skipped_open_circuit = True
-            return report
+            released = self.probe()
+            if released is None:
+                report.skipped_open_circuit = True
+                return report
+            report.released += released
         # Half-open: a single trial delivery.
         limit = 1 if self.breaker.state == "half-open" else limit
         rows = self.database.run(self.principal, lambda conn: conn.execute(
             "select * from public.claim_n8n_dispatches(%s)", (limit,)).fetchall())
-        report.claimed = len(rows)
-        for row in rows:
-            outcome = self._deliver_and_record(row)
-            setattr(report, outcome, getattr(report, outcome) + 1)
+        self._deliver_rows(rows, report)
         return report
 
-    def _deliver_and_record(self, row: dict) -> str:
+    def deliver_now(self, dispatch_ids: list, timeout: float) -> DispatchReport:
+        """Deliver these rows (just queued by the caller's committed transaction) with at most
+        `timeout` seconds per call to n8n. Rows another dispatcher holds, or that n8n refuses,
+        stay in the outbox for the next pass or tick; nothing is tried while the circuit is open."""
+        report = DispatchReport()
+        if not dispatch_ids:
+            return report
+        if not self.breaker.allows:
+            report.skipped_open_circuit = True
+            return report
+        rows = self.database.run(self.principal, lambda conn: conn.execute(
+            "select * from public.claim_n8n_dispatches(%s, %s, %s)",
+            (len(dispatch_ids), 120, list(dispatch_ids))).fetchall())
+        self._deliver_rows(rows, report, timeout)
+        return report
+
+    def drain(self, budget_seconds: float, limit: int = 10) -> DispatchReport:
+        """Passes until nothing is due, the circuit opens or `budget_seconds` run out (the tick)."""
+        report = DispatchReport()
+        ends = time.monotonic() + budget_seconds
+        while time.monotonic() < ends:
+            one = self.dispatch_due(limit)
+            report.add(one)
+            if one.claimed == 0 or one.skipped_open_circuit:
+                break
+        return report
+
+    def probe(self) -> int | None:
+        """While the circuit is open, ask n8n's health check (at most once a second). Once it
+        answers, the rows waiting out their backoff are due and the trial delivery goes at once,
+        rather than after the cooldown and the backoff: returns how many rows were released, or
+        None while n8n is still down (or not asked yet)."""
+        if not self.settings.n8n_base_url or time.monotonic() < self._next_probe:
+            return None
+        self._next_probe = time.monotonic() + self.PROBE_INTERVAL_SECONDS
         try:
-            response = self.deliver(row)
+            healthy = self.session.get(f"{self.settings.n8n_base_url}/healthz", timeout=2.0).status_code == 200
+        except requests.RequestException:
+            healthy = False
+        if not healthy:
+            return None
+        self.breaker.probe_succeeded()
+        return self.release()
+
+    def _deliver_rows(self, rows: list[dict], report: DispatchReport, timeout: float | None = None) -> None:
+        report.claimed += len(rows)
+        for row in rows:
+            outcome, recovered = self._deliver_and_record(row, timeout)
+            setattr(report, outcome, getattr(report, outcome) + 1)
+            if recovered:
+                report.released += self.release()
+
+    def release(self) -> int:
+        """Make every row waiting out a backoff due now (n8n answered after failing)."""
+        released = self.database.run(self.principal, lambda conn: conn.execute(
+            "select public.release_n8n_dispatches() as n").fetchone()["n"])
+        if released:
+            log.info("n8n answers again: %s queued deliveries released from their backoff", released)
+        return released
+
+    def _deliver_and_record(self, row: dict, timeout: float | None = None) -> tuple[str, bool]:
+        """The outcome (delivered, retried or dead), and whether this delivery ended a run of failures."""
+        try:
+            response = self.deliver(row, timeout)
         except DeliveryError as error:
             self.breaker.failure()
             retry_at = time.time() + backoff_seconds(row["attempts"]) if error.retryable else None
             status = self._finish(row, False, str(error), None, retry_at)
             log.warning("n8n %s for workflow %s failed (attempt %s): %s -> %s", row["kind"], row["workflow_id"],
                         row["attempts"], error, status)
-            return "dead" if status == "DEAD" else "retried"
-        self.breaker.success()
-        self._finish(row, True, None, response, None)
-        return "delivered"
+            return ("dead" if status == "DEAD" else "retried"), False
+        recovered = self.breaker.success()
+        self._finish(row, True, None, {**response, "deliveredBy": self.by}, None)
+        return "delivered", recovered
 
     def _finish(self, row, delivered: bool, error: str | None, response: dict | None, retry_at: float | None) -> str:
         from psycopg.types.json import Jsonb
@@ -133,17 +220,14 @@ class Dispatcher:
             (row["id"], delivered, error, Jsonb(response) if response is not None else None, retry_at)).fetchone()["status"])
 
     # ---- HTTP -------------------------------------------------------------------------------
-    def deliver(self, row: dict) -> dict:
+    def deliver(self, row: dict, timeout: float | None = None) -> dict:
         kind = row["kind"]
-        if kind == "TRIGGER":
-            return self._trigger(row)
-        if kind == "CANCEL":
-            return self._stop(row)
-        if kind == "RESUME":
-            return self._resume(row)
-        raise DeliveryError(f"unknown dispatch kind {kind}", retryable=False)
+        handler = {"TRIGGER": self._trigger, "CANCEL": self._stop, "RESUME": self._resume}.get(kind)
+        if handler is None:
+            raise DeliveryError(f"unknown dispatch kind {kind}", retryable=False)
+        return handler(row, min(timeout, self.timeout) if timeout else self.timeout)
 
-    def _trigger(self, row: dict) -> dict:
+    def _trigger(self, row: dict, timeout: float) -> dict:
         settings = self.settings
         if not settings.n8n_base_url or settings.n8n_callback_secret is None:
             raise DeliveryError("N8N_BASE_URL and N8N_CALLBACK_SECRET must be set to start workflows")
@@ -166,9 +250,9 @@ class Dispatcher:
         headers = {TRIGGER_TOKEN_HEADER: settings.n8n_webhook_token} if settings.n8n_webhook_token else {}
         # n8n answers 404 while it is starting (webhooks not registered yet) or while the
         # workflow is being re-activated: worth retrying, unlike other refusals.
-        return self._post(f"{settings.n8n_base_url}/webhook/{path}", payload, headers, retry_statuses=(404,))
+        return self._post(f"{settings.n8n_base_url}/webhook/{path}", payload, headers, timeout, retry_statuses=(404,))
 
-    def _resume(self, row: dict) -> dict:
+    def _resume(self, row: dict, timeout: float) -> dict:
         """POST to the Wait node's resume URL (a secret on n8n 2.x: it carries a signature, and is
         never logged). 409 "running already": the wait was announced a moment before n8n parked
         the execution at its Wait node; it will be there on the next try. 409 "finished already"
@@ -182,7 +266,7 @@ class Dispatcher:
         if not url:
             raise DeliveryError("no URL to deliver to", retryable=False)
         try:
-            response = self.session.post(url, json=row["payload"].get("body") or {}, timeout=self.timeout)
+            response = self.session.post(url, json=row["payload"].get("body") or {}, timeout=timeout)
         except requests.RequestException as error:
             raise DeliveryError(f"n8n unreachable: {type(error).__name__}") from None
         if response.status_code == 409 and "finished" in response.text.lower():
@@ -193,7 +277,7 @@ class Dispatcher:
                 "select private.n8n_resume_url(%s, %s)", (task_id, url)))
         return {"resumed": True, "status": response.status_code}
 
-    def _stop(self, row: dict) -> dict:
+    def _stop(self, row: dict, timeout: float) -> dict:
         """Stop the execution: n8n 2.x's POST /executions/{id}/stop; where that does not exist
         (1.x has no stop in its public API), deleting the execution is what ends it. A workflow
         waiting for an outside event (most long-lived executions) then never resumes; one still
@@ -206,11 +290,11 @@ class Dispatcher:
         url = f"{self.settings.n8n_base_url}/api/v1/executions/{execution_id}"
         headers = {"X-N8N-API-KEY": self.settings.n8n_api_key}
         try:
-            response = self.session.post(f"{url}/stop", headers=headers, timeout=self.timeout)
+            response = self.session.post(f"{url}/stop", headers=headers, timeout=timeout)
             if response.status_code < 300:
                 return {"stopped": True, "how": "stop"}
             if response.status_code in (404, 405):  # no stop operation (1.x), or no such execution
-                response = self.session.delete(url, headers=headers, timeout=self.timeout)
+                response = self.session.delete(url, headers=headers, timeout=timeout)
         except requests.RequestException as error:
             raise DeliveryError(f"n8n unreachable: {type(error).__name__}") from None
         if response.status_code == 404:
@@ -220,11 +304,12 @@ class Dispatcher:
         self._raise_for_status(response)
         return {"stopped": True, "how": "delete"}
 
-    def _post(self, url: str | None, payload: dict, headers: dict, retry_statuses: tuple[int, ...] = ()) -> dict:
+    def _post(self, url: str | None, payload: dict, headers: dict, timeout: float,
+              retry_statuses: tuple[int, ...] = ()) -> dict:
         if not url:
             raise DeliveryError("no URL to deliver to", retryable=False)
         try:
-            response = self.session.post(url, json=payload, headers=headers, timeout=self.timeout)
+            response = self.session.post(url, json=payload, headers=headers, timeout=timeout)
         except requests.RequestException as error:
             raise DeliveryError(f"n8n unreachable: {type(error).__name__}") from None
         self._raise_for_status(response, retry_statuses)
@@ -246,7 +331,7 @@ class Dispatcher:
     def run_forever(self, stop: threading.Event, interval: float = 1.0) -> None:
         """Deliver until `stop` is set: right after each insert into the outbox (LISTEN), and at
         least every `interval` seconds (retries coming due, lost notifications)."""
-        listener = OutboxListener(self.database)
+        listener = OutboxListener(self.database, self.settings.realtime_database_url)
         try:
             while not stop.is_set():
                 try:
@@ -266,8 +351,10 @@ class OutboxListener:
 
     CHANNEL = "rexera_dispatch"
 
-    def __init__(self, database: Database):
-        self.conninfo = database.pool.conninfo if hasattr(database, "pool") else None
+    def __init__(self, database: Database, direct_url: str | None = None):
+        # LISTEN needs a session: REALTIME_DATABASE_URL (direct) where DATABASE_URL is a
+        # transaction pooler, which would take the LISTEN and never deliver a notification.
+        self.conninfo = direct_url or (database.pool.conninfo if hasattr(database, "pool") else None)
         self.conn = None
 
     def _connect(self):
@@ -305,7 +392,10 @@ class OutboxListener:
 def start_in_background(app) -> threading.Event:
     """Started by the app factory when DISPATCHER_ENABLED is set: one thread per process."""
     stop = threading.Event()
-    dispatcher = Dispatcher(app.extensions["database"], app.config["SETTINGS"])
+    # The same circuit breaker and HTTP session as the request threads' deliveries (app.n8n.delivery).
+    shared = app.extensions.get("n8n_dispatcher")
+    dispatcher = Dispatcher(app.extensions["database"], app.config["SETTINGS"],
+                            session=shared.session if shared else None, breaker=shared.breaker if shared else None)
     thread = threading.Thread(target=dispatcher.run_forever, args=(stop,), name="n8n-dispatcher", daemon=True)
     thread.start()
     app.extensions["dispatcher"] = (dispatcher, stop, thread)

@@ -77,6 +77,9 @@ def check_agents(app: Flask) -> dict:
 
 def check_realtime(app: Flask) -> dict:
     hub = app.extensions.get("realtime")
+    if not app.config["SETTINGS"].background_duties:
+        return {"status": "ok", "websocket": False,
+                "message": f"no WebSocket on this platform ({app.config['SETTINGS'].platform}): clients poll"}
     if hub is None:
         return {"status": "degraded", "message": "the realtime listener is not running in this process"}
     return hub.health()

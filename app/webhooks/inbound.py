@@ -9,6 +9,7 @@ from marshmallow import ValidationError, fields, validate
 from psycopg.types.json import Jsonb
 
 from app.auth import Principal, current_principal
+from app.n8n import delivery
 from app.db import get_db, switch_principal
 from app.errors import ApiError
 from app.inputs import json_body
@@ -73,6 +74,8 @@ def receive(kind: str, data: dict, extra: dict):
     body = {**extra, "documents": documents, "note": data.get("note"), "from": data.get("sender")}
     result = get_db().run(Principal.service(f"inbound:{kind}"), lambda conn: conn.execute(
         "select public.receive_inbound(%s, %s, %s) as r", (kind, workflow_id, Jsonb(body))).fetchone()["r"])
+    if result.get("forwarded"):  # the waiting execution is resumed through the outbox
+        delivery.after_commit(workflow_id=workflow_id)
     response = jsonify(result)
     response.status_code = 202
     return response

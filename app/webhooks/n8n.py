@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, jsonify, request
 from psycopg.types.json import Jsonb
 
 from app.auth import Principal
+from app.n8n import delivery
 from app.db import get_db
 from app.errors import ApiError, error_response
 from app.inputs import json_body
@@ -60,6 +61,9 @@ def callback():
     result = get_db().run(Principal.service("n8n"), lambda conn: conn.execute(
         "select public.apply_n8n_event('n8n', %s, %s, %s) as r",
         (event_id, envelope["type"], Jsonb(envelope["data"]))).fetchone()["r"])
+    if not result.get("replay") and (result["body"].get("result") or {}).get("resumedWithPendingInbound"):
+        # What the wait was for had come first: the resume just queued goes out now.
+        delivery.after_commit(workflow_id=envelope["data"]["workflowId"])
     return answer(result)
 
 

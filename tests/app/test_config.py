@@ -63,3 +63,41 @@ def test_wsgi_refuses_to_start_with_a_clear_message():
                             capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, timeout=60)
     assert result.returncode == 4  # gunicorn's "app failed to load": its master stops, no worker respawns
     assert "DATABASE_URL is required" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("platform_env, platform", [({}, "server"), ({"VERCEL": "1"}, "vercel"),
+                                                    ({"AWS_LAMBDA_FUNCTION_NAME": "rexera"}, "lambda"),
+                                                    ({"VERCEL": "1", "SERVICE_PLATFORM": "server"}, "server")])
+def test_the_platform_decides_where_duties_run(platform_env, platform):
+    settings = Settings.from_env({**GOOD, **platform_env})
+    assert settings.platform == platform
+    assert settings.background_duties is (platform == "server")
+    assert settings.sla_sweep_interval_seconds == (60 if platform == "server" else 0)
+    assert settings.deliver_inline is True and settings.inline_delivery_timeout_seconds == 3.0
+
+
+@pytest.mark.parametrize("variable", ["DISPATCHER_ENABLED=on", "SLA_SWEEP_INTERVAL_SECONDS=30"])
+@pytest.mark.parametrize("where", [{"VERCEL": "1"}, {"BACKGROUND_DUTIES": "off"}])
+def test_a_background_thread_where_none_can_live_is_refused_by_name(variable, where):
+    name, _, value = variable.partition("=")
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({**GOOD, **where, name: value})
+    assert name in str(error.value) and "tick" in str(error.value)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"CRON_SECRET": "short"}, "CRON_SECRET must be at least 16 characters"),
+    ({"BACKGROUND_DUTIES": "sometimes"}, "BACKGROUND_DUTIES must be auto, on or off"),
+    ({"SERVICE_PLATFORM": "mainframe"}, "SERVICE_PLATFORM must be one of"),
+    ({"INLINE_DELIVERY": "maybe"}, "INLINE_DELIVERY must be on or off"),
+    ({"INLINE_DELIVERY_TIMEOUT_SECONDS": "120"}, "INLINE_DELIVERY_TIMEOUT_SECONDS must be between 1 and 30"),
+])
+def test_duty_settings_are_checked(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({**GOOD, **env})
+
+
+def test_background_duties_can_be_forced_either_way():
+    assert Settings.from_env({**GOOD, "VERCEL": "1", "BACKGROUND_DUTIES": "on"}).background_duties is True
+    off = Settings.from_env({**GOOD, "BACKGROUND_DUTIES": "off", "INLINE_DELIVERY": "off", "CRON_SECRET": "c" * 32})
+    assert (off.background_duties, off.deliver_inline, off.cron_secret) == (False, False, "c" * 32)

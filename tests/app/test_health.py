@@ -80,3 +80,36 @@ def test_database_health_is_ok_when_pooled_connections_died_with_a_restart(datab
         assert response.status_code == 200 and response.json["status"] == "ok", response.json
     finally:
         database.close()
+
+
+def test_health_says_which_duties_run_where(database_url, db):
+    from app import create_app
+    from tests.service_fixtures import TransactionalDatabase, make_settings
+
+    server = create_app(make_settings(database_url, deliver_inline=True, cron_secret="c" * 32),
+                        database=TransactionalDatabase(db))
+    vercel = create_app(make_settings(database_url, platform="vercel", background_duties=False, deliver_inline=True,
+                                      cron_secret="c" * 32), database=TransactionalDatabase(db))
+    duties = {name: a.test_client().get("/api/health").get_json()["duties"] for name, a in
+              (("server", server), ("vercel", vercel))}
+    assert duties["server"] == {"platform": "server", "backgroundThreads": True, "outbox": ["afterCommit", "tick"],
+                                "slaSweep": ["tick"], "eventPruning": ["realtimeListener", "tick"], "realtime": "websocket"}
+    assert duties["vercel"] == {"platform": "vercel", "backgroundThreads": False, "outbox": ["afterCommit", "tick"],
+                                "slaSweep": ["tick"], "eventPruning": ["tick"], "realtime": "unavailable"}
+    realtime = vercel.test_client().get("/api/health/realtime").get_json()
+    assert realtime["status"] == "ok" and realtime["websocket"] is False
+
+
+def test_without_websockets_ws_answers_at_once_what_to_do_instead(database_url, db):
+    from app import create_app
+    from tests.service_fixtures import TransactionalDatabase, make_settings
+
+    vercel = create_app(make_settings(database_url, platform="vercel", background_duties=False),
+                        database=TransactionalDatabase(db))
+    for headers in ({}, {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+                         "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}):
+        response = vercel.test_client().get("/ws?token=x", headers=headers)
+        assert response.status_code == 501
+        error = response.get_json()["error"]
+        assert error["code"] == "realtime_unavailable" and error["details"]["pollSeconds"] == 15
+        assert "Supabase Realtime" in error["message"]

@@ -161,6 +161,7 @@ def make_settings(database_url: str, port: int, n8n_base_url: str, n8n_api_key: 
         agent_base_url=agent_base_url,
         rate_limits_enabled=False,
         dispatcher_enabled=True,
+        deliver_inline=True,  # as from the environment: requests deliver what they queue
         db_pool_min=1,
         db_pool_max=10,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 
 
 class FakeN8n:
@@ -13,6 +14,9 @@ class FakeN8n:
         self.status = 200
         self.body: dict | None = None  # None: {"executionId": "exec-<n>"}, a new id per request
         self.has_stop = True  # POST /api/v1/executions/{id}/stop exists (2.x); 1.x answers 404
+        self.delay = 0.0  # seconds each POST/DELETE waits before answering (a slow or hung n8n)
+        self.healthy = True  # what GET /healthz says
+        self.health_checks = 0
         self.lock = threading.Lock()
         fake = self
 
@@ -20,6 +24,8 @@ class FakeN8n:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
+                if fake.delay:
+                    time.sleep(fake.delay)
                 with fake.lock:
                     fake.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
                                           "json": json.loads(raw) if raw else None})
@@ -35,6 +41,13 @@ class FakeN8n:
                 self.wfile.write(data)
 
             do_DELETE = do_POST
+
+            def do_GET(self):
+                with fake.lock:
+                    fake.health_checks += 1
+                self.send_response(200 if self.path == "/healthz" and fake.healthy else 503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, *args):
                 pass

@@ -111,7 +111,7 @@ def test_a_resume_that_arrives_before_n8n_parks_is_retried(db, dispatcher, n8n):
 
 
 def test_the_circuit_opens_after_repeated_failures(db, dispatcher, n8n):
-    n8n.status = 503
+    n8n.status, n8n.healthy = 503, False
     for _ in range(3):
         workflow = make_workflow(db)
         start_workflow(db, workflow["id"])
@@ -122,6 +122,12 @@ def test_the_circuit_opens_after_repeated_failures(db, dispatcher, n8n):
     report = dispatcher.dispatch_due()
     assert report.skipped_open_circuit and report.claimed == 0
     assert len(n8n.requests) == 3
+    # Healthy again by its health check but still refusing: one trial, and the circuit opens again.
+    n8n.healthy = True
+    dispatcher._next_probe = 0.0  # a second later
+    report = dispatcher.dispatch_due()
+    assert (report.claimed, report.retried) == (1, 1) and dispatcher.breaker.state == "open"
+    assert len(n8n.requests) == 4
 
 
 @pytest.mark.parametrize("has_stop, calls", [
@@ -240,3 +246,69 @@ def test_a_resume_goes_to_the_secret_url_and_forgets_it(db, dispatcher, n8n):
     assert dispatcher.dispatch_due().delivered == 1
     assert n8n.requests[-1]["path"] == f"/webhook-waiting/55?signature={'ab' * 32}"
     assert secret_resume_url(db, task["id"]) is None
+
+
+def test_n8n_answering_again_releases_every_row_waiting_out_its_backoff(db, dispatcher, n8n):
+    workflows = [make_workflow(db) for _ in range(4)]
+    for workflow in workflows:
+        start_workflow(db, workflow["id"])
+    n8n.status = 503
+    assert dispatcher.dispatch_due().retried == 4  # one pass; the third failure opens the circuit
+    waiting = db.execute("select count(*) as n from public.n8n_dispatches where status = 'FAILED' and next_attempt_at > now()").fetchone()
+    assert waiting["n"] == 4 and dispatcher.breaker.state == "open"
+    n8n.status = 200
+    # The circuit is open, its cooldown (60 s) and the backoffs far off: the health probe finds n8n
+    # answering, makes the four backed-off rows due and lets the trial through at once.
+    report = dispatcher.dispatch_due()
+    assert (report.delivered, report.released, report.skipped_open_circuit) == (1, 4, False)
+    report = dispatcher.dispatch_due()
+    assert report.delivered == 3
+    assert db.execute("select count(*) as n from public.n8n_dispatches where status <> 'DELIVERED'").fetchone()["n"] == 0
+
+
+def test_while_n8n_stays_down_the_probe_asks_at_most_once_a_second(db, dispatcher, n8n):
+    workflow = make_workflow(db)
+    start_workflow(db, workflow["id"])
+    for _ in range(3):
+        dispatcher.breaker.failure()
+    n8n.healthy = False
+    reports = [dispatcher.dispatch_due() for _ in range(5)]
+    assert all(r.skipped_open_circuit and r.claimed == 0 for r in reports)
+    assert n8n.health_checks == 1 and n8n.requests == []
+
+
+def test_a_success_without_earlier_failures_releases_nothing(db, dispatcher, n8n):
+    held = make_workflow(db)
+    start_workflow(db, held["id"])
+    db.execute("update public.n8n_dispatches set status = 'FAILED', next_attempt_at = now() + interval '1 hour'"
+               " where workflow_id = %s", (held["id"],))
+    workflow = make_workflow(db)
+    start_workflow(db, workflow["id"])
+    report = dispatcher.dispatch_due()
+    assert (report.delivered, report.released) == (1, 0)
+    assert dispatch_row(db, held["id"])["status"] == "FAILED"
+
+
+@pytest.mark.parametrize("person", ["operator", "manager", "client_admin_a", "client_user_a"])
+@pytest.mark.parametrize("call", ["select public.release_n8n_dispatches()",
+                                  "select * from public.claim_n8n_dispatches(10, 120, array[gen_random_uuid()])"])
+def test_the_release_and_the_claim_by_id_are_the_service_s_alone(db, person, call):
+    from tests.db.world import PEOPLE
+    from tests.support import act_as
+
+    act_as(db, PEOPLE[person])
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        with db.transaction():
+            db.execute(call)
+
+
+def test_a_claim_by_id_takes_only_those_rows_and_only_while_due(db, dispatcher):
+    first, second, later = (make_workflow(db) for _ in range(3))
+    for workflow in (first, second, later):
+        start_workflow(db, workflow["id"])
+    db.execute("update public.n8n_dispatches set next_attempt_at = now() + interval '1 hour' where workflow_id = %s",
+               (later["id"],))
+    ids = [dispatch_row(db, w["id"])["id"] for w in (first, later)]
+    claimed = db.execute("select * from public.claim_n8n_dispatches(10, 120, %s)", (ids,)).fetchall()
+    assert [row["workflow_id"] for row in claimed] == [first["id"]]
+    assert dispatch_row(db, second["id"])["status"] == "PENDING"

@@ -44,6 +44,8 @@ VALID_BODIES = {
 WEBHOOKS = ["/webhooks/n8n", "/webhooks/n8n/errors", "/webhooks/inbound/payoff-statement",
             "/webhooks/inbound/hoa-documents", "/webhooks/inbound/client-message"]
 PUBLIC_PREFIXES = ("/api/health", "/api/openapi.json", "/api/docs")
+# Called by schedulers with CRON_SECRET, never by a person or an agent (tests/app/test_tick.py).
+MACHINE_PREFIXES = ("/api/internal/",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,5 +107,6 @@ def openapi_operations() -> list[Operation]:
 OPERATIONS = openapi_operations()
 BODY_OPERATIONS = [op for op in OPERATIONS if op.takes_body]
 QUERY_OPERATIONS = [op for op in OPERATIONS if op.query]
-PERSON_OPERATIONS = [op for op in OPERATIONS if not op.public and not op.template.startswith("/webhooks/")] + \
+PERSON_OPERATIONS = [op for op in OPERATIONS if not op.public
+                     and not op.template.startswith(("/webhooks/", *MACHINE_PREFIXES))] + \
     [op for op in OPERATIONS if op.template == "/webhooks/inbound/client-message"]
