@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 
 PLATFORMS = ("server", "vercel", "lambda")
+SUPABASE_TRANSACTION_POOLER_PORT = 6543
 
 
 class ConfigError(Exception):
@@ -169,6 +170,12 @@ class Settings:
             if sweep_interval:
                 problems.append(f"SLA_SWEEP_INTERVAL_SECONDS needs a background thread, which cannot run {where}:"
                                 " the tick or pg_cron sweeps instead (set it to 0 or leave it unset)")
+        realtime_url = url("REALTIME_DATABASE_URL", ("postgres", "postgresql"))
+        listen_url = realtime_url or database_url
+        if background and listen_url and urlparse(listen_url).port == SUPABASE_TRANSACTION_POOLER_PORT:
+            problems.append("LISTEN (/ws, the dispatcher) needs a session: set REALTIME_DATABASE_URL to the direct or"
+                            f" session-pooler URL; the transaction pooler (port {SUPABASE_TRANSACTION_POOLER_PORT})"
+                            " never delivers a notification")
         cron_secret = get("CRON_SECRET")
         if cron_secret is not None and len(cron_secret) < 16:
             problems.append("CRON_SECRET must be at least 16 characters")
@@ -196,7 +203,7 @@ class Settings:
             sla_sweep_interval_seconds=sweep_interval,
             db_prepare_threshold=None if (get("DB_PREPARE_THRESHOLD") or "none").lower() == "none"
             else integer("DB_PREPARE_THRESHOLD", 5, 0, 1000),
-            realtime_database_url=url("REALTIME_DATABASE_URL", ("postgres", "postgresql")),
+            realtime_database_url=realtime_url,
             realtime_queue_size=integer("REALTIME_QUEUE_SIZE", 1000, 1, 100_000),
             realtime_heartbeat_seconds=integer("REALTIME_HEARTBEAT_SECONDS", 25, 1, 300),
             realtime_auth_timeout_seconds=integer("REALTIME_AUTH_TIMEOUT_SECONDS", 10, 1, 120),

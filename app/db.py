@@ -46,6 +46,11 @@ class PooledConnection(psycopg.Connection):
     libpq's quoting, a cursor for the statement and one that quotes its parameters."""
 
     _reused: tuple[psycopg.pq.Escaping, psycopg.Cursor, psycopg.ClientCursor] | None = None
+    # The session settings every transaction sets for itself (set_config(..., true) in its BEGIN
+    # message; Database fills this in): behind a transaction pooler (Supabase's on port 6543,
+    # PgBouncer) startup options are refused ("unsupported startup parameter: options"), and a
+    # server connection's session settings are whatever its previous client left there.
+    local_settings: bytes = b""
 
     def reused(self) -> tuple[psycopg.pq.Escaping, psycopg.Cursor, psycopg.ClientCursor]:
         if self._reused is None:
@@ -59,7 +64,8 @@ class PooledConnection(psycopg.Connection):
         quote = self.reused()[0].escape_literal
         begin = (b"begin; select set_config('role', " + quote(principal.request_role.encode())
                  + b", true), set_config('request.jwt.claims', " + quote(json.dumps(principal.claims).encode())
-                 + b", true), set_config('request.headers', " + quote(request_headers_json().encode()) + b", true)")
+                 + b", true), set_config('request.headers', " + quote(request_headers_json().encode()) + b", true)"
+                 + self.local_settings)
         return begin + b"; " + REQUIRE_CURRENT_PERSON.encode() if principal.kind == "person" else begin
 
 
@@ -68,11 +74,20 @@ class Database:
 
     def __init__(self, url: str, min_size: int = 2, max_size: int = 10, statement_timeout_ms: int = 15000,
                  prepare_threshold: int | None = None):
+        # Per transaction, not as startup options (see PooledConnection.local_settings). UTC:
+        # timestamps render the same from SQL-built and Python-built documents.
+        local_settings = (f", set_config('statement_timeout', '{int(statement_timeout_ms)}', true),"
+                          " set_config('timezone', 'UTC', true)").encode()
+
+        def configure(conn: PooledConnection) -> None:
+            conn.local_settings = local_settings
+
         self.pool = ConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
             connection_class=PooledConnection,
+            configure=configure,
             open=False,
             name="rexera",
             timeout=10,
@@ -82,8 +97,6 @@ class Database:
                 # None by default: Supabase's transaction pooler (port 6543) cannot keep prepared statements.
                 "prepare_threshold": prepare_threshold,
                 "row_factory": dict_row,
-                # UTC sessions: timestamps render the same from SQL-built and Python-built documents.
-                "options": f"-c statement_timeout={statement_timeout_ms} -c timezone=UTC",
             },
         )
 

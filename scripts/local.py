@@ -137,13 +137,19 @@ class State:
     def secrets(self) -> dict:
         file = self.path / "secrets.json"
         if file.exists():
-            return json.loads(file.read_text())
+            kept = json.loads(file.read_text())
+            if "cronSecret" in kept:
+                return kept
+            kept["cronSecret"] = secrets.token_urlsafe(32)  # state from before the tick existed
+            file.write_text(json.dumps(kept, indent=2) + "\n")
+            return kept
         made = {
             "jwtSecret": os.environ.get("SUPABASE_JWT_SECRET") or DEFAULT_JWT_SECRET,
             "callbackSecret": secrets.token_bytes(32).hex(),
             "triggerToken": secrets.token_urlsafe(24),
             "errorToken": secrets.token_urlsafe(24),
             "agentKey": secrets.token_urlsafe(24),
+            "cronSecret": secrets.token_urlsafe(32),
         }
         file.touch(mode=0o600)
         file.write_text(json.dumps(made, indent=2) + "\n")
@@ -399,6 +405,8 @@ class System:
             "N8N_ERROR_WEBHOOK_TOKEN": keys["errorToken"],
             "PUBLIC_BASE_URL": self.base_url,
             "AGENT_BASE_URL": simulator_url,
+            "AGENT_API_KEYS": f"*={keys['agentKey']}",
+            "CRON_SECRET": keys["cronSecret"],
             "DISPATCHER_ENABLED": "on",
             "SLA_SWEEP_INTERVAL_SECONDS": "60",
             "PORT": str(self.args.port),
@@ -455,11 +463,12 @@ def tokens(database_url: str, secret: str, hours: int = 12) -> dict[str, str]:
     return {email: token for email, token in found.items() if token is not None}
 
 
-def banner(state: State, running: dict, keys: dict) -> None:
+def banner(state: State, running: dict, keys: dict, service_env: dict) -> None:
     found = tokens(running["databaseUrl"], keys["jwtSecret"])
     base = running["baseUrl"]
-    variables = {"REXERA_URL": base, "DATABASE_URL": running["databaseUrl"], "SUPABASE_JWT_SECRET": keys["jwtSecret"],
-                 "N8N_BASE_URL": running["n8nUrl"]}
+    # The service's own settings too, so `scripts/preflight.py --env-file .local/env` checks this system.
+    variables = {"REXERA_URL": base, **{name: value for name, value in service_env.items()
+                                        if name not in ("PORT", "HOST", "PYTHONPATH")}}
     for email, token in found.items():
         variables["OPERATOR_TOKEN" if email == OPERATOR_EMAIL else "CLIENT_TOKEN"] = token
     env_file = state.write_env(variables)
@@ -504,7 +513,7 @@ def command_up(args: argparse.Namespace) -> int:
     try:
         running = system.start()
         keys = system.state.secrets()
-        banner(system.state, running, keys)
+        banner(system.state, running, keys, system.service_env(keys, system.n8n, running["simulatorUrl"]))
         if args.demo:
             import demo
 

@@ -101,3 +101,12 @@ def test_background_duties_can_be_forced_either_way():
     assert Settings.from_env({**GOOD, "VERCEL": "1", "BACKGROUND_DUTIES": "on"}).background_duties is True
     off = Settings.from_env({**GOOD, "BACKGROUND_DUTIES": "off", "INLINE_DELIVERY": "off", "CRON_SECRET": "c" * 32})
     assert (off.background_duties, off.deliver_inline, off.cron_secret) == (False, False, "c" * 32)
+
+
+def test_listen_through_the_transaction_pooler_is_refused_where_threads_listen():
+    pooled = {**GOOD, "DATABASE_URL": "postgresql://postgres.ref:pw@aws-0.pooler.supabase.com:6543/postgres"}
+    with pytest.raises(ConfigError, match="REALTIME_DATABASE_URL"):
+        Settings.from_env(pooled)
+    direct = "postgresql://postgres:pw@db.ref.supabase.co:5432/postgres"
+    assert Settings.from_env({**pooled, "REALTIME_DATABASE_URL": direct}).realtime_database_url == direct
+    assert Settings.from_env({**pooled, "VERCEL": "1"}).background_duties is False  # nothing listens there

@@ -100,6 +100,7 @@ def test_a_second_ctrl_c_while_stopping_still_stops_everything(tmp_path, n8n_ver
                 pytest.fail("".join(lines)[-4000:])
         assert listening(port) and listening(n8n_port), "".join(lines)[-4000:]
         run_the_readmes_curl_block(tmp_path / "state" / "env")
+        check_with_preflight(tmp_path / "state" / "env")
         process.send_signal(signal.SIGINT)
         for line in process.stdout:
             lines.append(line)
@@ -147,6 +148,18 @@ def run_the_readmes_curl_block(env_file: Path) -> None:
     assert "workflows" in answers[0] and "error" not in answers[0], answers[0]
     assert answers[1]["type"] == "PAYOFF_REQUEST" and answers[1]["status"] == "PENDING", answers[1]
     assert "notifications" in answers[2], answers[2]
+
+
+def check_with_preflight(env_file: Path) -> None:
+    """docs/deploying.md's preflight against the local system, from the env file local.py writes:
+    every check passes (warnings: the local HS256 secret, published in this repository)."""
+    done = subprocess.run([sys.executable, "scripts/preflight.py", "--json", "--env-file", str(env_file)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env={"PATH": os.environ["PATH"]})
+    assert done.returncode == 0, done.stdout + done.stderr
+    statuses = {row["name"]: row["status"] for row in json.loads(done.stdout)["checks"]}
+    assert {name for name, status in statuses.items() if status != "ok"} <= {"jwt", "secret:SUPABASE_JWT_SECRET"}, statuses
+    assert {"database", "migrations", "seed", "n8n", "n8n-api-key", "n8n-workflows", "n8n-credentials",
+            "public-url", "secret:CRON_SECRET"} <= set(statuses), statuses
 
 
 def test_a_taken_port_is_refused_with_a_clear_message(tmp_path):
