@@ -19,6 +19,7 @@ import types
 import pytest
 import requests
 import websocket
+from psycopg import conninfo
 
 from app.config import Settings
 from tests.e2e import harness
@@ -37,7 +38,9 @@ def vercel_world(e2e, simulator, tmp_path_factory):
     from tests.conftest import world_database
 
     databases = world_database("rexera_vercel")
-    database_url = next(databases)
+    parts = conninfo.conninfo_to_dict(next(databases))  # as DATABASE_URL spells it
+    database_url = (f"postgresql://{parts.get('user', 'postgres')}@{parts.get('host', '127.0.0.1')}:"
+                    f"{parts.get('port', 5432)}/{parts['dbname']}")
     port = harness.n8n_local.free_port()
     running = e2e.settings
     env = {**os.environ, "DATABASE_URL": database_url, "SUPABASE_JWT_SECRET": JWT_SECRET,
@@ -89,7 +92,7 @@ def run_the_demo_workflows(world) -> dict:
 
 
 @pytest.mark.parametrize("shape", ["long-running", "vercel"])
-def test_the_demo_workflows_complete_on_each_shape(request, shape):
+def test_the_demo_workflows_complete_on_each_shape(request, shape, e2e):
     if shape == "long-running":
         world = request.getfixturevalue("world")
         allowed = {"request", "dispatcher"}
@@ -124,7 +127,7 @@ def test_on_vercel_a_trigger_that_failed_while_n8n_was_down_is_delivered_by_a_la
     assert world.wait_final(workflow_id, deadline=120)["status"] == "COMPLETED"
 
 
-def test_on_vercel_ws_says_at_once_that_there_is_no_websocket(vercel_world):
+def test_on_vercel_ws_says_at_once_that_there_is_no_websocket(vercel_world, e2e):
     world, _ = vercel_world
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         websocket.create_connection(world.service.base_url.replace("http", "ws") + "/ws", timeout=10)
