@@ -9,6 +9,7 @@ complete; 1, saying why, when one does not (failed, stuck, or out of time).
 """
 from __future__ import annotations
 
+import heapq
 import json
 import queue
 import sys
@@ -23,6 +24,10 @@ from app.webhooks.signing import inbound_token
 
 FINAL = {"COMPLETED", "FAILED", "CANCELLED"}
 BAR = 24
+# Events of the three workflows come on three channels, each in order; held this long, they are
+# printed in the stream's order (their ids) however the channels interleave.
+REORDER_SECONDS = 0.3
+KEY_WIDTH = 40  # task keys longer than this are cut in the summary (portal_access:<portal> can be long)
 
 
 def payloads() -> dict[str, dict]:
@@ -56,6 +61,30 @@ REPLIES = {
 }
 
 
+class InOrder:
+    """Holds stream events for REORDER_SECONDS and lets them out in id order; anything without an
+    id (errors, a closed stream) goes out at once."""
+
+    def __init__(self, hold: float = REORDER_SECONDS):
+        self.hold = hold
+        self.held: list[tuple] = []  # (id, arrival, event)
+        self.now: list[dict] = []
+
+    def push(self, event: dict, arrived: float) -> None:
+        if isinstance(event.get("id"), int):
+            heapq.heappush(self.held, (event["id"], arrived, event))
+        else:
+            self.now.append(event)
+
+    def due(self, now: float) -> list[dict]:
+        out, self.now = self.now, []
+        # The oldest held event decides: once it has waited long enough, everything before it in
+        # id order goes too (a later id that came earlier cannot be passed by an earlier one).
+        while self.held and now - min(item[1] for item in self.held) >= self.hold:
+            out.append(heapq.heappop(self.held)[2])
+        return out
+
+
 class Watched:
     def __init__(self, workflow_type: str, workflow_id: str):
         self.type, self.id = workflow_type, workflow_id
@@ -67,9 +96,19 @@ class Watched:
         self.replied: set[str] = set()
         self.tasks: dict[str, dict] = {}
 
+    def count(self) -> None:
+        """Done = completed or skipped; the plan = every task but the cancelled ones. A skipped
+        task is done (the plan does not shrink); tasks added while it runs (portal searches the
+        research found) grow the plan, and the demo says so when it happens."""
+        planned = [t for t in self.tasks.values() if t["status"] != "CANCELLED"]
+        self.total = len(planned)
+        self.completed = sum(t["status"] in ("COMPLETED", "SKIPPED") for t in planned)
+
     def bar(self) -> str:
-        done = int(BAR * self.completed / self.total) if self.total else 0
-        percent = round(100 * self.completed / self.total) if self.total else 0
+        if not self.total:
+            return f"{self.type:<17} [{'.' * BAR}]  the plan is not written yet  {self.status}"
+        done = int(BAR * self.completed / self.total)
+        percent = round(100 * self.completed / self.total)
         return f"{self.type:<17} [{'#' * done}{'.' * (BAR - done)}] {percent:3d}% {self.completed}/{self.total} {self.status}"
 
 
@@ -110,10 +149,14 @@ class Demo:
         answer.raise_for_status()
         workflow = answer.json()
         watched.status = workflow["status"]
-        watched.total = workflow["progress"]["totalTasks"]
-        watched.completed = workflow["progress"]["completedTasks"]
         watched.sla = workflow.get("slaStatus", watched.sla)
-        watched.tasks = {task["taskKey"]: task for task in workflow.get("tasks") or []}
+        tasks = {task["taskKey"]: task for task in workflow.get("tasks") or []}
+        added = [key for key in tasks if key not in watched.tasks]
+        if watched.tasks and added:
+            self.print(f"  + {watched.type}: {len(added)} task(s) added to the plan while it runs ({', '.join(added)});"
+                       " the progress counts them from now on")
+        watched.tasks = tasks
+        watched.count()
         if watched.status in FINAL and watched.finished is None:
             watched.finished = time.monotonic()
 
@@ -158,10 +201,7 @@ class Demo:
             move = f"{previous} → {event['status']}" if previous else event["status"]
             self.print(f"  #{event.get('id')} {watched.type:<17} task {event.get('taskKey')}: {move}")
         elif kind == "workflow_status_changed" and watched:
-            metadata = event.get("metadata") or {}
             watched.status = event["status"]
-            watched.total = metadata.get("totalTasks", watched.total)
-            watched.completed = metadata.get("completedTasks", watched.completed)
             self.print(f"  #{event.get('id')} {watched.bar()}")
         elif kind == "error":
             self.print(f"  /ws error: {event.get('message')}")
@@ -174,11 +214,14 @@ class Demo:
         self.create_and_start()
         deadline = time.monotonic() + timeout
         next_poll = 0.0
+        in_order = InOrder()
         while time.monotonic() < deadline:
             try:
-                self.on_event(self.events.get(timeout=0.5))
+                in_order.push(self.events.get(timeout=0.1), time.monotonic())
             except queue.Empty:
                 pass
+            for event in in_order.due(time.monotonic()):
+                self.on_event(event)
             if time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + 1.0
                 for watched in self.watched.values():
@@ -186,6 +229,8 @@ class Demo:
                     self.reply_when_waiting(watched)
                 if all(w.status in FINAL for w in self.watched.values()):
                     break
+        for event in in_order.due(float("inf")):
+            self.on_event(event)
         self.summary()
         not_done = {w.type: w.status for w in self.watched.values() if w.status != "COMPLETED"}
         if not not_done:
@@ -210,10 +255,12 @@ class Demo:
             self.print("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)))
             if index == 0:
                 self.print("  ".join("-" * width for width in widths))
+        width = min(KEY_WIDTH, max((len(k) for w in self.watched.values() for k in w.tasks), default=10))
         for w in self.watched.values():
             self.print(f"\n{w.type} tasks:")
             for key, task in sorted(w.tasks.items(), key=lambda item: (item[1].get("sequence") or 0, item[0])):
-                self.print(f"  {key:<34} {task['status']:<10} {task.get('executorType', ''):<4} "
+                shown = key if len(key) <= width else key[:width - 1] + "…"
+                self.print(f"  {shown:<{width}} {task['status']:<10} {task.get('executorType', ''):<4} "
                            f"{task.get('agentName') or '':<8} SLA {task.get('slaStatus')}")
         self.print("")
 
