@@ -100,6 +100,7 @@ def test_a_second_ctrl_c_while_stopping_still_stops_everything(tmp_path, n8n_ver
                 pytest.fail("".join(lines)[-4000:])
         assert listening(port) and listening(n8n_port), "".join(lines)[-4000:]
         run_the_readmes_curl_block(tmp_path / "state" / "env")
+        run_the_whole_life_by_hand(tmp_path / "state" / "env")
         check_with_preflight(tmp_path / "state" / "env")
         process.send_signal(signal.SIGINT)
         for line in process.stdout:
@@ -148,6 +149,21 @@ def run_the_readmes_curl_block(env_file: Path) -> None:
     assert "workflows" in answers[0] and "error" not in answers[0], answers[0]
     assert answers[1]["type"] == "PAYOFF_REQUEST" and answers[1]["status"] == "PENDING", answers[1]
     assert "notifications" in answers[2], answers[2]
+
+
+def run_the_whole_life_by_hand(env_file: Path) -> None:
+    """The README's whole life of one payoff request, by hand, verbatim but for the env file."""
+    block = readme_block("whole-life")
+    script = "set -euo pipefail\n" + block.replace("source .local/env", f"source {env_file}")
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}
+    done = subprocess.run(["timeout", "240", "bash", "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == "IN_PROGRESS" and lines[1] in ("RUNNING", "COMPLETED"), lines
+    final = json.loads(lines[-1])
+    assert final["status"] == "COMPLETED", final
+    assert final["progress"]["completedTasks"] == final["progress"]["totalTasks"] > 0, final
 
 
 def check_with_preflight(env_file: Path) -> None:
