@@ -117,6 +117,8 @@ create table public.tasks (
   error_message text,
   attempt_count integer not null default 0 check (attempt_count >= 0),
   max_attempts integer not null default 3 check (max_attempts > 0),
+  -- Set while n8n waits on the task (a Wait node): 'n8n-resume:' || id, a reference to the
+  -- secret resume URL kept in private.n8n_resume_urls (20261126002100_dispatch.sql).
   resume_url text,
   started_at timestamptz,
   completed_at timestamptz,

@@ -1,5 +1,5 @@
 -- Agents: the catalog of the ten external AI agents, the links from plans, tasks and attempts
--- to it, and the results agents report per task.
+-- to it, the workflows an agent may see, and the results agents report per task.
 
 -- ============================================================================================
 -- Agent catalog
@@ -30,6 +30,29 @@ alter table public.tasks add constraint tasks_agent_name_fkey
   foreign key (agent_name) references public.agents (name) on update cascade;
 alter table public.task_executions add constraint task_executions_agent_name_fkey
   foreign key (agent_name) references public.agents (name) on update cascade;
+
+-- ============================================================================================
+-- Agent scope: an agent sees only the workflow it is working on
+-- ============================================================================================
+-- Its request names that workflow (app_metadata.workflow_id, read by private.agent_workflow_id),
+-- and the name counts only while the agent has work there: a task of that workflow assigned to
+-- it, or an attempt it made (n8n's routing and fallbacks choose the agent per attempt, and
+-- record it on the task and the execution). Without this, whoever held an agent key could name
+-- any workflow.
+-- Security definer: read in the policies of tasks and task_executions themselves, so it must not
+-- go through their RLS (that would recurse). PL/pgSQL, so its plans are kept per connection.
+create or replace function private.agent_has_work_in(p_workflow_id uuid, p_agent_name text) returns boolean
+language plpgsql stable security definer
+set search_path = ''
+as $$
+begin
+  return exists (select 1 from public.tasks t where t.workflow_id = p_workflow_id and t.agent_name = p_agent_name)
+      or exists (select 1 from public.task_executions e where e.workflow_id = p_workflow_id and e.agent_name = p_agent_name);
+end
+$$;
+
+revoke all on function private.agent_has_work_in(uuid, text) from public, anon;
+grant execute on function private.agent_has_work_in(uuid, text) to authenticated, service_role;
 
 -- ============================================================================================
 -- Agent results: what an agent reported for a task (confidence, time, tokens, cost)

@@ -49,7 +49,11 @@ create table public.webhook_receipts (
   rejected_reason text,
   received_at timestamptz not null default now(),
   created_at timestamptz not null default now(),
-  constraint webhook_receipts_event_key unique (source, event_id)
+  -- Keyed by workflow too: with (source, event id) alone, one workflow's key could claim an id
+  -- another workflow would use, whose genuine event was then answered as a replay. workflow_id
+  -- is null for an event naming no workflow that exists; those share one namespace (nulls not
+  -- distinct), which names nothing anybody could be affected through.
+  constraint webhook_receipts_event_key unique nulls not distinct (source, workflow_id, event_id)
 );
 comment on table public.webhook_receipts is 'Processed webhook event ids with their first response (exactly-once application of callbacks).';
 create index webhook_receipts_workflow_id_idx on public.webhook_receipts (workflow_id);

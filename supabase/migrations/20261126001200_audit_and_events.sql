@@ -30,12 +30,15 @@ create index audit_events_created_at_idx on public.audit_events (created_at desc
 create trigger audit_events_append_only before update or delete on public.audit_events
   for each row execute function private.refuse_change();
 
--- One request header as PostgREST (and our service) put them in request.headers.
+-- One request header as PostgREST (and our service) put them in request.headers. PL/pgSQL,
+-- like the claim helpers, so its plan is kept per connection.
 create or replace function private.request_header(name text) returns text
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select nullif(current_setting('request.headers', true), '')::jsonb ->> lower(name)
+begin
+  return nullif(current_setting('request.headers', true), '')::jsonb ->> lower(name);
+end
 $$;
 
 -- Who is acting: an agent (app_metadata.role = agent), a signed-in person, or the system

@@ -5,19 +5,9 @@
 --
 -- Errors use SQLSTATEs the service maps to HTTP: 55000 illegal state (409), P0002 not found
 -- or not visible (404), 42501 not allowed (403), 22023 bad argument (422).
-
--- ============================================================================================
--- Who is calling: the service path (service_role claims, or a direct connection that set no
--- request role) may do everything; people and agents only what their role allows.
--- ============================================================================================
-create or replace function private.is_service() returns boolean
-language sql stable
-set search_path = ''
-as $$
-  select coalesce(auth.role(), '') = 'service_role'
-      or (auth.jwt() is null and coalesce(current_setting('role', true), 'none') not in ('anon', 'authenticated'))
-$$;
-grant execute on function private.is_service() to anon, authenticated, service_role;
+--
+-- Who is calling: the service path (private.is_service()) may do everything; people and agents
+-- only what their role allows.
 
 -- ============================================================================================
 -- Legal transitions
@@ -284,6 +274,23 @@ $$;
 -- ============================================================================================
 -- Authorization inside the action functions (they are security definer, see below)
 -- ============================================================================================
+-- Whether the caller may see (and so act on) a workflow: the one test behind every action.
+-- Read as true or not at all: a caller without a tenant (an agent without work in its scope, a
+-- client user whose claims carry no client id) makes the test null, and IF takes null as
+-- false, so a plain "if not (...)" would skip the "not visible" branch and act on any workflow.
+create or replace function private.may_see_workflow(p_workflow public.workflows) returns boolean
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  return coalesce(
+    private.is_service() or private.is_hil()
+    or (private.is_client() and p_workflow.client_id = private.client_id())
+    or (private.is_agent() and p_workflow.id = private.agent_workflow_id()),
+    false);
+end
+$$;
+
 -- Loads and locks a workflow the caller may see; one not visible reads as not found.
 create or replace function private.lock_visible_workflow(p_workflow_id uuid) returns public.workflows
 language plpgsql
@@ -293,15 +300,29 @@ declare
   v_workflow public.workflows;
 begin
   select * into v_workflow from public.workflows where id = p_workflow_id for update;
-  if not found
-     or not (
-       private.is_service() or private.is_hil()
-       or (private.is_client() and v_workflow.client_id = private.client_id())
-       or (private.is_agent() and v_workflow.id = private.agent_workflow_id())
-     ) then
+  if not found or not private.may_see_workflow(v_workflow) then
     raise exception 'workflow % not found', p_workflow_id using errcode = 'P0002';
   end if;
   return v_workflow;
+end
+$$;
+
+-- A task whose workflow the caller may not see is a task that does not exist: raised exactly
+-- as for an unknown task id, so the answer tells neither that the task exists nor its
+-- workflow. The public task functions (transition_task below, task_action in
+-- 20261126001700_task_actions.sql) ask this first, then call their private body.
+create or replace function private.require_visible_task(p_task_id uuid) returns void
+language plpgsql stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_workflow public.workflows;
+begin
+  select w.* into v_workflow from public.tasks t join public.workflows w on w.id = t.workflow_id where t.id = p_task_id;
+  if not found or not private.may_see_workflow(v_workflow) then
+    raise exception 'task % not found', p_task_id using errcode = 'P0002';
+  end if;
 end
 $$;
 
@@ -433,8 +454,11 @@ grant execute on function public.workflow_action(uuid, text, jsonb) to authentic
 -- in metadata.waitingOn while the task waits).
 -- Security definer for the same reason as workflow_action; HIL people, agents on their own
 -- workflow and the service path may move tasks, client users may not.
+-- Callers use public.transition_task, which checks the task's visibility first
+-- (private.require_visible_task), then runs the body, private.transition_visible_task (which
+-- only the service role may call directly).
 -- ============================================================================================
-create or replace function public.transition_task(p_task_id uuid, p_status public.task_status, p_data jsonb default '{}'::jsonb)
+create or replace function private.transition_visible_task(p_task_id uuid, p_status public.task_status, p_data jsonb default '{}'::jsonb)
 returns jsonb
 language plpgsql
 security definer
@@ -491,6 +515,20 @@ begin
     'newStatus', p_status,
     'attempt', greatest(v_task.attempt_count, v_attempt)
   );
+end
+$$;
+revoke all on function private.transition_visible_task(uuid, public.task_status, jsonb) from public, anon, authenticated;
+grant execute on function private.transition_visible_task(uuid, public.task_status, jsonb) to service_role;
+
+create or replace function public.transition_task(p_task_id uuid, p_status public.task_status, p_data jsonb default '{}'::jsonb)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.require_visible_task(p_task_id);
+  return private.transition_visible_task(p_task_id, p_status, p_data);
 end
 $$;
 revoke all on function public.transition_task(uuid, public.task_status, jsonb) from public, anon;

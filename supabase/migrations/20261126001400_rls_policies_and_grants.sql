@@ -11,6 +11,11 @@
 --   agent         (claims minted by the service) only the one workflow it works on
 --   anon          nothing
 -- The service path uses service_role, which bypasses RLS by design.
+--
+-- Own-row policies (a person's profile, preferences, notifications and notification events)
+-- compare with private.person_id(), never with auth.uid() alone: it is the caller's id only
+-- while their profile says they are who the token claims, active, at an active client, so a
+-- person deactivated, deleted or moved keeps nothing those policies gave.
 
 -- ============================================================================================
 -- Grants. New Supabase projects no longer grant new tables to anon and authenticated, and old
@@ -63,7 +68,7 @@ create policy "Managers can delete clients" on public.clients
   for delete to authenticated using ((select private.is_manager()));
 
 create policy "People can read their own profile" on public.user_profiles
-  for select to authenticated using (id = (select auth.uid()));
+  for select to authenticated using (id = (select private.person_id()));
 create policy "HIL people can read every profile" on public.user_profiles
   for select to authenticated using ((select private.is_hil()));
 create policy "Client users can read their colleagues' profiles" on public.user_profiles
@@ -86,13 +91,14 @@ create policy "Client admins can delete their company's profiles" on public.user
   using ((select private.is_client_admin()) and client_id = (select private.client_id()) and id <> (select auth.uid()));
 
 create policy "People can read their own preferences" on public.user_preferences
-  for select to authenticated using (user_id = (select auth.uid()));
+  for select to authenticated using (user_id = (select private.person_id()));
 create policy "People can create their own preferences" on public.user_preferences
-  for insert to authenticated with check (user_id = (select auth.uid()));
+  for insert to authenticated with check (user_id = (select private.person_id()));
 create policy "People can update their own preferences" on public.user_preferences
-  for update to authenticated using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()));
+  for update to authenticated
+  using (user_id = (select private.person_id())) with check (user_id = (select private.person_id()));
 create policy "People can delete their own preferences" on public.user_preferences
-  for delete to authenticated using (user_id = (select auth.uid()));
+  for delete to authenticated using (user_id = (select private.person_id()));
 
 -- ============================================================================================
 -- Catalogs every signed-in person may read and only managers change: templates, counterparty
@@ -455,14 +461,14 @@ end
 $$;
 
 create policy "People can read their own notifications" on public.notifications
-  for select to authenticated using (recipient_id = (select auth.uid()));
+  for select to authenticated using (recipient_id = (select private.person_id()));
 create policy "HIL people can notify anyone" on public.notifications
   for insert to authenticated with check ((select private.is_hil()));
 create policy "People can mark their own notifications read" on public.notifications
   for update to authenticated
-  using (recipient_id = (select auth.uid())) with check (recipient_id = (select auth.uid()));
+  using (recipient_id = (select private.person_id())) with check (recipient_id = (select private.person_id()));
 create policy "People can delete their own notifications" on public.notifications
-  for delete to authenticated using (recipient_id = (select auth.uid()));
+  for delete to authenticated using (recipient_id = (select private.person_id()));
 
 -- ============================================================================================
 -- SLA
@@ -530,7 +536,7 @@ create policy "HIL people can read the audit trail" on public.audit_events
 
 create policy "People can read notification events addressed to them" on public.realtime_events
   for select to authenticated
-  using (event_type = 'hil_notification' and recipient_id = (select auth.uid()));
+  using (event_type = 'hil_notification' and recipient_id = (select private.person_id()));
 create policy "HIL people can read every workflow and task event" on public.realtime_events
   for select to authenticated
   using (event_type <> 'hil_notification' and (select private.is_hil()));

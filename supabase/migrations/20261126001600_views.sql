@@ -1,7 +1,7 @@
 -- Read models for the four "views" endpoints of the REST API (dashboard, performance, SLA,
 -- notifications) and the one mutation they need (mark notifications read).
 --
--- Each view is one function returning one jsonb document with camelCase keys, so an endpoint
+-- Each view is one function returning one document with camelCase keys, so an endpoint
 -- answers in one round trip. All of them are security invoker: row-level security decides
 -- what each caller sees, exactly as if the caller had queried the tables (a client user's
 -- dashboard counts only their client's workflows; internal tables such as task_executions or
@@ -28,7 +28,13 @@
 --   statement: where an argument changes the query, each case is a statement of its own,
 --   and their cached plans are reused from call to call;
 -- - jit = off, since compiling these short queries costs more (tens of milliseconds) than
---   running them.
+--   running them;
+-- - the dashboard and SLA views, read most often, build json (json_build_object, json_agg)
+--   rather than jsonb and return it, and the service passes the text on as it comes: jsonb
+--   builds a tree of every object and then prints it, about twice the work for the same text.
+--   Measured with pgbench (one client, BEGIN + request context + the view + COMMIT, three
+--   alternating runs each): dashboard 6.6-7.3 ms -> 5.4-6.4 ms, SLA view 4.9-5.5 ms ->
+--   3.7-5.1 ms. Their keys come in the order written (jsonb would sort them by length).
 --
 -- Risk order, used by the HIL queue and the SLA tracking list: BREACHED first, then
 -- AT_RISK, then ON_TIME; within each, the earliest SLA due date first (no due date last),
@@ -78,9 +84,17 @@ create index workflows_active_priority_idx on public.workflows (priority desc, u
   where status in ('IN_PROGRESS', 'AWAITING_REVIEW', 'BLOCKED', 'PAUSED');
 
 -- Workflows not finished (neither COMPLETED nor CANCELLED): the active and pending counts in
--- one pass, and the set of unfinished workflows the HIL queue checks (index-only).
+-- one pass, the set of unfinished workflows the HIL queue checks (index-only), and the workflow
+-- list filtered by status and type. Under RLS the enum comparisons of that list (status =
+-- any(...), workflow_type = any(...)) are not leakproof, so they are never index conditions
+-- there and an index on status or on type does not serve a person's list; this index does,
+-- since its predicate is implied by the filter (IN_PROGRESS implies "not finished"), scanned
+-- whole with the filter checked on each entry. workflow_type is included so that the total of
+-- a status + type list is an index-only scan (measured on 10,000 workflows, the list of
+-- IN_PROGRESS payoffs: 5.1-6.3 ms -> 4.1-4.4 ms; the entry stays 48 bytes, the column fits in
+-- the alignment padding).
 create index workflows_unfinished_idx on public.workflows (id)
-  include (status, client_id)
+  include (status, client_id, workflow_type)
   where status not in ('COMPLETED', 'CANCELLED');
 
 -- Workflows completed in a time window (dashboard summary and metrics): a range scan,
@@ -134,15 +148,16 @@ end
 $$;
 
 /*
- * One notification as the views show it (dashboard recentNotifications, notifications_view).
+ * One notification as the views show it (dashboard recentNotifications, notifications_view):
+ * json, which the dashboard's json_agg and notifications_view's jsonb_agg both take.
  */
 create or replace function private.notification_json(n public.notifications)
-returns jsonb
+returns json
 language sql
 stable
 set search_path = ''
 as $$
-  select jsonb_build_object(
+  select json_build_object(
     'id', n.id,
     'notificationType', n.notification_type,
     'priority', n.priority,
@@ -604,7 +619,7 @@ create or replace function public.dashboard_view(
   p_hil_id uuid default null,
   p_timeframe text default 'today',
   p_now timestamptz default now()
-) returns jsonb
+) returns json
 language plpgsql
 stable
 security invoker
@@ -624,10 +639,10 @@ declare
   v_active_ids uuid[];
   v_queue_due timestamptz[];
   v_queue_minutes integer[];
-  v_queue jsonb;
-  v_workflows jsonb;
-  v_notifications jsonb;
-  v_metrics jsonb;
+  v_queue json;
+  v_workflows json;
+  v_notifications json;
+  v_metrics json;
 begin
   perform private.check_view_timeframe(p_timeframe);
   v_since := private.view_window_start(p_timeframe, p_now);
@@ -682,7 +697,7 @@ begin
   v_queue_minutes := private.business_minutes_many(
     array_fill(p_now, array[cardinality(v_queue_due)]), v_queue_due);
 
-  select coalesce(jsonb_agg(jsonb_build_object(
+  select coalesce(json_agg(json_build_object(
            'taskId', t.id,
            'workflowId', t.workflow_id,
            'workflowTitle', w.title,
@@ -698,7 +713,7 @@ begin
            'slaDueAt', t.sla_due_at,
            'slaStatus', t.sla_status,
            'businessMinutesRemaining', v_queue_minutes[q.ord]
-         ) order by q.ord), '[]'::jsonb)
+         ) order by q.ord), '[]'::json)
     into v_queue
     from unnest(v_queue_ids) with ordinality as q (id, ord)
     join public.tasks t on t.id = q.id
@@ -721,7 +736,7 @@ begin
        order by w.priority desc, w.updated_at desc, w.id
        limit 50);
   end if;
-  select coalesce(jsonb_agg(jsonb_build_object(
+  select coalesce(json_agg(json_build_object(
            'id', a.id,
            'title', a.title,
            'workflowType', a.workflow_type,
@@ -732,18 +747,18 @@ begin
            'dueDate', a.due_date,
            'updatedAt', a.updated_at,
            'slaStatus', a.sla_status,
-           'progress', jsonb_build_object(
+           'progress', json_build_object(
              'totalTasks', a.total_tasks,
              'completedTasks', a.completed_tasks,
              'progressPercentage', case when a.total_tasks = 0 then 0
                                         else round(100.0 * a.completed_tasks / a.total_tasks)::integer end)
-         ) order by q.ord), '[]'::jsonb)
+         ) order by q.ord), '[]'::json)
     into v_workflows
     from unnest(v_active_ids) with ordinality as q (id, ord)
     join public.workflows a on a.id = q.id;
 
   -- The caller's ten newest notifications.
-  select coalesce(jsonb_agg(private.notification_json(n) order by n.created_at desc, n.id desc), '[]'::jsonb)
+  select coalesce(json_agg(private.notification_json(n) order by n.created_at desc, n.id desc), '[]'::json)
     into v_notifications
     from (
       select *
@@ -754,7 +769,7 @@ begin
     ) n;
 
   -- Metrics of the timeframe.
-  select jsonb_build_object(
+  select json_build_object(
     'workflowsCreated', (
       select count(*) from public.workflows w where w.created_at >= v_since and w.created_at <= p_now),
     'workflowsCompleted', c.completed,
@@ -774,10 +789,10 @@ begin
      where w.status = 'COMPLETED' and w.completed_at >= v_since and w.completed_at <= p_now
   ) c;
 
-  return jsonb_build_object(
+  return json_build_object(
     'timeframe', p_timeframe,
     'generatedAt', p_now,
-    'summary', jsonb_build_object(
+    'summary', json_build_object(
       'activeWorkflows', v_active,
       'pendingWorkflows', v_pending,
       'completedWorkflows', v_metrics -> 'workflowsCompleted',
@@ -794,7 +809,7 @@ end
 $$;
 
 comment on function public.dashboard_view(uuid, text, timestamptz) is
-  'HIL dashboard: summary, work queue by SLA risk, active workflows, own notifications, timeframe metrics (jsonb).';
+  'HIL dashboard: summary, work queue by SLA risk, active workflows, own notifications, timeframe metrics (json).';
 
 -- ============================================================================================
 -- performance_view
@@ -954,7 +969,7 @@ comment on function public.performance_view(text, text, public.workflow_type, ti
 create or replace function public.sla_view(
   p_now timestamptz default now(),
   p_limit integer default 100
-) returns jsonb
+) returns json
 language plpgsql
 stable
 security invoker
@@ -962,13 +977,13 @@ set search_path = ''
 set jit = off
 as $$
 declare
-  v_summary jsonb;
-  v_alerts jsonb;
+  v_summary json;
+  v_alerts json;
   v_ids uuid[];
   v_count integer;
   v_due timestamptz[];
   v_minutes integer[];
-  v_tracking jsonb;
+  v_tracking json;
 begin
   if p_now is null then
     raise exception 'p_now must not be null' using errcode = '22023';
@@ -979,7 +994,7 @@ begin
   end if;
 
   -- Summary, from the activity counters.
-  select jsonb_build_object(
+  select json_build_object(
     'active', s.active,
     'onTime', s.on_time,
     'atRisk', s.at_risk,
@@ -992,7 +1007,7 @@ begin
       from private.visible_activity() a
   ) s;
 
-  select coalesce(jsonb_agg(jsonb_build_object(
+  select coalesce(json_agg(json_build_object(
            'id', a.id,
            'taskId', a.task_id,
            'workflowId', a.workflow_id,
@@ -1002,7 +1017,7 @@ begin
            'raisedAt', a.raised_at,
            'acknowledgedAt', a.acknowledged_at,
            'acknowledgedBy', a.acknowledged_by
-         ) order by a.raised_at desc, a.id desc), '[]'::jsonb)
+         ) order by a.raised_at desc, a.id desc), '[]'::json)
     into v_alerts
     from (
       select *
@@ -1027,7 +1042,7 @@ begin
     join public.tasks t on t.id = q.id;
   v_minutes := private.business_minutes_many(array_fill(p_now, array[v_count]), v_due);
 
-  select coalesce(jsonb_agg(jsonb_build_object(
+  select coalesce(json_agg(json_build_object(
            'taskId', t.id,
            'workflowId', t.workflow_id,
            'taskKey', t.task_key,
@@ -1039,12 +1054,12 @@ begin
            'slaMinutes', t.sla_minutes,
            'businessMinutesRemaining', v_minutes[q.ord],
            'percentUsed', round(greatest(0, t.sla_minutes - v_minutes[q.ord])::numeric / t.sla_minutes * 100, 1)
-         ) order by q.ord), '[]'::jsonb)
+         ) order by q.ord), '[]'::json)
     into v_tracking
     from unnest(v_ids) with ordinality as q (id, ord)
     join public.tasks t on t.id = q.id;
 
-  return jsonb_build_object(
+  return json_build_object(
     'generatedAt', p_now,
     'summary', v_summary,
     'alerts', v_alerts,
@@ -1054,7 +1069,7 @@ end
 $$;
 
 comment on function public.sla_view(timestamptz, integer) is
-  'SLA monitoring: open clocks by status, open alerts, and the riskiest tasks with business time left (jsonb).';
+  'SLA monitoring: open clocks by status, open alerts, and the riskiest tasks with business time left (json).';
 
 -- ============================================================================================
 -- notifications_view

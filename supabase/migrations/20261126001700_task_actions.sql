@@ -54,9 +54,15 @@ $$;
 -- other people's notifications, the timeline, a blocked workflow); the function authorizes
 -- the caller itself from the same app_metadata claims the policies read. HIL people may take
 -- every action; agents may complete and fail the tasks of the workflow they work on; clients
--- none.
+-- none. The body is private.act_on_visible_task (which only the service role may call
+-- directly); public.task_action, below it, is what callers use.
+--
+-- Assigning a task to the person it is assigned to already is a no-op that still answers as a
+-- success (notificationsSent 0): no write, no second "Task assigned to you" notification, no
+-- audit event whose change is old = new (a double click, a client retrying a request whose
+-- answer it lost).
 -- ============================================================================================
-create or replace function public.task_action(p_task_id uuid, p_action text, p_data jsonb default '{}'::jsonb)
+create or replace function private.act_on_visible_task(p_task_id uuid, p_action text, p_data jsonb default '{}'::jsonb)
 returns jsonb
 language plpgsql
 security definer
@@ -166,14 +172,18 @@ begin
       raise exception 'task % is %, it cannot be assigned', v_task.task_key, v_task.status using errcode = '55000';
     end if;
     v_new_status := v_task.status;
-    update public.tasks set assigned_to = v_assignee where id = v_task.id;
-    v_changes := jsonb_build_object('assignedTo', jsonb_build_object('old', v_task.assigned_to, 'new', v_assignee));
-    insert into public.notifications (recipient_id, notification_type, priority, title, message, action_required,
-                                      workflow_id, task_id, data)
-    values (v_assignee, 'WORKFLOW_UPDATE', v_task.priority, left('Task assigned to you: ' || v_task.title, 300),
-            format('%s (%s) in %s', v_task.title, v_task.task_key, v_workflow.title), true,
-            v_workflow.id, v_task.id, jsonb_build_object('taskKey', v_task.task_key, 'by', v_by));
-    v_notified := 1;
+    -- Assigning a task to the person it is assigned to already changes nothing: no write, no
+    -- second notification, no audit event (a double click, a retried request).
+    if v_task.assigned_to is distinct from v_assignee then
+      update public.tasks set assigned_to = v_assignee where id = v_task.id;
+      v_changes := jsonb_build_object('assignedTo', jsonb_build_object('old', v_task.assigned_to, 'new', v_assignee));
+      insert into public.notifications (recipient_id, notification_type, priority, title, message, action_required,
+                                        workflow_id, task_id, data)
+      values (v_assignee, 'WORKFLOW_UPDATE', v_task.priority, left('Task assigned to you: ' || v_task.title, 300),
+              format('%s (%s) in %s', v_task.title, v_task.task_key, v_workflow.title), true,
+              v_workflow.id, v_task.id, jsonb_build_object('taskKey', v_task.task_key, 'by', v_by));
+      v_notified := 1;
+    end if;
 
   elsif p_action = 'fail' then
     v_text := btrim(case when jsonb_typeof(v_data -> 'error') = 'string' then v_data ->> 'error' end);
@@ -247,8 +257,10 @@ begin
   if v_workflow_status <> v_workflow.status then
     v_changes := v_changes || jsonb_build_object('workflowStatus', jsonb_build_object('old', v_workflow.status, 'new', v_workflow_status));
   end if;
-  perform private.write_audit_event('task.' || p_action, 'task', v_task.id, v_workflow.id, v_workflow.client_id,
-                                    v_changes, v_data);
+  if p_action <> 'assign' or v_changes <> '{}'::jsonb then
+    perform private.write_audit_event('task.' || p_action, 'task', v_task.id, v_workflow.id, v_workflow.client_id,
+                                      v_changes, v_data);
+  end if;
 
   return jsonb_build_object(
     'success', true,
@@ -264,6 +276,22 @@ begin
     'notificationsSent', v_notified,
     'dispatchId', v_dispatch_id
   );
+end
+$$;
+revoke all on function private.act_on_visible_task(uuid, text, jsonb) from public, anon, authenticated;
+grant execute on function private.act_on_visible_task(uuid, text, jsonb) to service_role;
+
+-- What callers use: the task's visibility first (a task of a workflow the caller may not see
+-- answers exactly as an unknown task id, private.require_visible_task), then the action.
+create or replace function public.task_action(p_task_id uuid, p_action text, p_data jsonb default '{}'::jsonb)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.require_visible_task(p_task_id);
+  return private.act_on_visible_task(p_task_id, p_action, p_data);
 end
 $$;
 revoke all on function public.task_action(uuid, text, jsonb) from public, anon;

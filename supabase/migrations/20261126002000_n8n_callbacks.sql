@@ -202,7 +202,9 @@ $$;
 -- any later delivery returns that stored answer and changes nothing. An event that contradicts
 -- the state (55000), names something unknown (P0002) or carries bad data (22023, 23505) is
 -- answered 409/404/422, and the refusal is recorded for operators; anything else raises (the
--- service answers 500, stores nothing, and n8n retries).
+-- service answers 500, stores nothing, and n8n retries). A receipt is found by (source,
+-- workflow, event id), the key of webhook_receipts: one workflow's events cannot claim the ids
+-- of another's.
 create or replace function public.apply_n8n_event(p_source text, p_event_id text, p_type text, p_data jsonb)
 returns jsonb
 language plpgsql
@@ -210,6 +212,7 @@ set search_path = ''
 as $$
 declare
   v_receipt_id uuid;
+  v_workflow_id uuid;
   v_stored record;
   v_status integer := 200;
   v_body jsonb;
@@ -218,13 +221,14 @@ begin
   if not private.is_service() then
     raise exception 'n8n events are applied by the service only' using errcode = '42501';
   end if;
+  select w.id into v_workflow_id from public.workflows w where w.id = private.uuid_or_null(p_data ->> 'workflowId');
   insert into public.webhook_receipts (source, event_id, event_type, workflow_id, status_code)
-  values (p_source, p_event_id, p_type,
-          (select w.id from public.workflows w where w.id = private.uuid_or_null(p_data ->> 'workflowId')), 102)
-  on conflict (source, event_id) do nothing
+  values (p_source, p_event_id, p_type, v_workflow_id, 102)
+  on conflict (source, workflow_id, event_id) do nothing
   returning id into v_receipt_id;
   if v_receipt_id is null then
-    select status_code, response into v_stored from public.webhook_receipts where source = p_source and event_id = p_event_id;
+    select status_code, response into v_stored from public.webhook_receipts
+     where source = p_source and workflow_id is not distinct from v_workflow_id and event_id = p_event_id;
     return jsonb_build_object('statusCode', v_stored.status_code, 'body', v_stored.response, 'replay', true);
   end if;
 

@@ -1,59 +1,8 @@
--- Duties that need no process of the service's own (issue 17): a request delivers the outbox
--- rows it queued right after its commit (claimed by id), a successful delivery after failures
--- releases the rows waiting out their backoff at once, and a tick (POST /api/internal/tick)
--- does what remains periodic. On Supabase, pg_cron calls the tick through pg_net every minute
--- where both extensions exist; elsewhere this file schedules nothing.
-
--- p_ids: only these rows, and only while they are due (a request's own rows, just committed).
-drop function if exists public.claim_n8n_dispatches(integer, integer);
-create or replace function public.claim_n8n_dispatches(p_limit integer default 10, p_lease_seconds integer default 120,
-                                                       p_ids uuid[] default null)
-returns setof public.n8n_dispatches
-language plpgsql
-set search_path = ''
-as $$
-begin
-  if not private.is_service() then
-    raise exception 'the outbox is delivered by the service only' using errcode = '42501';
-  end if;
-  return query
-  update public.n8n_dispatches d
-     set status = 'DELIVERING', attempts = d.attempts + 1,
-         locked_until = now() + make_interval(secs => p_lease_seconds)
-   where d.id in (
-     select c.id from public.n8n_dispatches c
-      where ((c.status in ('PENDING', 'FAILED') and c.next_attempt_at <= now())
-             or (c.status = 'DELIVERING' and c.locked_until < now()))
-        and (p_ids is null or c.id = any(p_ids))
-      order by c.next_attempt_at
-      limit p_limit
-      for update skip locked)
-  returning d.*;
-end
-$$;
-
--- n8n answers again: whatever waits out a backoff is due now. Returns how many rows were released.
-create or replace function public.release_n8n_dispatches() returns integer
-language plpgsql
-set search_path = ''
-as $$
-declare
-  v_released integer;
-begin
-  if not private.is_service() then
-    raise exception 'the outbox is delivered by the service only' using errcode = '42501';
-  end if;
-  update public.n8n_dispatches set next_attempt_at = now()
-   where status = 'FAILED' and next_attempt_at > now();
-  get diagnostics v_released = row_count;
-  return v_released;
-end
-$$;
-
-revoke execute on function public.claim_n8n_dispatches(integer, integer, uuid[]), public.release_n8n_dispatches()
-  from public, anon, authenticated;
-grant execute on function public.claim_n8n_dispatches(integer, integer, uuid[]), public.release_n8n_dispatches()
-  to service_role;
+-- Duties that need no process of the service's own (issue 17): a tick (POST /api/internal/tick)
+-- does what remains periodic (a request delivers the outbox rows it queued itself, through
+-- public.claim_n8n_dispatches(p_ids => ...) in 20261126002100_dispatch.sql). On Supabase,
+-- pg_cron calls the tick through pg_net every minute where both extensions exist; elsewhere
+-- this file schedules nothing.
 
 -- The tick from the database (hosted Supabase): pg_net posts to the service's tick URL with the
 -- cron secret, both read from Supabase Vault at each call (secrets named rexera_tick_url and
