@@ -4,7 +4,8 @@
 
 Prints one finding per line, `file: node: problem` (node `-` for the workflow as a whole), and
 exits 1 if there is any, 0 otherwise (2 on bad usage). File-based only: the task plans come
-from supabase/seed.sql, nothing is queried.
+from supabase/seed.sql, the shared code from the shared/ folder next to the files (or
+n8n_workflows/shared/ when there is none), nothing is queried.
 
 Checks
   * JSON object with exactly the keys the public API accepts (name, nodes, connections,
@@ -23,7 +24,10 @@ Checks
     task.skipped / task.waiting) callback in a Code node;
   * credentials are referenced by a placeholder id and a name;
   * no literal secrets (whsec_, Bearer, long base64 or hex strings) and no literal hosts
-    (http:// or https:// URLs, IP addresses, localhost) anywhere in the export.
+    (http:// or https:// URLs, IP addresses, localhost) anywhere in the export;
+  * the shared code (scripts/workflow_shared.py): every marked block of a Code node equals its
+    file in shared/ (an edit made inside one in the editor is named, with where to make it
+    instead), markers are closed, and a node calling a shared function carries its block.
 """
 from __future__ import annotations
 
@@ -32,6 +36,9 @@ import re
 import sys
 from collections import deque
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import workflow_shared  # noqa: E402  (scripts/ is not a package)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SEED = REPO_ROOT / "supabase" / "seed.sql"
@@ -249,12 +256,22 @@ def validate(workflow, plans: dict[str, list[str]] | None = None) -> list[tuple[
     return problems
 
 
+def shared_dir(path: Path) -> Path:
+    """The shared code of an export: shared/ next to it, else the repository's."""
+    beside = path.parent / "shared"
+    return beside if beside.is_dir() else DEFAULT_DIR / "shared"
+
+
 def validate_file(path: Path, plans: dict[str, list[str]] | None = None) -> list[tuple[str, str]]:
     try:
         workflow = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         return [("-", f"cannot read JSON: {error}")]
-    return validate(workflow, plans)
+    try:
+        shared = workflow_shared.load_shared(shared_dir(path))
+    except (OSError, ValueError) as error:
+        return validate(workflow, plans) + [("-", f"cannot read the shared code: {error}")]
+    return validate(workflow, plans) + workflow_shared.check_workflow(workflow, shared)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -291,7 +291,7 @@ def normalize(workflow: dict, workflow_names: dict[str, str] | None = None) -> d
 
 
 def render(export: dict) -> str:
-    """Two-space JSON with a trailing newline, as scripts/build_workflows.py writes the exports."""
+    """Two-space JSON with a trailing newline: the form of the committed exports."""
     return json.dumps(export, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -32,7 +32,7 @@ TRIGGER_PATHS = {
 TRIGGER_TOKEN_HEADER = "X-Rexera-Token"
 
 
-# What public.tasks.resume_url holds: a reference to the secret URL (20261203000200).
+# What public.tasks.resume_url holds: a reference to the secret URL (20261126002100_dispatch.sql).
 RESUME_REFERENCE = "n8n-resume:"
 
 

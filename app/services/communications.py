@@ -3,7 +3,7 @@
 Everything runs as the caller, so RLS decides what is seen and written: clients see only
 client-visible communications of their own workflows and may post only client-visible INBOUND
 messages there; agents only their workflow's. A client's message notifies the workflow's HIL
-owner through a database trigger (migration 20261126001800_resources.sql).
+owner through a database trigger (migration 20261126000600_communications.sql).
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import pytest
 
 from tests.e2e import harness
 
-# How long to wait for the workflow exports (written by scripts/build_workflows.py).
+# How long to wait for the workflow exports (n8n_workflows/*.json, which another process may be rewriting).
 EXPORTS_TIMEOUT = 60
 
 

@@ -30,7 +30,7 @@ from tests.db.world import PEOPLE
 from tests.support import JWT_SECRET, mint_token
 
 ROOT = Path(__file__).resolve().parents[2]
-# REXERA_E2E_WORKFLOWS: run against exports elsewhere (e.g. a fresh scripts/build_workflows.py output).
+# REXERA_E2E_WORKFLOWS: run against exports elsewhere (e.g. a pulled copy, or one after workflow_shared.py --apply).
 WORKFLOWS_DIR = Path(os.environ.get("REXERA_E2E_WORKFLOWS") or ROOT / "n8n_workflows")
 EXPORTS = {  # file -> workflow type (None: the error handler)
     "error_handler.json": None,

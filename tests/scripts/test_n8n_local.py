@@ -498,11 +498,9 @@ def workflow(path: str, with_code_node: bool, code: str | None = None) -> dict:
             "settings": {"executionOrder": "v1"}}
 
 
-def load_build():
-    spec = importlib.util.spec_from_file_location("build_workflows_for_n8n_local", ROOT / "scripts" / "build_workflows.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def shared_hashing() -> str:
+    """The exports' SHA-256 and HMAC-SHA256 (n8n_workflows/shared/sha256-hmac.js)."""
+    return (ROOT / "n8n_workflows" / "shared" / "sha256-hmac.js").read_text()
 
 
 def import_and_activate(instance, definition: dict) -> str:
@@ -568,7 +566,7 @@ def test_e2e_a_code_node_cannot_load_crypto_on_n8ns_defaults(n8n):
 @pytest.mark.timeout(1800)
 def test_e2e_a_code_node_signs_with_the_exports_plain_javascript(n8n):
     path = f"sign-{uuid.uuid4().hex[:8]}"
-    hashing = load_build().PRELUDE.split("const trigger")[0]
+    hashing = shared_hashing()
     code = hashing + textwrap.dedent(f"""\
         const message = $input.first().json.body.message;
         const signature = Buffer.from(hmacSha256(Buffer.from('{HMAC_SECRET}', 'utf8'),
