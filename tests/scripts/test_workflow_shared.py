@@ -4,29 +4,15 @@ named with where to make it instead; a change of a shared file reaches every nod
 scripts/validate_workflows.py reports the same problems."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-EXPORTS = ROOT / "n8n_workflows"
-FILES = ["payoff_request.json", "hoa_acquisition.json", "muni_lien_search.json", "error_handler.json"]
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_shared_test", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = load_script("workflow_shared")
-validator = load_script("validate_workflows")
+# The scripts as loaded once for the export tests, and where the exports are.
+from tests.scripts.test_workflow_exports import EXPORTS, FILES, validator  # noqa: E402
+from tests.scripts.test_workflow_exports import shared_tool as tool  # noqa: E402
 
 
 @pytest.fixture
