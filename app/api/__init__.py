@@ -53,6 +53,9 @@ class Api(SmorestApi):
         return http_error_response(error)
 
 
+SWAGGER_UI_ASSETS = "/api/docs/assets"
+
+
 API_CONFIG = {
     "API_TITLE": "Rexera companion API",
     "API_VERSION": "1.0.0",
@@ -60,7 +63,9 @@ API_CONFIG = {
     "OPENAPI_URL_PREFIX": "/api",
     "OPENAPI_JSON_PATH": "openapi.json",
     "OPENAPI_SWAGGER_UI_PATH": "/docs",
-    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+    # Swagger UI's files are served by the service (swagger-ui-bundle, pinned in requirements.txt):
+    # /api/docs works with no internet.
+    "OPENAPI_SWAGGER_UI_URL": SWAGGER_UI_ASSETS + "/",
     "API_SPEC_OPTIONS": {
         "info": {"description": "Workflows, tasks, communications, documents and counterparties of the Rexera "
                                 "back office, with actions, views and a realtime event stream.\n\n"
@@ -95,3 +100,11 @@ def init_app(app: Flask) -> None:
     for module in (workflows, tasks, communications, documents, counterparties, views, health, internal):
         api.register_blueprint(module.blp)
     app.extensions["api"] = api
+
+    import swagger_ui_bundle
+    from flask import send_from_directory
+
+    @app.get(SWAGGER_UI_ASSETS + "/<path:filename>")
+    def swagger_ui_asset(filename: str):
+        """Swagger UI's own files (swagger-ui 4.15.5, Apache-2.0; the licence ships with the package)."""
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)

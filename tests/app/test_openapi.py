@@ -57,3 +57,16 @@ def test_the_security_schemes_tell_callers_how_to_authenticate(client):
     assert schemes["bearerAuth"]["scheme"] == "bearer" and "app_metadata" in schemes["bearerAuth"]["description"]
     assert schemes["agentKey"]["name"] == "X-API-Key"
     assert "X-Agent-Name" in schemes["agentKey"]["description"] and "X-Workflow-Scope" in schemes["agentKey"]["description"]
+
+
+def test_the_interactive_docs_load_nothing_from_another_host(client):
+    import re
+
+    page = client.get("/api/docs")
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.get_data(as_text=True))
+    assert assets and all(a.startswith("/api/docs/assets/") for a in assets), assets
+    for asset in assets:
+        served = client.get(asset)
+        assert served.status_code == 200 and len(served.data) > 1000, asset
+    assert client.get("/api/docs/assets/../../openapi.json").status_code == 404
