@@ -201,6 +201,7 @@ class Demo:
             move = f"{previous} → {event['status']}" if previous else event["status"]
             self.print(f"  #{event.get('id')} {watched.type:<17} task {event.get('taskKey')}: {move}")
         elif kind == "workflow_status_changed" and watched:
+            self.refresh(watched)  # the bar as the API shows it now, not as of the last poll
             watched.status = event["status"]
             self.print(f"  #{event.get('id')} {watched.bar()}")
         elif kind == "error":
@@ -245,7 +246,7 @@ class Demo:
         return 1
 
     def summary(self) -> None:
-        rows = [("workflow", "status", "tasks", "duration s", "SLA")]
+        rows = [("workflow", "status", "tasks", "duration s", "SLA")]  # tasks: done (completed or skipped)/planned
         for w in self.watched.values():
             duration = (w.finished or time.monotonic()) - w.started
             rows.append((w.type, w.status, f"{w.completed}/{w.total}", f"{duration:.1f}", w.sla))

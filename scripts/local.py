@@ -510,6 +510,9 @@ def command_up(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    # Ctrl-C stops it however it was started: a shell that runs it in the background (`... &`)
+    # has it ignore SIGINT, and Python then installs no handler of its own.
+    signal.signal(signal.SIGINT, on_signal)
     try:
         running = system.start()
         keys = system.state.secrets()

@@ -1,6 +1,10 @@
 """Mint a local access token for a provisioned person, signed with SUPABASE_JWT_SECRET (HS256),
 shaped like a Supabase Auth token, for trying the API with curl. Local use only.
 
+With --inbound-for WORKFLOW_ID instead: the workflow's inbound token (from N8N_CALLBACK_SECRET),
+the bearer an outside party (a lender, an HOA) sends to /webhooks/inbound/payoff-statement or
+/webhooks/inbound/hoa-documents; n8n gets it with the trigger and puts it in its e-mails.
+
 Exit codes: 0 printed, 1 no such person, 2 usage or configuration problem.
 """
 from __future__ import annotations
@@ -10,9 +14,12 @@ import os
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import jwt
 import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,8 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--email")
     who.add_argument("--user-id", type=uuid.UUID)
+    who.add_argument("--inbound-for", type=uuid.UUID, metavar="WORKFLOW_ID")
     parser.add_argument("--expires-in", type=int, default=3600, help="seconds (default 3600)")
     args = parser.parse_args(argv)
+    if args.inbound_for:
+        return print_inbound_token(parser, args.inbound_for)
     secret = os.environ.get("SUPABASE_JWT_SECRET", "")
     if len(secret) < 32:
         parser.error("set SUPABASE_JWT_SECRET (at least 32 characters), the same value the service uses")
@@ -38,6 +48,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no such person: {args.email or args.user_id}", file=sys.stderr)
         return 1
     print(token)
+    return 0
+
+
+def print_inbound_token(parser: argparse.ArgumentParser, workflow_id: uuid.UUID) -> int:
+    from app.config import ConfigError, Settings
+    from app.webhooks.signing import inbound_token
+
+    try:
+        secret = Settings.from_env({"DATABASE_URL": "postgresql://unused/unused", "SUPABASE_JWT_SECRET": "x" * 32,
+                                    "N8N_CALLBACK_SECRET": os.environ.get("N8N_CALLBACK_SECRET", "")}).n8n_callback_secret
+    except ConfigError as error:
+        parser.error("; ".join(error.problems))
+    if secret is None:
+        parser.error("set N8N_CALLBACK_SECRET, the same value the service uses")
+    print(inbound_token(secret, str(workflow_id)))
     return 0
 
 

@@ -51,6 +51,17 @@ PAYLOAD_SCHEMAS = {
 }
 
 
+def describe_payloads() -> str:
+    """The payload each type takes, in words, for the OpenAPI document (from the schemas above)."""
+    lines = ["The order's details; what it takes depends on `type` (camelCase keys, dates as YYYY-MM-DD):"]
+    for workflow_type, schema in PAYLOAD_SCHEMAS.items():
+        declared = schema().fields
+        required = [f.data_key or n for n, f in declared.items() if f.required]
+        optional = [f.data_key or n for n, f in declared.items() if not f.required]
+        lines.append(f"- {workflow_type}: required {', '.join(required)}; optional {', '.join(optional)}")
+    return "\n".join(lines)
+
+
 def validate_payload(workflow_type: str, payload: dict) -> dict:
     """The payload as stored: validated for its type, camelCase keys, JSON-ready values."""
     schema = PAYLOAD_SCHEMAS[workflow_type]()
@@ -85,7 +96,7 @@ class WorkflowCreate(CamelSchema):
     type = fields.String(required=True, validate=validate.OneOf(WORKFLOW_TYPES))
     client_id = fields.UUID()
     title = text(300)
-    payload = fields.Dict(required=True)
+    payload = fields.Dict(required=True, metadata={"description": describe_payloads()})
     priority = fields.String(load_default="NORMAL", validate=validate.OneOf(PRIORITIES))
     hil_id = fields.UUID()
     manager_id = fields.UUID()

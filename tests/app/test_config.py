@@ -110,3 +110,12 @@ def test_listen_through_the_transaction_pooler_is_refused_where_threads_listen()
     direct = "postgresql://postgres:pw@db.ref.supabase.co:5432/postgres"
     assert Settings.from_env({**pooled, "REALTIME_DATABASE_URL": direct}).realtime_database_url == direct
     assert Settings.from_env({**pooled, "VERCEL": "1"}).background_duties is False  # nothing listens there
+
+
+def test_every_variable_the_service_reads_is_documented():
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    read = set(re.findall(r'(?:get|url|integer)\("([A-Z][A-Z0-9_]+)"', (root / "app" / "config.py").read_text()))
+    documented = (root / "docs" / "api.md").read_text()
+    assert read and {name for name in read if f"`{name}" not in documented and f" {name}" not in documented} == set()

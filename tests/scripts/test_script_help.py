@@ -50,3 +50,18 @@ def test_help_prints_the_whole_description_and_every_option_it_names(script):
     named = set(OPTION.findall(docstring)) - OTHER_TOOLS_OPTIONS.get(script.name, set())
     assert named <= set(OPTION.findall(parsed)), f"the description names options that do not exist: " \
                                                  f"{sorted(named - set(OPTION.findall(parsed)))}"
+
+
+def test_mint_token_gives_the_inbound_token_the_service_accepts():
+    from app.webhooks.signing import inbound_token
+
+    secret = b"s" * 32
+    workflow_id = "11111111-2222-3333-4444-555555555555"
+    env = {"PATH": "/usr/bin:/bin", "N8N_CALLBACK_SECRET": "whsec_" + __import__("base64").b64encode(secret).decode()}
+    done = subprocess.run([sys.executable, "scripts/mint_token.py", "--inbound-for", workflow_id], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == inbound_token(secret, workflow_id)
+    missing = subprocess.run([sys.executable, "scripts/mint_token.py", "--inbound-for", workflow_id], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert missing.returncode == 2 and "N8N_CALLBACK_SECRET" in missing.stderr
