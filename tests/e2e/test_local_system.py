@@ -101,6 +101,7 @@ def test_a_second_ctrl_c_while_stopping_still_stops_everything(tmp_path, n8n_ver
         assert listening(port) and listening(n8n_port), "".join(lines)[-4000:]
         run_the_readmes_curl_block(tmp_path / "state" / "env")
         run_the_whole_life_by_hand(tmp_path / "state" / "env")
+        run_the_docs_blocks(tmp_path / "state" / "env")
         check_with_preflight(tmp_path / "state" / "env")
         process.send_signal(signal.SIGINT)
         for line in process.stdout:
@@ -125,9 +126,9 @@ def test_a_second_ctrl_c_while_stopping_still_stops_everything(tmp_path, n8n_ver
     assert local("reset", "--state-dir", str(tmp_path / "state")).returncode == 0
 
 
-def readme_block(marker: str) -> str:
-    """The bash block after an HTML comment starting with `marker` in the README."""
-    text = (ROOT / "README.md").read_text()
+def readme_block(marker: str, page: str = "README.md") -> str:
+    """The bash block after an HTML comment starting with `marker` in the README (or a page)."""
+    text = (ROOT / page).read_text()
     after = text[text.index(f"<!-- {marker}"):]
     return after.split("```bash\n", 1)[1].split("```", 1)[0]
 
@@ -164,6 +165,31 @@ def run_the_whole_life_by_hand(env_file: Path) -> None:
     final = json.loads(lines[-1])
     assert final["status"] == "COMPLETED", final
     assert final["progress"]["completedTasks"] == final["progress"]["totalTasks"] > 0, final
+
+
+def run_bash(script: str, seconds: int = 240) -> list[str]:
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}
+    done = subprocess.run(["timeout", str(seconds), "bash", "-c", "set -euo pipefail\n" + script], cwd=ROOT,
+                          capture_output=True, text=True, timeout=seconds + 60, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip().splitlines()
+
+
+def run_the_docs_blocks(env_file: Path) -> None:
+    """docs/deploying.md's first workflow (as the local client user), then docs/n8n.md's lender
+    answer for a payoff request brought to await_statement by the README's own lines."""
+    first = readme_block("first-workflow", "docs/deploying.md")
+    lines = run_bash(f"source {env_file}\nTOKEN=$CLIENT_TOKEN URL=$REXERA_URL\n" + first)
+    assert lines[0] == "IN_PROGRESS" and any(line.startswith("await_statement ") for line in lines[1:]), lines
+    whole_life = readme_block("whole-life").replace("source .local/env", f"source {env_file}")
+    until_waiting = whole_life[:whole_life.index("# the agents' steps are done")]
+    lender = readme_block("lender-answer", "docs/n8n.md")
+    wait_done = ('until [ "$(curl -s -H "Authorization: Bearer $CLIENT_TOKEN" "$REXERA_URL/api/workflows/$WORKFLOW"'
+                 ' | jq -r .status)" = COMPLETED ]; do sleep 1; done; echo COMPLETED')
+    lines = run_bash(until_waiting + "\n" + lender + "\n" + wait_done)
+    answer = json.loads(next(line for line in lines if line.startswith("{")))
+    assert answer["forwarded"] is True and answer["received"] is True, lines
+    assert lines[-1] == "COMPLETED", lines
 
 
 def check_with_preflight(env_file: Path) -> None:
