@@ -50,7 +50,7 @@ def check_database(app: Flask) -> dict:
 def check_n8n(app: Flask) -> dict:
     base = app.config["SETTINGS"].n8n_base_url
     if not base:
-        return {"status": "degraded", "message": "N8N_BASE_URL is not set: workflows cannot start"}
+        return {"status": "degraded", "message": "N8N_BASE_URL is not set: started workflows wait in the outbox until it is"}
     try:
         response = requests.get(f"{base}/healthz", timeout=TIMEOUT_SECONDS)
     except requests.RequestException as error:
