@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import threading
 
-import psycopg
 import pytest
 
 from app import create_app, duties
 from app.db import Database
 from tests.db.factories import make_workflow, start_workflow
 from tests.n8n.fake_n8n import FakeN8n
-from tests.n8n.test_dispatcher import race_database  # noqa: F401  (a database of its own, committed rows)
+from tests.n8n.test_dispatcher import race_database, started_workflows  # noqa: F401  (race_database: a fixture)
 from tests.service_fixtures import AGENT_KEY, TransactionalDatabase, make_settings
 from tests.db.world import PEOPLE
 from tests.support import mint_token
@@ -132,13 +131,7 @@ def test_ticks_from_several_schedulers_at_once_deliver_each_row_once(race_databa
     fake = FakeN8n()
     settings = make_settings(race_database, n8n_base_url=fake.url, public_base_url="http://service.test",
                              cron_secret=CRON_SECRET)
-    with psycopg.connect(race_database, autocommit=True) as conn:
-        client_id = conn.execute("insert into public.clients (name) values ('Ticks') returning id").fetchone()[0]
-        workflow_ids = [conn.execute("""insert into public.workflows (workflow_type, client_id, title, payload)
-                                        values ('PAYOFF_REQUEST', %s, 'tick', '{}') returning id""", (client_id,)).fetchone()[0]
-                        for _ in range(24)]
-        for workflow_id in workflow_ids:
-            conn.execute("select public.workflow_action(%s, 'start')", (workflow_id,))
+    workflow_ids = started_workflows(race_database, 24, "Ticks")
     apps = []
     try:
         for _ in range(3):

@@ -174,16 +174,22 @@ def race_database():
         drop_database(name)
 
 
+def started_workflows(url: str, count: int, client_name: str) -> list:
+    """`count` payoff requests of a new client, started and committed: that many TRIGGER rows due."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        client_id = conn.execute("insert into public.clients (name) values (%s) returning id", (client_name,)).fetchone()[0]
+        workflow_ids = [conn.execute("""insert into public.workflows (workflow_type, client_id, title, payload)
+                                        values ('PAYOFF_REQUEST', %s, %s, '{}') returning id""",
+                                     (client_id, client_name.lower())).fetchone()[0] for _ in range(count)]
+        for workflow_id in workflow_ids:
+            conn.execute("select public.workflow_action(%s, 'start')", (workflow_id,))
+    return workflow_ids
+
+
 def test_several_dispatchers_never_deliver_twice(race_database, n8n):
     """Committed rows, real pools, three dispatchers racing."""
     settings = make_settings(race_database, n8n_base_url=n8n.url, public_base_url="http://service.test")
-    with psycopg.connect(race_database, autocommit=True) as conn:
-        client_id = conn.execute("insert into public.clients (name) values ('Race') returning id").fetchone()[0]
-        workflow_ids = [conn.execute("""insert into public.workflows (workflow_type, client_id, title, payload)
-                                        values ('PAYOFF_REQUEST', %s, 'race', '{}') returning id""", (client_id,)).fetchone()[0]
-                        for _ in range(30)]
-        for workflow_id in workflow_ids:
-            conn.execute("select public.workflow_action(%s, 'start')", (workflow_id,))
+    workflow_ids = started_workflows(race_database, 30, "Race")
     databases = [Database(race_database, 1, 2) for _ in range(3)]
     try:
         for database in databases:
