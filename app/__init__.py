@@ -55,8 +55,11 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
     # After the rate limits, which cover the API's blueprints only; after observability, whose
     # gauge counts the open sockets.
     realtime.init_app(app)
+    from app import console
     from app.n8n import delivery
 
+    # After the rate limits (the console's sign-in has limits of its own).
+    console.init_app(app)
     delivery.init_app(app)
     if app.config["SETTINGS"].dispatcher_enabled:
         from app.n8n.dispatcher import start_in_background

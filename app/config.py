@@ -75,6 +75,11 @@ class Settings:
     # Bearer token of POST /api/internal/tick (Vercel Cron sends it as CRON_SECRET); unset:
     # the tick answers 403.
     cron_secret: str | None = None
+    # The console's sign-in: Supabase Auth's public (anon or publishable) key, sent as `apikey`
+    # when the service proxies e-mail and password sign-in; and the local one-time-code sign-in
+    # (scripts/local.py), off unless CONSOLE_LOCAL_SIGN_IN=on and HS256 tokens are minted here.
+    supabase_anon_key: str | None = None
+    console_local_sign_in: bool = False
 
     @property
     def serverless(self) -> bool:
@@ -182,6 +187,12 @@ class Settings:
         inline = (get("INLINE_DELIVERY") or "on").lower()
         if inline not in ("on", "off", "1", "0", "true", "false"):
             problems.append("INLINE_DELIVERY must be on or off")
+        local_sign_in = (get("CONSOLE_LOCAL_SIGN_IN") or "off").lower()
+        if local_sign_in not in ("on", "off", "1", "0", "true", "false"):
+            problems.append("CONSOLE_LOCAL_SIGN_IN must be on or off")
+        local_sign_in = local_sign_in in ("on", "1", "true")
+        if local_sign_in and jwt_secret is None:
+            problems.append("CONSOLE_LOCAL_SIGN_IN=on mints HS256 tokens: set SUPABASE_JWT_SECRET")
         settings = cls(
             database_url=database_url or "",
             supabase_url=supabase_url,
@@ -217,6 +228,8 @@ class Settings:
             deliver_inline=inline in ("on", "1", "true"),
             inline_delivery_timeout_seconds=float(integer("INLINE_DELIVERY_TIMEOUT_SECONDS", 3, 1, 30)),
             cron_secret=cron_secret,
+            supabase_anon_key=get("SUPABASE_ANON_KEY"),
+            console_local_sign_in=local_sign_in,
         )
         if problems:
             raise ConfigError(problems)

@@ -3,6 +3,7 @@ the workflows, and the service with its dispatcher and SLA sweeper; then, if ask
 
     python3 scripts/local.py [up] [--port 8000] [--demo] [--state-dir .local]
     python3 scripts/local.py demo [--demo-timeout 600] (against a system already up)
+    python3 scripts/local.py links                     (fresh console sign-in links, one per demo person)
     python3 scripts/local.py reset                     (stop nothing; delete the state directory)
 
 up installs what it needs on first use (.venv with requirements.txt, n8n through npm into a
@@ -13,7 +14,9 @@ cache outside the checkout), then:
   * starts the agent simulator, n8n (credentials created, workflows pushed with
     scripts/sync_workflows.py), and the service under gunicorn with the dispatcher and the SLA
     sweeper, on PORT (default 8000);
-  * prints where everything listens and ready-made tokens for the demo operator and client user.
+  * prints where everything listens, ready-made tokens for the demo operator and client user, and
+    a console sign-in link per demo person (a one-time code, good for 30 minutes; the service
+    runs with CONSOLE_LOCAL_SIGN_IN=on, which is off anywhere else unless set).
 Ctrl-C stops every child cleanly. With --demo, up runs the demo once everything is up, then
 stops the system and exits with the demo's status (what the CI smoke test does).
 
@@ -46,6 +49,11 @@ DEFAULT_JWT_SECRET = "local-development-secret-0123456789abcdef"
 DATABASE_NAME = "rexera"
 OPERATOR_EMAIL = "operator@rexera.example"
 CLIENT_EMAIL = "client@acmetitle.example"
+# The demo people the console's sign-in links are printed for (supabase/demo.sql).
+CONSOLE_PEOPLE = [(OPERATOR_EMAIL, "HIL operator"), ("manager@rexera.example", "HIL manager"),
+                  (CLIENT_EMAIL, "client user, Acme Title"), ("admin@acmetitle.example", "client admin, Acme Title"),
+                  ("client@beaconescrow.example", "client user, Beacon Escrow")]
+SIGN_IN_LINK_MINUTES = 30
 
 
 class Failure(Exception):
@@ -407,6 +415,7 @@ class System:
             "AGENT_BASE_URL": simulator_url,
             "AGENT_API_KEYS": f"*={keys['agentKey']}",
             "CRON_SECRET": keys["cronSecret"],
+            "CONSOLE_LOCAL_SIGN_IN": "on",
             "DISPATCHER_ENABLED": "on",
             "SLA_SWEEP_INTERVAL_SECONDS": "60",
             "PORT": str(self.args.port),
@@ -463,6 +472,27 @@ def tokens(database_url: str, secret: str, hours: int = 12) -> dict[str, str]:
     return {email: token for email, token in found.items() if token is not None}
 
 
+def sign_in_links(database_url: str, base: str) -> list[tuple[str, str, str]]:
+    """(email, who, link) for each demo person: a one-time code each, never a token in a URL."""
+    import psycopg
+
+    links = []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for email, who in CONSOLE_PEOPLE:
+            code = conn.execute("select public.issue_console_sign_in_code(%s, %s)",
+                                (email, SIGN_IN_LINK_MINUTES * 60)).fetchone()[0]
+            if code is not None:
+                links.append((email, who, f"{base}/console/#code={code}"))
+    return links
+
+
+def link_lines(database_url: str, base: str) -> list[str]:
+    lines = [f"Console {base}/console/  sign in with a link (each works once, for {SIGN_IN_LINK_MINUTES} minutes;"
+             " more: python3 scripts/local.py links):"]
+    lines += [f"  {who:<28} {link}" for _email, who, link in sign_in_links(database_url, base)]
+    return lines
+
+
 def banner(state: State, running: dict, keys: dict, service_env: dict) -> None:
     found = tokens(running["databaseUrl"], keys["jwtSecret"])
     base = running["baseUrl"]
@@ -475,6 +505,7 @@ def banner(state: State, running: dict, keys: dict, service_env: dict) -> None:
     lines = [
         "",
         "Rexera is running:",
+        f"  console            {base}/console/",
         f"  API                {base}/api      (health: {base}/api/health)",
         f"  interactive docs   {base}/api/docs",
         f"  live events        {base.replace('http', 'ws', 1)}/ws",
@@ -487,6 +518,7 @@ def banner(state: State, running: dict, keys: dict, service_env: dict) -> None:
     for email, token in found.items():
         variable = "OPERATOR_TOKEN" if email == OPERATOR_EMAIL else "CLIENT_TOKEN"
         lines.append(f"  {variable}={token}   # {email}")
+    lines += ["", *link_lines(running["databaseUrl"], base)]
     lines += ["", f"In another shell:  source {display_path(env_file)}   (REXERA_URL, the tokens, DATABASE_URL ...)",
               "Try:  curl -H \"Authorization: Bearer $CLIENT_TOKEN\" $REXERA_URL/api/workflows",
               "Demo: python3 scripts/local.py demo      Stop: Ctrl-C", ""]
@@ -555,6 +587,16 @@ def command_demo(args: argparse.Namespace) -> int:
     return demo.run(running["baseUrl"], running["databaseUrl"], state.secrets(), timeout=args.demo_timeout)
 
 
+def command_links(args: argparse.Namespace) -> int:
+    state = State(Path(args.state_dir).resolve())
+    running = state.running()
+    if running is None:
+        print("[local] nothing is running: start it with `python3 scripts/local.py` first", file=sys.stderr)
+        return 2
+    print("\n".join(link_lines(running["databaseUrl"], running["baseUrl"])), flush=True)
+    return 0
+
+
 def command_reset(args: argparse.Namespace) -> int:
     state = State(Path(args.state_dir).resolve())
     running = state.running()
@@ -582,7 +624,7 @@ def _alive(pid) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="up", choices=["up", "demo", "reset"])
+    parser.add_argument("command", nargs="?", default="up", choices=["up", "demo", "links", "reset"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")),
                         help="the API's port (default $PORT or 8000)")
     parser.add_argument("--state-dir", default=os.environ.get("REXERA_STATE_DIR", str(DEFAULT_STATE_DIR)),
@@ -605,7 +647,8 @@ def main(argv: list[str] | None = None) -> int:
         ensure_venv(argv)
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "scripts"))
-    return {"up": command_up, "demo": command_demo, "reset": command_reset}[args.command](args)
+    return {"up": command_up, "demo": command_demo, "links": command_links,
+            "reset": command_reset}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -99,6 +99,10 @@ def init_app(app: Flask) -> None:
 
     for module in (workflows, tasks, communications, documents, counterparties, views, health, internal):
         api.register_blueprint(module.blp)
+    from app.schemas.workflows import PAYLOAD_SCHEMAS
+
+    for schema in PAYLOAD_SCHEMAS.values():
+        api.spec.components.schema(schema.__name__, schema=schema)
     app.extensions["api"] = api
 
     import swagger_ui_bundle

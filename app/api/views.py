@@ -19,8 +19,12 @@ def call_view(sql: str, params: tuple):
 @blp.arguments(DashboardArgs(), location="query")
 @blp.response(200)
 def dashboard(args):
-    """Summary counts, the HIL task queue by SLA risk, active workflows, notifications, metrics."""
-    return call_view("select public.dashboard_view(%s, %s)::text as view", (args.get("hil_id"), args["timeframe"]))
+    """Summary counts, the HIL task queue by SLA risk (filtered by task status, workflow type,
+    client, assignee, or a search of workflow id, title, address and loan number), active
+    workflows, who holds what (team), notifications, metrics."""
+    return call_view("select public.dashboard_view(%s, %s, now(), %s::public.task_status[], %s, %s, %s, %s)::text as view",
+                     (args.get("hil_id"), args["timeframe"], args["status"] or None, args.get("type"),
+                      args.get("client_id"), args.get("assigned_to"), args.get("q")))
 
 
 @blp.route("/performance")

@@ -7,7 +7,7 @@ from app.schemas import PRIORITIES, SLA_STATUSES, TASK_STATUSES, CamelSchema, Pa
 from app.schemas.workflows import Workflow
 
 EXECUTOR_TYPES = ["AI", "HIL"]
-TASK_INCLUDES = ["workflow", "timeline", "executions"]
+TASK_INCLUDES = ["workflow", "timeline", "executions", "sla"]
 TASK_ACTIONS = ["complete", "retry", "escalate", "assign", "fail", "resume"]
 TASK_KEY = validate.Regexp(r"^[a-z][a-z0-9_]*(:[A-Za-z0-9_.-]+)?$",
                            error="a task key looks like send_email or portal_access:county")
@@ -123,6 +123,9 @@ class Task(CamelSchema):
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
     workflow = fields.Nested(Workflow, allow_none=True)
+    business_minutes_remaining = fields.Integer(allow_none=True, metadata={
+        "description": "include=sla: business minutes until sla_due_at (negative when overdue); null when the task"
+                       " is finished or has no due time"})
     timeline = fields.List(fields.Nested(TimelineEvent))
     executions = fields.List(fields.Nested(TaskExecution))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from app.schemas import PRIORITIES, WORKFLOW_TYPES, CamelSchema
+from app.schemas import PRIORITIES, TASK_STATUSES, WORKFLOW_TYPES, CamelSchema, comma_list
 
 TIMEFRAMES = ["today", "week", "month"]
 NOTIFICATION_TYPES = ["WORKFLOW_UPDATE", "TASK_INTERRUPT", "HIL_MENTION", "CLIENT_MESSAGE_RECEIVED",
@@ -13,6 +13,13 @@ NOTIFICATION_TYPES = ["WORKFLOW_UPDATE", "TASK_INTERRUPT", "HIL_MENTION", "CLIEN
 class DashboardArgs(CamelSchema):
     hil_id = fields.UUID()
     timeframe = fields.String(load_default="today", validate=validate.OneOf(TIMEFRAMES))
+    # The task queue's filters.
+    status = comma_list(TASK_STATUSES)
+    type = fields.String(validate=validate.OneOf(WORKFLOW_TYPES), metadata={"description": "workflow type"})
+    client_id = fields.UUID()
+    assigned_to = fields.UUID()
+    q = fields.String(validate=validate.Length(1, 200),
+                      metadata={"description": "workflow id, or part of its title, address or loan number"})
 
 
 class PerformanceArgs(CamelSchema):

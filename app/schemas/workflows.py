@@ -39,7 +39,8 @@ class PayoffRequestPayload(CamelSchema):
     lender_name = text(200, required=True)
     loan_number = text(60, required=True)
     payoff_date = IsoDate(required=True)
-    estimated_balance = fields.Decimal(places=2, as_string=False, validate=validate.Range(0, 100_000_000))
+    estimated_balance = fields.Decimal(places=2, as_string=False, validate=validate.Range(0, 100_000_000),
+                                       metadata={"minimum": 0, "maximum": 100_000_000})
     urgency = fields.String(validate=validate.OneOf(URGENCY))
     include_per_diem = fields.Boolean()
 
@@ -96,7 +97,11 @@ class WorkflowCreate(CamelSchema):
     type = fields.String(required=True, validate=validate.OneOf(WORKFLOW_TYPES))
     client_id = fields.UUID()
     title = text(300)
-    payload = fields.Dict(required=True, metadata={"description": describe_payloads()})
+    # x-payload-schemas: the payload schema of each type (components of the document), from which
+    # forms are built (the console's new order form).
+    payload = fields.Dict(required=True, metadata={
+        "description": describe_payloads(),
+        "x-payload-schemas": {t: f"#/components/schemas/{schema.__name__}" for t, schema in PAYLOAD_SCHEMAS.items()}})
     priority = fields.String(load_default="NORMAL", validate=validate.OneOf(PRIORITIES))
     hil_id = fields.UUID()
     manager_id = fields.UUID()

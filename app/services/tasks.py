@@ -21,6 +21,13 @@ COLLECTION_QUERIES = {
 }
 
 
+# Business time left on each open task's SLA clock (include=sla).
+SLA_CLOCKS = """select t.id, public.business_minutes_between(now(), t.sla_due_at) as minutes
+                  from public.tasks t
+                 where t.id = any(%s) and t.sla_due_at is not null
+                   and t.status not in ('COMPLETED', 'SKIPPED', 'CANCELLED')"""
+
+
 def not_found(task_id) -> ApiError:
     return ApiError(404, f"task {task_id} not found", "not_found")
 
@@ -39,6 +46,11 @@ def attach_includes(conn: psycopg.Connection, tasks: list[dict], include: list[s
             workflows = {w["id"]: w for w in conn.execute(WORKFLOWS_BY_ID, (workflow_ids,))}
             for task in tasks:
                 task["workflow"] = workflows.get(task["workflow_id"])
+            continue
+        if name == "sla":
+            clocks = {row["id"]: row["minutes"] for row in conn.execute(SLA_CLOCKS, ([t["id"] for t in tasks],))}
+            for task in tasks:
+                task["business_minutes_remaining"] = clocks.get(task["id"])
             continue
         attach_collection(conn, tasks, name, COLLECTION_QUERIES[name], "task_id")
     return tasks

@@ -73,6 +73,12 @@ create index tasks_open_risk_idx on public.tasks (sla_status desc, sla_due_at, p
   include (workflow_id, client_id)
   where status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW');
 
+-- Open tasks by the person holding them (the dashboard's team): counted per person from the
+-- index alone, with the RLS columns.
+create index tasks_open_assignee_idx on public.tasks (assigned_to, sla_status)
+  include (workflow_id, client_id)
+  where assigned_to is not null and status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW', 'FAILED');
+
 -- Tasks completed in a time window (dashboard SLA compliance): a range scan from the index
 -- alone instead of a scan of every task.
 create index tasks_completed_at_idx on public.tasks (completed_at)
@@ -614,11 +620,20 @@ grant execute on function private.rebuild_activity_counters() to service_role;
  * p_hil_id narrows taskQueue (tasks assigned to that person or in workflows they own) and
  * activeWorkflows (workflows they own); summary and metrics are over everything the caller
  * may see. Notifications are always the caller's own (auth.uid()).
+ * The queue's filters (the console's): task statuses, workflow type, client, assignee, and a
+ * search matching the workflow id, its title, or its payload's address or loan number
+ * (case-insensitive substring). team: every HIL person with the open tasks they hold and how
+ * many of those are at risk or breached (the manager's view of who holds what).
  */
 create or replace function public.dashboard_view(
   p_hil_id uuid default null,
   p_timeframe text default 'today',
-  p_now timestamptz default now()
+  p_now timestamptz default now(),
+  p_task_status public.task_status[] default null,
+  p_workflow_type public.workflow_type default null,
+  p_client_id uuid default null,
+  p_assigned_to uuid default null,
+  p_search text default null
 ) returns json
 language plpgsql
 stable
@@ -643,6 +658,9 @@ declare
   v_workflows json;
   v_notifications json;
   v_metrics json;
+  v_team json;
+  v_search text := case when nullif(btrim(p_search), '') is not null
+                        then '%' || replace(replace(replace(btrim(p_search), '\', '\\'), '%', '\%'), '_', '\_') || '%' end;
 begin
   perform private.check_view_timeframe(p_timeframe);
   v_since := private.view_window_start(p_timeframe, p_now);
@@ -672,6 +690,18 @@ begin
               or t.status in ('AWAITING_REVIEW', 'FAILED'))
          and ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
               or tw.status not in ('COMPLETED', 'CANCELLED'))
+         and (p_task_status is null or t.status = any(p_task_status))
+         and (p_client_id is null or t.client_id = p_client_id)
+         and (p_assigned_to is null or t.assigned_to = p_assigned_to)
+         and (p_workflow_type is null and v_search is null or exists (
+               select 1 from public.workflows fw
+                where fw.id = t.workflow_id
+                  and (p_workflow_type is null or fw.workflow_type = p_workflow_type)
+                  and (v_search is null or fw.id::text = lower(p_search)
+                       or fw.title ilike v_search
+                       or fw.payload ->> 'address' ilike v_search
+                       or fw.payload ->> 'propertyAddress' ilike v_search
+                       or fw.payload ->> 'loanNumber' ilike v_search)))
        order by t.sla_status desc, t.sla_due_at, t.priority desc, t.id
        limit 50);
   else
@@ -685,6 +715,18 @@ begin
               or tw.status not in ('COMPLETED', 'CANCELLED'))
          and (t.assigned_to = p_hil_id
               or t.workflow_id in (select w.id from public.workflows w where w.hil_owner_id = p_hil_id))
+         and (p_task_status is null or t.status = any(p_task_status))
+         and (p_client_id is null or t.client_id = p_client_id)
+         and (p_assigned_to is null or t.assigned_to = p_assigned_to)
+         and (p_workflow_type is null and v_search is null or exists (
+               select 1 from public.workflows fw
+                where fw.id = t.workflow_id
+                  and (p_workflow_type is null or fw.workflow_type = p_workflow_type)
+                  and (v_search is null or fw.id::text = lower(p_search)
+                       or fw.title ilike v_search
+                       or fw.payload ->> 'address' ilike v_search
+                       or fw.payload ->> 'propertyAddress' ilike v_search
+                       or fw.payload ->> 'loanNumber' ilike v_search)))
        order by t.sla_status desc, t.sla_due_at, t.priority desc, t.id
        limit 50);
   end if;
@@ -768,6 +810,29 @@ begin
        limit 10
     ) n;
 
+  -- Who holds what: every HIL person, with their open tasks (not finished) and how many of
+  -- those are at risk or breached.
+  select coalesce(json_agg(json_build_object(
+           'userId', p.id,
+           'fullName', p.full_name,
+           'email', p.email,
+           'role', p.role,
+           'openTasks', coalesce(h.open_tasks, 0),
+           'atRisk', coalesce(h.at_risk, 0),
+           'breached', coalesce(h.breached, 0)
+         ) order by coalesce(h.breached, 0) desc, coalesce(h.open_tasks, 0) desc, p.email), '[]'::json)
+    into v_team
+    from public.user_profiles p
+    left join lateral (
+      select count(*) as open_tasks,
+             count(*) filter (where t.sla_status = 'AT_RISK') as at_risk,
+             count(*) filter (where t.sla_status = 'BREACHED') as breached
+        from public.tasks t
+       where t.assigned_to = p.id
+         and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW', 'FAILED')
+    ) h on true
+   where p.role in ('hil_operator', 'hil_manager') and p.is_active;
+
   -- Metrics of the timeframe.
   select json_build_object(
     'workflowsCreated', (
@@ -802,13 +867,14 @@ begin
       'unreadNotifications', v_unread),
     'taskQueue', v_queue,
     'activeWorkflows', v_workflows,
+    'team', v_team,
     'recentNotifications', v_notifications,
     'metrics', v_metrics
   );
 end
 $$;
 
-comment on function public.dashboard_view(uuid, text, timestamptz) is
+comment on function public.dashboard_view(uuid, text, timestamptz, public.task_status[], public.workflow_type, uuid, uuid, text) is
   'HIL dashboard: summary, work queue by SLA risk, active workflows, own notifications, timeframe metrics (json).';
 
 -- ============================================================================================
@@ -922,7 +988,8 @@ begin
            'completed', s.completed,
            'failed', s.failed,
            'avgCompletionMinutes', s.avg_minutes,
-           'slaComplianceRate', case when m.tasks_total > 0 then round(m.tasks_on_time::numeric / m.tasks_total, 4) end
+           'slaComplianceRate', case when m.tasks_total > 0 then round(m.tasks_on_time::numeric / m.tasks_total, 4) end,
+           'daily', dd.daily
          ) order by k.workflow_type), '[]'::jsonb)
     into v_types
     from unnest(enum_range(null::public.workflow_type)) as k (workflow_type)
@@ -940,6 +1007,21 @@ begin
         from public.sla_performance_metrics pm
        where pm.workflow_type = k.workflow_type and pm.metric_date between v_first_day and v_last_day
     ) m
+    cross join lateral (
+      -- SLA compliance of each rolled-up day of the window (the console's chart).
+      select coalesce(jsonb_agg(jsonb_build_object(
+               'date', d.metric_date,
+               'tasksTotal', d.tasks_total,
+               'tasksOnTime', d.tasks_on_time,
+               'complianceRate', case when d.tasks_total > 0 then round(d.tasks_on_time::numeric / d.tasks_total, 4) end
+             ) order by d.metric_date), '[]'::jsonb) as daily
+        from (
+          select pm.metric_date, sum(pm.tasks_total) as tasks_total, sum(pm.tasks_on_time) as tasks_on_time
+            from public.sla_performance_metrics pm
+           where pm.workflow_type = k.workflow_type and pm.metric_date between v_first_day and v_last_day
+           group by pm.metric_date
+        ) d
+    ) dd
    where p_workflow_type is null or k.workflow_type = p_workflow_type;
 
   return jsonb_build_object(
@@ -1196,14 +1278,14 @@ comment on function public.mark_notifications_read(uuid[]) is
 -- Grants: signed-in people and the service, never anonymous callers
 -- ============================================================================================
 revoke execute on function
-  public.dashboard_view(uuid, text, timestamptz),
+  public.dashboard_view(uuid, text, timestamptz, public.task_status[], public.workflow_type, uuid, uuid, text),
   public.performance_view(text, text, public.workflow_type, timestamptz),
   public.sla_view(timestamptz, integer),
   public.notifications_view(boolean, public.notification_type, public.priority_level, integer, integer),
   public.mark_notifications_read(uuid[])
   from public, anon;
 grant execute on function
-  public.dashboard_view(uuid, text, timestamptz),
+  public.dashboard_view(uuid, text, timestamptz, public.task_status[], public.workflow_type, uuid, uuid, text),
   public.performance_view(text, text, public.workflow_type, timestamptz),
   public.sla_view(timestamptz, integer),
   public.notifications_view(boolean, public.notification_type, public.priority_level, integer, integer),

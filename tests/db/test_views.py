@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from psycopg import errors
+from psycopg.types.json import Jsonb
 
 from tests.db.view_factories import (
     make_agent_result, make_execution, make_hil_person, make_notification, make_sla_alert, make_task,
@@ -88,12 +89,73 @@ NOTIFICATION_KEYS = {"id", "notificationType", "priority", "title", "message", "
 def test_dashboard_has_every_section(db):
     act_as(db, PEOPLE["operator"])
     view = dashboard(db, timeframe="week")
-    assert set(view) == {"timeframe", "generatedAt", "summary", "taskQueue", "activeWorkflows", "recentNotifications",
-                         "metrics"}
+    assert set(view) == {"timeframe", "generatedAt", "summary", "taskQueue", "activeWorkflows", "team",
+                         "recentNotifications", "metrics"}
     assert view["timeframe"] == "week" and ts(view["generatedAt"]) == P_NOW
     assert set(view["summary"]) == {"activeWorkflows", "pendingWorkflows", "completedWorkflows", "tasksAwaitingHil",
                                     "tasksAtRisk", "tasksBreached", "unreadNotifications"}
     assert set(view["metrics"]) == {"workflowsCreated", "workflowsCompleted", "avgCompletionMinutes", "slaComplianceRate"}
+
+
+def queue(db, **filters):
+    """The dashboard's task queue under the console's filters (p_task_status, p_workflow_type,
+    p_client_id, p_assigned_to, p_search)."""
+    names = ", ".join(f"p_{name} => %s" for name in filters)
+    return db.execute(f"select public.dashboard_view(p_now => %s{', ' if names else ''}{names}) as v",
+                      (P_NOW, *filters.values())).fetchone()["v"]["taskQueue"]
+
+
+def test_the_queue_filters_by_status_type_client_assignee_and_a_search(db):
+    act_as_service(db)
+    payoff = make_workflow_in(db, "IN_PROGRESS", title="Payoff 100% done_ish",
+                              payload=Jsonb({"address": "12 Oak Lane, Austin", "loanNumber": "LN-40391"}))
+    hoa = make_workflow_in(db, "IN_PROGRESS", workflow_type="HOA_ACQUISITION", client_id=CLIENT_B,
+                           payload=Jsonb({"address": "7 Harbor View, Tampa"}))
+    failed = make_task(db, payoff, "FAILED")
+    review = make_task(db, payoff, "AWAITING_REVIEW", assigned_to=PEOPLE["operator"].user_id)
+    hil = make_task(db, hoa, "PENDING", executor_type="HIL")
+    mine = {str(failed["id"]), str(review["id"]), str(hil["id"])}
+
+    act_as(db, PEOPLE["operator"])
+
+    def found(**filters):
+        return {item["taskId"] for item in queue(db, **filters)} & mine
+
+    assert found() == mine
+    assert found(task_status=["FAILED"]) == {str(failed["id"])}
+    assert found(task_status=["FAILED", "PENDING"]) == {str(failed["id"]), str(hil["id"])}
+    assert found(workflow_type="HOA_ACQUISITION") == {str(hil["id"])}
+    assert found(client_id=CLIENT_B) == {str(hil["id"])}
+    assert found(assigned_to=PEOPLE["operator"].user_id) == {str(review["id"])}
+    both = {str(failed["id"]), str(review["id"])}
+    for search in ["ln-40391", "12 OAK", "Austin", str(payoff["id"]), str(payoff["id"]).upper(), "100%", "done_ish"]:
+        assert found(search=search) == both, search
+    assert found(search="harbor") == {str(hil["id"])}
+    # Wildcards are characters: % and _ match themselves only; blank is no search.
+    assert found(search="%") == both and found(search="_ish") == both and found(search="o_k") == set()
+    assert found(search="   ") == mine and found(search="nothing like it") == set()
+    assert found(workflow_type="HOA_ACQUISITION", search="oak") == set()
+    # A client user's queue holds their own client's tasks only, whatever the filter asks.
+    act_as(db, PEOPLE["client_user_a"])
+    assert found(client_id=CLIENT_B) == set()
+
+
+def test_the_team_says_who_holds_what_and_what_is_overdue(db):
+    act_as_service(db)
+    helper = make_hil_person(db)
+    workflow = make_workflow_in(db, "IN_PROGRESS")
+    for status, sla_status in [("PENDING", "ON_TIME"), ("RUNNING", "AT_RISK"), ("FAILED", "BREACHED"),
+                               ("AWAITING_REVIEW", "BREACHED"), ("COMPLETED", "BREACHED")]:
+        make_task(db, workflow, status, executor_type="HIL", assigned_to=helper.user_id, sla_status=sla_status)
+    act_as(db, PEOPLE["manager"])
+    team = {p["userId"]: p for p in dashboard(db)["team"]}
+    assert team[str(helper.user_id)] == {"userId": str(helper.user_id), "fullName": None,
+                                         "email": team[str(helper.user_id)]["email"], "role": "hil_operator",
+                                         "openTasks": 4, "atRisk": 1, "breached": 2}
+    assert {str(PEOPLE["operator"].user_id), str(PEOPLE["manager"].user_id)} <= set(team)
+    # Client people are never on it, and a client user's view shows no HIL people.
+    act_as(db, PEOPLE["client_user_a"])
+    assert dashboard(db)["team"] == []
 
 
 def test_dashboard_summary_counts_workflows_and_the_tasks_that_need_a_person(db):
@@ -455,12 +517,16 @@ def test_performance_workflow_types_take_sla_compliance_from_the_daily_rollups(d
     types = performance(db)["workflowTypes"]
     assert [t["workflowType"] for t in types] == ["MUNI_LIEN_SEARCH", "HOA_ACQUISITION", "PAYOFF_REQUEST"]
     assert types[1] == {"workflowType": "HOA_ACQUISITION", "total": 2, "completed": 1, "failed": 1,
-                        "avgCompletionMinutes": 30.0, "slaComplianceRate": 0.75}
+                        "avgCompletionMinutes": 30.0, "slaComplianceRate": 0.75, "daily": [
+                            {"date": "2027-03-04", "tasksTotal": 2, "tasksOnTime": 1, "complianceRate": 0.5},
+                            {"date": "2027-03-09", "tasksTotal": 10, "tasksOnTime": 8, "complianceRate": 0.8}]}
+    assert types[0]["daily"] == []
     assert performance(db, "month")["workflowTypes"][1]["slaComplianceRate"] == 0.4091  # 9 / 22
     # 'today' spans two calendar dates (yesterday noon to now): yesterday's rollup counts.
     assert performance(db, "today", workflow_type="HOA_ACQUISITION")["workflowTypes"] == [
         {"workflowType": "HOA_ACQUISITION", "total": 0, "completed": 0, "failed": 0, "avgCompletionMinutes": None,
-         "slaComplianceRate": 0.8}]
+         "slaComplianceRate": 0.8,
+         "daily": [{"date": "2027-03-09", "tasksTotal": 10, "tasksOnTime": 8, "complianceRate": 0.8}]}]
 
 
 @pytest.mark.parametrize("timeframe", ["quarter", None])

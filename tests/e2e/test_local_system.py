@@ -103,6 +103,7 @@ def test_a_second_ctrl_c_while_stopping_still_stops_everything(tmp_path, n8n_ver
         run_the_whole_life_by_hand(tmp_path / "state" / "env")
         run_the_docs_blocks(tmp_path / "state" / "env")
         check_with_preflight(tmp_path / "state" / "env")
+        use_the_console_links("".join(lines), port, tmp_path / "state")
         process.send_signal(signal.SIGINT)
         for line in process.stdout:
             lines.append(line)
@@ -124,6 +125,27 @@ def test_a_second_ctrl_c_while_stopping_still_stops_everything(tmp_path, n8n_ver
     assert not (cluster / "data" / "postmaster.pid").exists()
     assert not (tmp_path / "state" / "env").exists()  # the env file goes with the system
     assert local("reset", "--state-dir", str(tmp_path / "state")).returncode == 0
+
+
+def use_the_console_links(banner: str, port: int, state: Path) -> None:
+    """The banner's console sign-in links (one per demo person) each sign in once; `links`
+    prints fresh ones."""
+    import requests
+
+    links = re.findall(r"(http://127\.0\.0\.1:\d+/console/#code=([0-9a-f]+))", banner)
+    assert len(links) == 5 and len({code for _link, code in links}) == 5, banner[-3000:]
+    assert f"http://127.0.0.1:{port}/console/" in banner
+    base = f"http://127.0.0.1:{port}"
+    for _link, code in links:
+        first = requests.post(f"{base}/console/auth/code", json={"code": code}, timeout=10)
+        assert first.status_code == 200, first.text
+        assert requests.post(f"{base}/console/auth/code", json={"code": code}, timeout=10).status_code == 401
+    answers = {requests.post(f"{base}/console/auth/code", json={"code": code}, timeout=10).status_code
+             for _link, code in re.findall(r"(http://\S+/console/#code=([0-9a-f]+))",
+                                           local("links", "--state-dir", str(state)).stdout)}
+    assert answers == {200}
+    page = requests.get(f"{base}/console/", timeout=10)
+    assert page.status_code == 200 and 'data-sign-in="code"' in page.text
 
 
 def readme_block(marker: str, page: str = "README.md") -> str:
