@@ -576,11 +576,18 @@ def still_stopping(signum, frame) -> None:
     os.write(sys.stderr.fileno(), b"[local] still stopping everything; one moment\n")
 
 
-def command_demo(args: argparse.Namespace) -> int:
+def running_system(args: argparse.Namespace) -> tuple[State, dict | None]:
+    """The state directory and the system running from it; None (said on stderr) when none is."""
     state = State(Path(args.state_dir).resolve())
     running = state.running()
     if running is None:
         print("[local] nothing is running: start it with `python3 scripts/local.py` first", file=sys.stderr)
+    return state, running
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    state, running = running_system(args)
+    if running is None:
         return 2
     import demo
 
@@ -588,10 +595,8 @@ def command_demo(args: argparse.Namespace) -> int:
 
 
 def command_links(args: argparse.Namespace) -> int:
-    state = State(Path(args.state_dir).resolve())
-    running = state.running()
+    _state, running = running_system(args)
     if running is None:
-        print("[local] nothing is running: start it with `python3 scripts/local.py` first", file=sys.stderr)
         return 2
     print("\n".join(link_lines(running["databaseUrl"], running["baseUrl"])), flush=True)
     return 0

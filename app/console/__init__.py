@@ -18,10 +18,7 @@ Origin checked), so a form on another site cannot post one.
 from __future__ import annotations
 
 import hashlib
-import hmac
-import json
 import logging
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 

@@ -613,6 +613,38 @@ grant execute on function private.rebuild_activity_counters() to service_role;
 -- dashboard_view
 -- ============================================================================================
 /*
+ * The console's filters on the dashboard's task queue, for one task: its status among
+ * f_status, its client, its assignee, and its workflow's type and a search (p_pattern, a LIKE
+ * pattern, in the title, address or loan number; p_id_text, the search as typed, equal to the
+ * workflow id). A null filter lets everything through. dashboard_view calls it only when a
+ * filter is given.
+ */
+create or replace function private.queue_filters_match(
+  p_status public.task_status, p_client_id uuid, p_assigned_to uuid, p_workflow_id uuid,
+  f_status public.task_status[], f_type public.workflow_type, f_client_id uuid, f_assigned_to uuid,
+  p_pattern text, p_id_text text
+) returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select (f_status is null or p_status = any(f_status))
+     and (f_client_id is null or p_client_id = f_client_id)
+     and (f_assigned_to is null or p_assigned_to = f_assigned_to)
+     and (f_type is null and p_pattern is null or exists (
+           select 1 from public.workflows w
+            where w.id = p_workflow_id
+              and (f_type is null or w.workflow_type = f_type)
+              and (p_pattern is null or w.id::text = p_id_text or w.title ilike p_pattern
+                   or w.payload ->> 'address' ilike p_pattern or w.payload ->> 'propertyAddress' ilike p_pattern
+                   or w.payload ->> 'loanNumber' ilike p_pattern)))
+$$;
+revoke execute on function private.queue_filters_match(public.task_status, uuid, uuid, uuid, public.task_status[],
+  public.workflow_type, uuid, uuid, text, text) from public, anon;
+grant execute on function private.queue_filters_match(public.task_status, uuid, uuid, uuid, public.task_status[],
+  public.workflow_type, uuid, uuid, text, text) to authenticated, service_role;
+
+/*
  * The HIL dashboard in one document: summary counts, the work queue (tasks needing a person,
  * riskiest first, at most 50), active workflows (most urgent first, at most 50), the caller's
  * ten newest notifications and the metrics of the timeframe (today / week / month: the 24
@@ -659,8 +691,12 @@ declare
   v_notifications json;
   v_metrics json;
   v_team json;
+  -- The search as a LIKE pattern: its own characters matched literally, anywhere in the text.
   v_search text := case when nullif(btrim(p_search), '') is not null
                         then '%' || replace(replace(replace(btrim(p_search), '\', '\\'), '%', '\%'), '_', '\_') || '%' end;
+  -- No filter given (the dashboard as it always was): the filter function is never called.
+  v_unfiltered boolean := p_task_status is null and p_workflow_type is null and p_client_id is null
+                          and p_assigned_to is null and nullif(btrim(p_search), '') is null;
 begin
   perform private.check_view_timeframe(p_timeframe);
   v_since := private.view_window_start(p_timeframe, p_now);
@@ -690,18 +726,10 @@ begin
               or t.status in ('AWAITING_REVIEW', 'FAILED'))
          and ((t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'))
               or tw.status not in ('COMPLETED', 'CANCELLED'))
-         and (p_task_status is null or t.status = any(p_task_status))
-         and (p_client_id is null or t.client_id = p_client_id)
-         and (p_assigned_to is null or t.assigned_to = p_assigned_to)
-         and (p_workflow_type is null and v_search is null or exists (
-               select 1 from public.workflows fw
-                where fw.id = t.workflow_id
-                  and (p_workflow_type is null or fw.workflow_type = p_workflow_type)
-                  and (v_search is null or fw.id::text = lower(p_search)
-                       or fw.title ilike v_search
-                       or fw.payload ->> 'address' ilike v_search
-                       or fw.payload ->> 'propertyAddress' ilike v_search
-                       or fw.payload ->> 'loanNumber' ilike v_search)))
+         and (v_unfiltered
+              or private.queue_filters_match(t.status, t.client_id, t.assigned_to, t.workflow_id, p_task_status,
+                                             p_workflow_type, p_client_id, p_assigned_to, v_search,
+                                             lower(btrim(p_search))))
        order by t.sla_status desc, t.sla_due_at, t.priority desc, t.id
        limit 50);
   else
@@ -715,18 +743,10 @@ begin
               or tw.status not in ('COMPLETED', 'CANCELLED'))
          and (t.assigned_to = p_hil_id
               or t.workflow_id in (select w.id from public.workflows w where w.hil_owner_id = p_hil_id))
-         and (p_task_status is null or t.status = any(p_task_status))
-         and (p_client_id is null or t.client_id = p_client_id)
-         and (p_assigned_to is null or t.assigned_to = p_assigned_to)
-         and (p_workflow_type is null and v_search is null or exists (
-               select 1 from public.workflows fw
-                where fw.id = t.workflow_id
-                  and (p_workflow_type is null or fw.workflow_type = p_workflow_type)
-                  and (v_search is null or fw.id::text = lower(p_search)
-                       or fw.title ilike v_search
-                       or fw.payload ->> 'address' ilike v_search
-                       or fw.payload ->> 'propertyAddress' ilike v_search
-                       or fw.payload ->> 'loanNumber' ilike v_search)))
+         and (v_unfiltered
+              or private.queue_filters_match(t.status, t.client_id, t.assigned_to, t.workflow_id, p_task_status,
+                                             p_workflow_type, p_client_id, p_assigned_to, v_search,
+                                             lower(btrim(p_search))))
        order by t.sla_status desc, t.sla_due_at, t.priority desc, t.id
        limit 50);
   end if;

@@ -5,6 +5,7 @@ them with signed callbacks exactly as n8n sends them, so the tests do not depend
 """
 from __future__ import annotations
 
+import re
 import signal
 import time
 import uuid
@@ -157,6 +158,13 @@ def test_a_signed_callback_moves_the_queue_row_and_the_workflow_page_without_a_r
     # The page reads the rest (the agent's result) right after, still without a reload.
     wait_for(lambda: "confidence 0.93" in text_of(page, task_row), message="the agent's result")
     assert "1 of 7 tasks" in text_of(page, "#workflow-progress")
+    # While the socket is up nothing polls: no request leaves either page when nothing changes.
+    time.sleep(0.5)
+    requests_made = [driver.execute_script("return performance.getEntriesByType('resource').length")
+                     for driver in (queue, page)]
+    time.sleep(3)
+    assert [driver.execute_script("return performance.getEntriesByType('resource').length")
+            for driver in (queue, page)] == requests_made
 
 
 # ---- 2. an escalation worked by the operator, watched by the client ----------------------------------
@@ -368,7 +376,6 @@ def test_the_main_path_by_keyboard_alone(console, open_browser):
 
 # ---- 7. what the README shows ----------------------------------------------------------------------------
 def test_screenshots_of_the_queue_a_workflow_and_the_client_view(console, open_browser):
-    marker = uuid.uuid4().hex[:4]
     ids = []
     for index, (address, loan) in enumerate([("12 Oak Lane, Austin TX", "LN-40391"), ("7 Harbor View, Tampa FL", "LN-77120"),
                                              ("301 Elm St, Denver CO", "LN-11873")]):
@@ -402,3 +409,146 @@ def test_screenshots_of_the_queue_a_workflow_and_the_client_view(console, open_b
     client = open_as(open_browser, console, "client_user_a", f"#/orders/{ids[0]}", width=1280, height=800)
     wait_for(lambda: "requesting the payoff statement" in main_text(client), message="the client's message")
     assert screenshot(client, "client-order").stat().st_size > 10_000
+
+
+# ---- beyond the seven: the other pages, as their people use them ----------------------------------------
+FILL_THE_FORM = """
+const form = document.querySelector('form.order-form');
+for (const el of form.querySelectorAll('.payload [data-name]')) {
+  if (el.dataset.kind === 'array') el.querySelector('input[type=checkbox]').checked = true;
+  else if (el.tagName === 'SELECT') el.value = el.options[el.options.length - 1].value;
+  else if (el.type === 'date') el.value = '2026-12-21';
+  else if (el.type === 'number') el.value = '1250.50';
+  else if (el.type === 'checkbox') el.checked = true;
+  else el.value = el.dataset.name + ' ' + arguments[0];
+}
+return [...form.querySelectorAll('.payload [data-name]')].map((el) => el.dataset.name);
+"""
+
+
+def test_a_client_places_an_order_of_each_type_from_the_form_the_api_describes(console, open_browser):
+    client = open_as(open_browser, console, "client_user_a", "#/orders/new")
+    count = "select count(*) as n from public.workflows where client_id = %s"
+    before = console.sql(count, (CLIENT_A,), one=True)["n"]
+    # Nothing filled in: the API's own messages, next to the fields they are about, and nothing written.
+    css(client, "form.order-form button[type=submit]").click()
+    wait_for(lambda: css(client, '[data-name="address"]').find_element(By.XPATH, "..").find_element(
+        By.CSS_SELECTOR, ".field-error").text, message="a field's error")
+    errors = [e.text for e in client.find_elements(By.CSS_SELECTOR, "form.order-form .field-error") if e.text]
+    assert "Missing data for required field." in errors and len(errors) >= 5, errors
+    assert console.sql(count, (CLIENT_A,), one=True)["n"] == before
+    placed = {}
+    for workflow_type in ("MUNI_LIEN_SEARCH", "HOA_ACQUISITION", "PAYOFF_REQUEST"):
+        go(client, "#/orders/new")
+        client.execute_script("const s = document.querySelector('select[name=type]'); s.value = arguments[0];"
+                              " s.dispatchEvent(new Event('change'));", workflow_type)
+        marker = uuid.uuid4().hex[:6]
+        names = client.execute_script(FILL_THE_FORM, marker)
+        assert "address" in names
+        css(client, "form.order-form button[type=submit]").click()
+        wait_for(lambda: client.execute_script("return location.hash").startswith("#/orders/")
+                 and client.execute_script("return location.hash") != "#/orders/new", message="the new order's page")
+        workflow_id = client.execute_script("return location.hash").split("/")[-1]
+        placed[workflow_type] = workflow_id
+        row = console.sql("select workflow_type, client_id, created_by, payload from public.workflows where id = %s",
+                          (workflow_id,), one=True)
+        assert (row["workflow_type"], row["client_id"], row["created_by"]) == \
+            (workflow_type, CLIENT_A, PEOPLE["client_user_a"].user_id)
+        assert row["payload"]["address"] == f"address {marker}"
+    assert console.sql(count, (CLIENT_A,), one=True)["n"] == before + 3
+
+
+def test_the_manager_sees_the_team_and_the_sla_charts(console, open_browser):
+    workflow_id, tasks = started_workflow(console, title=f"Team payoff {uuid.uuid4().hex[:6]}")
+    callback_ok(console, workflow_id, "escalation", taskKey=tasks[0]["taskKey"], reason="for the team view")
+    assert api(console, "manager", "POST", f"/api/tasks/{tasks[0]['id']}/actions",
+               json={"action": "assign", "data": {"assigneeId": str(PEOPLE["operator"].user_id)}}).status_code == 200
+    console.sql("""insert into public.sla_performance_metrics (metric_date, workflow_type, task_type, tasks_total, tasks_on_time)
+                   values (current_date - 1, 'PAYOFF_REQUEST', 'team_view_check', 10, 9),
+                          (current_date - 2, 'PAYOFF_REQUEST', 'team_view_check', 10, 7)
+                   on conflict do nothing""")
+    manager = open_as(open_browser, console, "manager", "#/team")
+    nav = [a.text for a in manager.find_elements(By.CSS_SELECTOR, "#nav a")]
+    assert nav == ["Queue", "Team", "Performance & SLA"]
+    operator_row = f'#team tr[data-user-id="{PEOPLE["operator"].user_id}"]'
+    cells = [td.text for td in css(manager, operator_row).find_elements(By.TAG_NAME, "td")]
+    expected = console.sql("""select count(*) as n from public.tasks where assigned_to = %s
+                               and status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW', 'FAILED')""",
+                           (PEOPLE["operator"].user_id,), one=True)["n"]
+    assert cells[0] == "Test Operator" and cells[2] == str(expected) and expected >= 1
+    assert manager.find_elements(By.CSS_SELECTOR, "svg.chart rect")
+    screenshot(manager, "team")
+    go(manager, "#/reports")
+    assert manager.find_elements(By.CSS_SELECTOR, "svg.chart polyline.line-c")  # payoff compliance by day
+    assert "SLA compliance per type and day" in main_text(manager)
+    screenshot(manager, "reports")
+    # An operator has neither page.
+    operator = open_as(open_browser, console, "operator", "#/team")
+    assert "There is nothing at this address for you" in main_text(operator)
+
+
+def test_notifications_count_mark_read_and_lead_to_the_workflow(console, open_browser):
+    operator = open_as(open_browser, console, "operator")
+    unread = lambda: int(css(operator, "#unread").text)  # noqa: E731
+    before = unread()
+    workflow_id, tasks = started_workflow(console, title=f"Notified payoff {uuid.uuid4().hex[:6]}")
+    assert api(console, "manager", "PATCH", f"/api/workflows/{workflow_id}",
+               json={"hilId": str(PEOPLE["operator"].user_id)}).status_code == 200
+    callback_ok(console, workflow_id, "escalation", taskKey=tasks[0]["taskKey"], reason="a notification for you")
+    wait_for(lambda: unread() > before, message="the unread count going up, live")
+    shown = unread()
+    assert shown == console.sql("select count(*) as n from public.notifications where recipient_id = %s"
+                                " and read_at is null", (PEOPLE["operator"].user_id,), one=True)["n"]
+    css(operator, "#notifications-button").click()
+    item = wait_for(lambda: [li for li in operator.find_elements(By.CSS_SELECTOR, "#notifications li.unread")
+                             if "a notification for you" in li.text][0], message="the notification")
+    notification_id = item.get_attribute("data-id")
+    item.find_element(By.TAG_NAME, "a").click()
+    wait_for(lambda: operator.execute_script("return location.hash") == f"#/workflows/{workflow_id}",
+             message="the jump to the workflow")
+    wait_for(lambda: console.sql("select read_at from public.notifications where id = %s", (notification_id,),
+                                 one=True)["read_at"] is not None, message="marked read")
+    wait_for(lambda: unread() == shown - 1, message="the count going down")
+
+
+def test_times_are_shown_in_the_viewers_time_zone(console, open_browser):
+    workflow_id, _ = started_workflow(console, title=f"Zoned payoff {uuid.uuid4().hex[:6]}")
+    driver = open_browser()
+    driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "America/Chicago"})
+    driver.get(console.sign_in_link("operator"))
+    wait_for(lambda: css(driver, f'#active-workflows tr[data-workflow-id="{workflow_id}"]'), message="the row")
+    assert "Times in America/Chicago" in main_text(driver)
+    assert re.search(r"\b(CST|CDT)\b", text_of(driver, f'#active-workflows tr[data-workflow-id="{workflow_id}"]'))
+
+
+def test_where_the_socket_is_not_served_the_page_says_so_and_refreshes(browser_database, open_browser):
+    """The Vercel shape: /ws answers 501; the console shows it and reads the API every 15 s."""
+    env = browser_env(browser_database, free_port(), VERCEL="1", DISPATCHER_ENABLED="", SLA_SWEEP_INTERVAL_SECONDS="")
+    env = {key: value for key, value in env.items() if value != ""}
+    process, base = start_service(env, "wsgi:app", "browser-serverless-server.log")
+    try:
+        console = Console(base, browser_database, process)
+        workflow_id, tasks = started_workflow(console, title=f"Polled payoff {uuid.uuid4().hex[:6]}")
+        driver = open_browser()
+        driver.get(console.sign_in_link("operator"))
+        row = f'#active-workflows tr[data-workflow-id="{workflow_id}"]'
+        wait_for(lambda: css(driver, row), message="the row")
+        assert css(driver, "#connection").get_attribute("data-state") == "unavailable"
+        assert "not available here" in text_of(driver, "#connection")
+        mark_no_reload(driver)
+        callback_ok(console, workflow_id, "task.started", taskKey=tasks[0]["taskKey"], attempt=1)
+        callback_ok(console, workflow_id, "task.completed", taskKey=tasks[0]["taskKey"], attempt=1, output={})
+        wait_for(lambda: "14%" in text_of(driver, row), timeout=25, message="the periodic refresh")
+        assert not_reloaded(driver)
+    finally:
+        stop_service(process)
+
+
+def test_signing_out_ends_the_session_in_the_page_and_the_cookie(console, open_browser):
+    operator = open_as(open_browser, console, "operator")
+    click(operator, "#sign-out")
+    wait_for(lambda: "Sign in to Rexera" in main_text(operator), message="the sign-in page")
+    assert css(operator, "header.top").get_attribute("hidden") is not None
+    assert operator.execute_script("return window.rexeraLive.ws") is None  # the socket is closed
+    operator.refresh()  # the refresh cookie is gone: a reload does not sign back in
+    wait_for(lambda: "Sign in to Rexera" in main_text(operator), message="still signed out after a reload")

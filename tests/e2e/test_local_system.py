@@ -104,6 +104,7 @@ def test_a_second_ctrl_c_while_stopping_still_stops_everything(tmp_path, n8n_ver
         run_the_docs_blocks(tmp_path / "state" / "env")
         check_with_preflight(tmp_path / "state" / "env")
         use_the_console_links("".join(lines), port, tmp_path / "state")
+        watch_the_demo_in_the_console(tmp_path / "state")
         process.send_signal(signal.SIGINT)
         for line in process.stdout:
             lines.append(line)
@@ -146,6 +147,33 @@ def use_the_console_links(banner: str, port: int, state: Path) -> None:
     assert answers == {200}
     page = requests.get(f"{base}/console/", timeout=10)
     assert page.status_code == 200 and 'data-sign-in="code"' in page.text
+
+
+def watch_the_demo_in_the_console(state: Path) -> None:
+    """`python3 scripts/local.py demo` watched in the console by the demo client user: the three
+    orders appear and complete on the page as it runs, without a reload."""
+    from selenium.webdriver.common.by import By
+
+    from tests.browser.conftest import new_driver, wait_for
+
+    printed = local("links", "--state-dir", str(state)).stdout
+    link = next(line.split()[-1] for line in printed.splitlines() if "client user, Acme Title" in line)
+    driver = new_driver()
+    try:
+        driver.get(link)
+        wait_for(lambda: driver.find_element(By.ID, "connection").get_attribute("data-state") == "live",
+                 timeout=20, message="the console, live")
+        rows = lambda: driver.find_elements(By.CSS_SELECTOR, "#orders tr[data-workflow-id]")  # noqa: E731
+        completed = lambda: sum("completed" in row.text for row in rows())  # noqa: E731
+        before = (len(rows()), completed())
+        driver.execute_script("window.__stillTheSamePage = true")
+        demo = local("demo", "--state-dir", str(state), timeout=300)
+        assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-2000:]
+        wait_for(lambda: len(rows()) == before[0] + 3 and completed() == before[1] + 3, timeout=10,
+                 message="the demo's three orders, completed, on the page")
+        assert driver.execute_script("return window.__stillTheSamePage") is True
+    finally:
+        driver.quit()
 
 
 def readme_block(marker: str, page: str = "README.md") -> str:

@@ -1,6 +1,6 @@
 """Every benchmark from one entry point, then one summary with plots.
 
-    .venv/bin/python tests/perf/run_all.py [--quick] [--only api reads callbacks ws sla n8n faults]
+    .venv/bin/python tests/perf/run_all.py [--quick] [--only api reads callbacks ws sla n8n faults console]
 
 Runs, one after the other (each on its own database, dropped afterwards):
   api        tests/perf/bench_api.py        the REST API at 10,000 workflows / 100,000 tasks, read vs no-op
@@ -10,6 +10,7 @@ Runs, one after the other (each on its own database, dropped afterwards):
   sla        tests/perf/bench_sla.py        an SLA sweep over 100,000 open tasks
   n8n        tests/perf/bench_n8n.py        workflows through the whole system vs n8n alone (the ceiling)
   faults     tests/perf/faults.py all       PostgreSQL restarted, workers killed, n8n down, agents failing
+  console    tests/perf/bench_console.py    the console's queue in headless Chromium at 10,000 open workflows
 --quick shortens every run (smaller data, shorter windows) to check the scripts, not to quote.
 Writes tests/perf/results/summary.md (every table, the machine and its load) and PNG plots.
 Needs wrk and pgbench (Debian: apt-get install wrk postgresql-client) and, for n8n, the local n8n.
@@ -38,6 +39,7 @@ BENCHMARKS = {
     "sla": ("bench_sla.py", [], ["--tasks", "10000"], "sla"),
     "n8n": ("bench_n8n.py", ["--duration", "60"], ["--duration", "15"], "n8n"),
     "faults": ("faults.py", ["all"], ["all", "--duration", "15", "--down-seconds", "20"], "faults_*"),
+    "console": ("bench_console.py", [], ["--workflows", "2000", "--loads", "3", "--changes", "40"], "console"),
 }
 
 

@@ -49,7 +49,7 @@ export function lineChart(series, { title, width = 640, height = 220 } = {}) {
     chart.append(svg('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle', class: 'axis' }, 'no rolled-up days yet'));
     return chart;
   }
-  const step = days.length > 1 ? (width - left - 20) / (days.length - 1) : 0;
+  const step = days.length > 1 ? (width - left - 50) / (days.length - 1) : 0;
   const xOf = (day) => left + 10 + days.indexOf(day) * step;
   days.forEach((day) => chart.append(svg('text', { x: xOf(day), y: height - 8, 'text-anchor': 'middle', class: 'axis' }, day.slice(5))));
   for (const s of series) {
