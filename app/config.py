@@ -80,6 +80,7 @@ class Settings:
     # (scripts/local.py), off unless CONSOLE_LOCAL_SIGN_IN=on and HS256 tokens are minted here.
     supabase_anon_key: str | None = None
     console_local_sign_in: bool = False
+    console_local_token_seconds: int = 3600
 
     @property
     def serverless(self) -> bool:
@@ -230,6 +231,7 @@ class Settings:
             cron_secret=cron_secret,
             supabase_anon_key=get("SUPABASE_ANON_KEY"),
             console_local_sign_in=local_sign_in,
+            console_local_token_seconds=integer("CONSOLE_LOCAL_TOKEN_SECONDS", 3600, 60, 86_400),
         )
         if problems:
             raise ConfigError(problems)

@@ -1,8 +1,10 @@
 """The REST API: flask-smorest blueprints, OpenAPI document and interactive docs."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import flask_smorest
-from flask import Flask, Response
+from flask import Flask, Response, request
 from flask_smorest import Api as SmorestApi
 from marshmallow import Schema, fields
 from webargs import core
@@ -91,6 +93,11 @@ API_CONFIG = {
 }
 
 
+DOCS_CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                "img-src 'self' data:; connect-src 'self'; font-src 'self' data:; base-uri 'none'; "
+                                "form-action 'self'; frame-ancestors 'none'")
+
+
 def init_app(app: Flask) -> None:
     for key, value in API_CONFIG.items():
         app.config.setdefault(key, value)
@@ -112,3 +119,19 @@ def init_app(app: Flask) -> None:
     def swagger_ui_asset(filename: str):
         """Swagger UI's own files (swagger-ui 4.15.5, Apache-2.0; the licence ships with the package)."""
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
+
+    @app.get("/api/docs/docs.js")
+    def swagger_ui_start():
+        """What starts Swagger UI (app/templates/swagger_ui.html carries no inline script)."""
+        response = send_from_directory(Path(__file__).parent / "static", "docs.js", max_age=0)
+        response.headers["Content-Type"] = "text/javascript; charset=utf-8"
+        return response
+
+    @app.after_request
+    def docs_policy(response):
+        # Swagger UI sets style attributes as it draws (React), hence style-src 'unsafe-inline';
+        # no script but the service's own files.
+        if request.path.startswith("/api/docs"):
+            response.headers.setdefault("Content-Security-Policy", DOCS_CONTENT_SECURITY_POLICY)
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response

@@ -25,7 +25,6 @@ from app.auth import Principal
 from app.errors import ApiError
 
 log = logging.getLogger(__name__)
-LOCAL_ACCESS_SECONDS = 3600
 LOCAL_REFRESH_SECONDS = 12 * 3600
 SUPABASE_REFRESH_SECONDS = 30 * 24 * 3600
 
@@ -123,7 +122,7 @@ def _local_session(app: Flask, user_id: uuid.UUID, refresh_expires: int | None =
         raise ApiError(401, "this person can no longer sign in", "person_inactive")
     now = int(time.time())
     claims = {"sub": str(row["id"]), "email": row["email"], "role": "authenticated", "aud": "authenticated",
-              "iat": now, "exp": now + LOCAL_ACCESS_SECONDS, "app_metadata": row["app_metadata"] or {},
+              "iat": now, "exp": now + settings.console_local_token_seconds, "app_metadata": row["app_metadata"] or {},
               "session_id": str(uuid.uuid4())}
     if settings.jwt_issuer:
         claims["iss"] = settings.jwt_issuer

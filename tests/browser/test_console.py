@@ -552,3 +552,44 @@ def test_signing_out_ends_the_session_in_the_page_and_the_cookie(console, open_b
     assert operator.execute_script("return window.rexeraLive.ws") is None  # the socket is closed
     operator.refresh()  # the refresh cookie is gone: a reload does not sign back in
     wait_for(lambda: "Sign in to Rexera" in main_text(operator), message="still signed out after a reload")
+
+
+def test_the_token_is_refreshed_before_it_expires_and_the_page_and_socket_carry_on(browser_database, open_browser):
+    """Tokens of 62 s: the page refreshes each a minute before its end (here after 5 s), sends the
+    new one over the socket, and an hour's work goes on past the first token's expiry with no
+    drop and no sign-in."""
+    process, base = start_service(browser_env(browser_database, free_port(), CONSOLE_LOCAL_TOKEN_SECONDS="62"),
+                                  "wsgi:app", "browser-refresh-server.log")
+    try:
+        console = Console(base, browser_database, process)
+        workflow_id, tasks = started_workflow(console, title=f"Refreshed payoff {uuid.uuid4().hex[:6]}")
+        signed_in_at = time.monotonic()
+        page = open_as(open_browser, console, "operator", f"#/workflows/{workflow_id}")
+        mark_no_reload(page)
+        refreshes = ("return performance.getEntriesByType('resource')"
+                     ".filter((e) => e.name.endsWith('/console/auth/refresh')).length")
+        wait_for(lambda: page.execute_script(refreshes) >= 2, timeout=20, message="two refreshes")
+        # Past the first token's expiry (and the server's check of the socket's token).
+        time.sleep(max(0.0, 66 - (time.monotonic() - signed_in_at)))
+        assert css(page, "#connection").get_attribute("data-state") == "live"
+        assert page.execute_script("return window.rexeraLive.failures") == 0  # never dropped
+        loaded = page.find_element(By.ID, "main").get_attribute("data-loaded-at")
+        callback_ok(console, workflow_id, "task.started", taskKey=tasks[0]["taskKey"], attempt=1)
+        task_row = f'#plan tr.task[data-task-id="{tasks[0]["id"]}"]'
+        wait_for(lambda: css(page, task_row).get_attribute("data-status") == "RUNNING", message="a live change")
+        wait_for(lambda: page.find_element(By.ID, "main").get_attribute("data-loaded-at") != loaded,
+                 message="the API read after it, with the current token")
+        assert "Sign in to Rexera" not in main_text(page) and not_reloaded(page)
+    finally:
+        stop_service(process)
+
+
+def test_the_interactive_api_docs_render_offline_under_their_policy(console, open_browser):
+    driver = open_browser()
+    driver.get(console.base + "/api/docs")
+    wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, ".opblock")) > 20, timeout=20,
+             message="Swagger UI's operations")
+    assert "/api/workflows" in main_text(driver)
+    refused = [entry["message"] for entry in driver.get_log("browser")
+               if "Content Security Policy" in entry["message"] or entry["level"] == "SEVERE"]
+    assert refused == []
