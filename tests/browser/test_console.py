@@ -200,9 +200,14 @@ def test_the_operator_takes_and_completes_an_escalated_task_and_the_client_sees_
     wait_for(lambda: css(operator, task_row).get_attribute("data-status") == "COMPLETED", message="the completed task")
 
     row = console.sql("select status, result, assigned_to from public.tasks where id = %s", (second["id"],), one=True)
-    assert row["status"] == "COMPLETED"
-    assert row["result"]["notes"] == "Called the lender; the request went out by fax."
-    assert row["result"]["faxConfirmation"] == "F-1234"
+    assert row["status"] == "COMPLETED" and row["result"] == {"faxConfirmation": "F-1234"}
+    # The notes are HIL-only: an internal note on the task (and the action's audit record), not the result.
+    wait_for(lambda: console.sql("""select body from public.communications where task_id = %s
+                                     and direction = 'INTERNAL'""", (second["id"],)),
+             message="the internal note")
+    assert console.sql("""select count(*) as n from public.audit_events
+                           where resource_id = %s and event_type = 'task.complete' and data ->> 'notes' = %s""",
+                       (second["id"], "Called the lender; the request went out by fax."), one=True)["n"] == 1
     # The problem dealt with, the operator lets the workflow go on.
     click(operator, 'button[data-workflow-action="resume"]')
     wait_for(lambda: console.sql("select status from public.workflows where id = %s", (workflow_id,), one=True)
@@ -365,8 +370,10 @@ def test_the_main_path_by_keyboard_alone(console, open_browser):
     keys(driver, "Done by keyboard")
     tab_to(driver, "el.type === 'submit' && el.closest('form.action-form')")
     keys(driver, Keys.ENTER)
-    wait_for(lambda: console.sql("select status, result from public.tasks where id = %s", (task["id"],), one=True)
-             == {"status": "COMPLETED", "result": {"notes": "Done by keyboard"}}, message="completed by keyboard")
+    wait_for(lambda: console.sql("select status from public.tasks where id = %s", (task["id"],), one=True)
+             == {"status": "COMPLETED"}, message="completed by keyboard")
+    wait_for(lambda: console.sql("select body from public.communications where task_id = %s and direction = 'INTERNAL'",
+                                 (task["id"],)) == [{"body": "Done by keyboard"}], message="the note, kept internal")
     # Every control of the page has a name a screen reader can say.
     unlabelled = driver.execute_script("""
         return [...document.querySelectorAll('input, select, textarea')].filter((el) => el.type !== 'hidden'

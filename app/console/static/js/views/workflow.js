@@ -165,10 +165,13 @@ export async function workflowView(main, workflowId) {
     if (action === 'complete') {
       const notes = h('textarea', { name: 'notes', rows: 3, required: true });
       const result = h('textarea', { name: 'result', rows: 3, placeholder: '{"lienAmount": 0}' });
-      controls.push(field('Notes', notes), field('Result data (JSON, optional)', result));
+      controls.push(field('Notes (HIL only: kept as an internal note on the task)', notes),
+        field('Result data (JSON, optional; the task\'s result, which the workflow carries on with)', result));
       read.push(() => {
         const data = result.value.trim() ? JSON.parse(result.value) : {};
-        return { notes: notes.value, result: { ...data, notes: notes.value } };
+        // The notes stay with HIL people: in the action's audit record and an internal note on
+        // the task, never in the task's result (which client users may read).
+        return { notes: notes.value, result: data };
       });
     } else if (action === 'escalate') {
       const reason = h('textarea', { name: 'reason', rows: 2, required: true });
@@ -205,6 +208,15 @@ export async function workflowView(main, workflowId) {
           return;
         }
         const done = await act(task, action, data, error);
+        if (done && action === 'complete' && data.notes && data.notes.trim()) {
+          try {
+            await post('/api/communications', { workflowId, taskId: task.id, type: 'message', direction: 'INTERNAL',
+                                                body: data.notes, message: { channel: 'portal' } });
+            load();
+          } catch (e) {
+            say(`Completed, but the note was not saved (${e.message}): add it as an internal note.`, true);
+          }
+        }
         if (done) close();
       },
     }, h('h3', {}, `${ACTION_CAPTIONS[action]}: ${task.title}`), controls, error,
