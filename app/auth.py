@@ -92,6 +92,19 @@ def _uuid_or_none(value) -> uuid.UUID | None:
         return None
 
 
+def mint_person_token(secret: str, user_id, email: str | None, app_metadata: dict | None, *, expires_in: int,
+                      issuer: str | None = None) -> tuple[str, dict]:
+    """An access token (HS256) with the claims Supabase Auth gives a person, and those claims:
+    for local use only (the console's local sign-in, scripts/mint_token.py)."""
+    now = int(time.time())
+    claims = {"sub": str(user_id), "email": email, "role": "authenticated", "aud": "authenticated",
+              "iat": now, "exp": now + expires_in, "app_metadata": app_metadata or {},
+              "session_id": str(uuid.uuid4())}
+    if issuer:
+        claims["iss"] = issuer
+    return jwt.encode(claims, secret, algorithm="HS256"), claims
+
+
 class TokenVerifier:
     """Verifies Supabase access tokens: HS256 with the project's JWT secret, or ES256/RS256
     with the keys published at the project's JWKS URL (fetched once, cached)."""

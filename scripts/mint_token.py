@@ -12,11 +12,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 import uuid
 from pathlib import Path
 
-import jwt
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -74,12 +72,10 @@ def token_for(conn: psycopg.Connection, secret: str, *, email: str | None = None
                        (email and email.lower(), user_id)).fetchone()
     if row is None:
         return None
-    now = int(time.time())
-    claims = {"sub": str(row[0]), "email": row[1], "role": "authenticated", "aud": "authenticated",
-              "iat": now, "exp": now + expires_in, "app_metadata": row[2] or {}}
-    if os.environ.get("SUPABASE_JWT_ISSUER"):
-        claims["iss"] = os.environ["SUPABASE_JWT_ISSUER"]
-    return jwt.encode(claims, secret, algorithm="HS256")
+    from app.auth import mint_person_token
+
+    return mint_person_token(secret, row[0], row[1], row[2], expires_in=expires_in,
+                             issuer=os.environ.get("SUPABASE_JWT_ISSUER"))[0]
 
 
 if __name__ == "__main__":

@@ -16,12 +16,11 @@ import time
 import uuid
 
 import httpx
-import jwt
 from flask import Flask
 from supabase_auth import SyncGoTrueClient
 from supabase_auth.errors import AuthApiError, AuthError
 
-from app.auth import Principal
+from app.auth import Principal, mint_person_token
 from app.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -121,12 +120,8 @@ def _local_session(app: Flask, user_id: uuid.UUID, refresh_expires: int | None =
     if row is None or not row["person_active"] or not row["client_active"]:
         raise ApiError(401, "this person can no longer sign in", "person_inactive")
     now = int(time.time())
-    claims = {"sub": str(row["id"]), "email": row["email"], "role": "authenticated", "aud": "authenticated",
-              "iat": now, "exp": now + settings.console_local_token_seconds, "app_metadata": row["app_metadata"] or {},
-              "session_id": str(uuid.uuid4())}
-    if settings.jwt_issuer:
-        claims["iss"] = settings.jwt_issuer
-    token = jwt.encode(claims, settings.supabase_jwt_secret, algorithm="HS256")
+    token, claims = mint_person_token(settings.supabase_jwt_secret, row["id"], row["email"], row["app_metadata"],
+                                      expires_in=settings.console_local_token_seconds, issuer=settings.jwt_issuer)
     refresh_exp = refresh_expires or now + LOCAL_REFRESH_SECONDS
     cookie = "l." + _sign(app, {"sub": str(row["id"]), "exp": refresh_exp})
     return Session(token, claims["exp"], cookie, max(refresh_exp - now, 0), row["email"],

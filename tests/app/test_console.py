@@ -50,13 +50,6 @@ def issue_code(db, email="operator@test.example", ttl=300) -> str:
     return db.execute("select public.issue_console_sign_in_code(%s, %s) as code", (email, ttl)).fetchone()["code"]
 
 
-def set_app_metadata(db, person: str) -> None:
-    """As Supabase Auth holds it: the person's role and client in app_metadata."""
-    db.execute("""update auth.users u set raw_app_meta_data = jsonb_strip_nulls(jsonb_build_object(
-                    'role', p.role, 'user_type', p.user_type, 'client_id', p.client_id))
-                    from public.user_profiles p where p.id = u.id and u.id = %s""", (PEOPLE[person].user_id,))
-
-
 def refresh_cookie(response) -> str | None:
     for header in response.headers.getlist("Set-Cookie"):
         if header.startswith(REFRESH_COOKIE + "="):

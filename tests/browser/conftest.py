@@ -34,6 +34,15 @@ EMAILS = {"operator": "operator@test.example", "manager": "manager@test.example"
           "client_user_a": "user-A@test.example", "client_user_b": "user-B@test.example"}
 
 
+# Supabase Auth keeps each person's role and client in app_metadata (as the provisioning script
+# writes it); the test world's client people have theirs only in their profiles.
+APP_METADATA_FROM_PROFILES = """update auth.users u
+                                   set raw_app_meta_data = jsonb_strip_nulls(jsonb_build_object(
+                                         'role', p.role, 'user_type', p.user_type, 'client_id', p.client_id))
+                                  from public.user_profiles p
+                                 where p.id = u.id and coalesce(u.raw_app_meta_data, '{}') = '{}'"""
+
+
 def browser_env(database_url: str, port: int, **extra: str) -> dict:
     return service_env(database_url, port, CONSOLE_LOCAL_SIGN_IN="on",
                        N8N_CALLBACK_SECRET="whsec_" + base64.b64encode(CALLBACK_SECRET).decode(), **extra)
@@ -70,14 +79,8 @@ class Console:
 @pytest.fixture(scope="session")
 def browser_database():
     for url in world_database("rexera_browser"):
-        # Supabase Auth keeps each person's role and client in app_metadata (as the provisioning
-        # script writes it); the world's client people have theirs only in their profiles.
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("""update auth.users u
-                               set raw_app_meta_data = jsonb_strip_nulls(jsonb_build_object(
-                                     'role', p.role, 'user_type', p.user_type, 'client_id', p.client_id))
-                              from public.user_profiles p
-                             where p.id = u.id and coalesce(u.raw_app_meta_data, '{}') = '{}'""")
+            conn.execute(APP_METADATA_FROM_PROFILES)
         yield as_url(url)
 
 

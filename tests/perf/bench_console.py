@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from app.console import STATIC  # noqa: E402
-from tests.browser.conftest import Console, browser_env, new_driver  # noqa: E402
+from tests.browser.conftest import APP_METADATA_FROM_PROFILES, Console, browser_env, new_driver  # noqa: E402
 from tests.conftest import world_database  # noqa: E402
 from tests.perf.bench_api import RESULTS, free_port, start_service  # noqa: E402
 from tests.realtime.conftest import as_url, stop_service  # noqa: E402
@@ -69,9 +69,7 @@ select w.id, w.client_id, 'step_' || k, 'bench_step', 'Bench step ' || k,
 def fill(database_url: str, workflows: int) -> float:
     started = time.monotonic()
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("""update auth.users u set raw_app_meta_data = jsonb_strip_nulls(jsonb_build_object(
-                          'role', p.role, 'user_type', p.user_type, 'client_id', p.client_id))
-                          from public.user_profiles p where p.id = u.id""")
+        conn.execute(APP_METADATA_FROM_PROFILES)
         with conn.transaction():
             for statement in filter(str.strip, FILL.split(";\n")):
                 conn.execute(statement, {"workflows": workflows} if "%(workflows)s" in statement else None)
