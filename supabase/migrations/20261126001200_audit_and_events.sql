@@ -110,21 +110,19 @@ set search_path = ''
 as $$
 declare
   v_resource text := tg_argv[0];
-  v_row jsonb := to_jsonb(coalesce(new, old));
   v_old jsonb := case when tg_op <> 'INSERT' then to_jsonb(old) end;
   v_new jsonb := case when tg_op <> 'DELETE' then to_jsonb(new) end;
+  v_row jsonb := coalesce(v_new, v_old);
   v_changes jsonb := '{}'::jsonb;
   v_workflow_id uuid;
   v_client_id uuid;
-  v_key text;
 begin
   if tg_op = 'UPDATE' then
-    for v_key in select jsonb_object_keys(v_new) loop
-      if v_key <> 'updated_at' and (v_old -> v_key) is distinct from (v_new -> v_key) then
-        v_changes := v_changes || jsonb_build_object(v_key, jsonb_build_object('old', v_old -> v_key, 'new', v_new -> v_key));
-      end if;
-    end loop;
-    if v_changes = '{}'::jsonb then
+    select jsonb_object_agg(n.key, jsonb_build_object('old', o.value, 'new', n.value)) into v_changes
+      from jsonb_each(v_new) n
+      join jsonb_each(v_old) o on o.key = n.key
+     where n.key <> 'updated_at' and o.value is distinct from n.value;
+    if v_changes is null then
       return null;
     end if;
   elsif tg_op = 'INSERT' then

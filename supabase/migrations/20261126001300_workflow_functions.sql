@@ -15,10 +15,13 @@
 create or replace function public.workflow_transition_allowed(
   from_status public.workflow_status, to_status public.workflow_status
 ) returns boolean
-language sql immutable
+language plpgsql immutable
 set search_path = ''
 as $$
-  select from_status = to_status or case from_status
+-- plpgsql keeps its plan for the session; a SQL function with a SET clause is planned again
+-- in every statement that calls it, which costs more than the call.
+begin
+  return from_status = to_status or case from_status
     when 'PENDING' then to_status in ('IN_PROGRESS', 'CANCELLED')
     when 'IN_PROGRESS' then to_status in ('AWAITING_REVIEW', 'BLOCKED', 'PAUSED', 'COMPLETED', 'FAILED', 'CANCELLED')
     when 'AWAITING_REVIEW' then to_status in ('IN_PROGRESS', 'BLOCKED', 'PAUSED', 'COMPLETED', 'FAILED', 'CANCELLED')
@@ -27,16 +30,18 @@ as $$
     -- A failed workflow can be resumed from its last checkpoint by an operator.
     when 'FAILED' then to_status in ('IN_PROGRESS', 'CANCELLED')
     else false -- COMPLETED and CANCELLED are final
-  end
+  end;
+end
 $$;
 
 create or replace function public.task_transition_allowed(
   from_status public.task_status, to_status public.task_status
 ) returns boolean
-language sql immutable
+language plpgsql immutable
 set search_path = ''
 as $$
-  select from_status = to_status or case from_status
+begin
+  return from_status = to_status or case from_status
     when 'PENDING' then to_status in ('RUNNING', 'WAITING', 'AWAITING_REVIEW', 'COMPLETED', 'FAILED', 'SKIPPED', 'CANCELLED')
     when 'RUNNING' then to_status in ('WAITING', 'AWAITING_REVIEW', 'COMPLETED', 'FAILED', 'CANCELLED')
     when 'WAITING' then to_status in ('RUNNING', 'AWAITING_REVIEW', 'COMPLETED', 'FAILED', 'CANCELLED')
@@ -44,7 +49,8 @@ as $$
     -- A failed task can be retried, resolved by hand, skipped or cancelled.
     when 'FAILED' then to_status in ('PENDING', 'RUNNING', 'COMPLETED', 'SKIPPED', 'CANCELLED')
     else false -- COMPLETED, SKIPPED and CANCELLED are final
-  end
+  end;
+end
 $$;
 grant execute on function public.workflow_transition_allowed(public.workflow_status, public.workflow_status),
   public.task_transition_allowed(public.task_status, public.task_status) to authenticated, service_role;
@@ -173,8 +179,9 @@ begin
 end
 $$;
 
--- Updates: only the workflows of tasks whose status or SLA status changed (an assignment, a
--- note or a metadata change leaves the workflow's figures as they are, and costs no recount).
+-- Updates: only the workflows of tasks whose part in the figures changed (counted or not,
+-- completed or not, SLA status): an assignment, a note, a task that starts or waits leaves the
+-- workflow's figures as they are, and costs no recount.
 create or replace function private.refresh_workflow_progress_after_update() returns trigger
 language plpgsql
 security definer
@@ -186,7 +193,8 @@ begin
       from old_tasks o
       join new_tasks n on n.id = o.id
      cross join lateral (values (o.workflow_id), (n.workflow_id)) as x (workflow_id)
-     where (o.status, o.sla_status, o.workflow_id) is distinct from (n.status, n.sla_status, n.workflow_id)));
+     where (o.workflow_id, o.status in ('SKIPPED', 'CANCELLED'), o.status = 'COMPLETED', o.sla_status)
+           is distinct from (n.workflow_id, n.status in ('SKIPPED', 'CANCELLED'), n.status = 'COMPLETED', n.sla_status)));
   return null;
 end
 $$;

@@ -352,11 +352,14 @@ revoke all on private.workflow_activity from public, anon, authenticated;
  */
 create or replace function private.counter_shard(p_workflow_id uuid)
 returns smallint
-language sql
-immutable
+language plpgsql immutable
 set search_path = ''
 as $$
-  select (get_byte(uuid_send(p_workflow_id), 15) % 8)::smallint
+-- plpgsql keeps its plan for the session; a SQL function with a SET clause is planned again
+-- in every statement that calls it, which costs more than the call.
+begin
+  return (get_byte(uuid_send(p_workflow_id), 15) % 8)::smallint;
+end
 $$;
 
 /*
@@ -469,9 +472,30 @@ end
 $$;
 
 /*
- * Statement triggers: the workflows whose counted columns changed are recomputed once per
- * statement (an update that changes nothing counted, such as an assignment or a progress
- * counter, costs one comparison per row).
+ * What a task adds to its workflow's activity, as a comparable value: its workflow, whether it
+ * is an open HIL step, whether it awaits review or failed, and while it is open its SLA status
+ * and whether it has a due date. Two versions of a task with equal shares add the same to
+ * every count (a task started or waiting changes none).
+ */
+create or replace function private.task_activity_share(t public.tasks)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return concat_ws('/', t.workflow_id,
+                   t.executor_type = 'HIL' and t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW'),
+                   t.status in ('AWAITING_REVIEW', 'FAILED'),
+                   case when t.status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW')
+                        then concat_ws('/', t.sla_status, t.sla_due_at is null) end);
+end
+$$;
+
+/*
+ * Statement triggers: the workflows of the tasks whose share changed are recomputed once per
+ * statement (an update that changes nothing counted, such as an assignment, a progress counter
+ * or a task that starts, costs one comparison per row).
  */
 create or replace function private.count_task_changes() returns trigger
 language plpgsql
@@ -489,8 +513,7 @@ begin
         from old_rows o
         join new_rows n on n.id = o.id
        cross join lateral (values (o.workflow_id), (n.workflow_id)) as x (workflow_id)
-       where (o.workflow_id, o.executor_type, o.status, o.sla_status, o.sla_due_at is null)
-             is distinct from (n.workflow_id, n.executor_type, n.status, n.sla_status, n.sla_due_at is null)));
+       where private.task_activity_share(o) is distinct from private.task_activity_share(n)));
   end if;
   return null;
 end
@@ -604,7 +627,7 @@ begin
 end
 $$;
 
-revoke execute on function private.counter_shard(uuid), private.refresh_activity(uuid[]),
+revoke execute on function private.counter_shard(uuid), private.task_activity_share(public.tasks), private.refresh_activity(uuid[]),
   private.rebuild_activity_counters(), private.visible_activity() from public, anon, authenticated;
 grant execute on function private.visible_activity() to authenticated, service_role;
 grant execute on function private.rebuild_activity_counters() to service_role;

@@ -28,19 +28,25 @@
 -- Clock time and thresholds
 -- ============================================================================================
 create or replace function private.sla_now() returns timestamptz
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select coalesce(nullif(current_setting('rexera.sla_now', true), '')::timestamptz, now())
+-- plpgsql keeps its plan for the session; a SQL function with a SET clause is planned again
+-- in every statement that calls it, which costs more than the call.
+begin
+  return coalesce(nullif(current_setting('rexera.sla_now', true), '')::timestamptz, now());
+end
 $$;
 
 create or replace function private.sla_status_of(p_level public.sla_alert_level) returns public.sla_status
-language sql immutable
+language plpgsql immutable
 set search_path = ''
 as $$
-  select case p_level when 'BREACHED' then 'BREACHED'
+begin
+  return case p_level when 'BREACHED' then 'BREACHED'
                       when 'ORANGE' then 'AT_RISK' when 'RED' then 'AT_RISK'
-                      else 'ON_TIME' end::public.sla_status
+                      else 'ON_TIME' end::public.sla_status;
+end
 $$;
 
 -- The instant the clock must next be looked at, given its level: the next level's threshold
@@ -49,11 +55,13 @@ create or replace function private.sla_next_alert_at(
   p_level public.sla_alert_level, p_yellow_at timestamptz, p_orange_at timestamptz, p_red_at timestamptz,
   p_due_at timestamptz
 ) returns timestamptz
-language sql immutable
+language plpgsql immutable
 set search_path = ''
 as $$
-  select case p_level when 'GREEN' then p_yellow_at when 'YELLOW' then p_orange_at
-                      when 'ORANGE' then p_red_at when 'RED' then p_due_at end
+begin
+  return case p_level when 'GREEN' then p_yellow_at when 'YELLOW' then p_orange_at
+                      when 'ORANGE' then p_red_at when 'RED' then p_due_at end;
+end
 $$;
 
 /*
@@ -108,12 +116,14 @@ create trigger sla_tracking_complete_clock before insert on public.sla_tracking
 -- Following tasks and workflows: start, stop for a while, restart, stop for good
 -- ============================================================================================
 /*
- * Brings the clocks of every task of the given workflows in line with the tasks' and
- * workflows' state at private.sla_now(). Idempotent: a clock already in the wanted state is
- * left alone. Called by the triggers below; security definer because the writer (an agent, a
+ * Brings the clocks of the tasks of the given workflows in line with the tasks' and
+ * workflows' state at private.sla_now(): every task of them, or only p_task_ids when given
+ * (the tasks a change can concern). Idempotent: a clock already in the wanted state is left
+ * alone. Called by the triggers below; security definer because the writer (an agent, a
  * person) may not write clocks or alerts.
  */
-create or replace function private.sync_sla_clocks(p_workflow_ids uuid[]) returns integer
+create or replace function private.sync_sla_clocks(p_workflow_ids uuid[], p_task_ids uuid[] default null)
+returns integer
 language plpgsql
 security definer
 set search_path = ''
@@ -154,6 +164,7 @@ begin
          limit 1
       ) d on true
      where t.workflow_id = any (p_workflow_ids)
+       and (p_task_ids is null or t.id = any (p_task_ids))
      order by t.id  -- one lock order for every caller
   loop
     v_current := case when r.clock_id is null then 'NOT_STARTED' when r.stopped_at is not null then 'STOPPED'
@@ -173,8 +184,11 @@ begin
       values (r.task_id, r.workflow_id, r.client_id, r.definition_id, r.minutes, v_start, v_start,
               v_t.due_at, v_t.yellow_at, v_t.orange_at, v_t.red_at, v_t.yellow_at)
       on conflict (task_id) do nothing;
-      update public.tasks set sla_started_at = v_start, sla_due_at = v_t.due_at
-       where id = r.task_id and (sla_started_at, sla_due_at) is distinct from (v_start, v_t.due_at);
+      -- (A statement on tasks fires their statement triggers even when it changes no row: the
+      -- task is only written when it changes, here and below.)
+      if (r.sla_started_at, r.sla_due_at) is distinct from (v_start, v_t.due_at) then
+        update public.tasks set sla_started_at = v_start, sla_due_at = v_t.due_at where id = r.task_id;
+      end if;
 
     elsif r.wanted = 'STOPPED' then
       v_used := r.consumed + case when v_current = 'RUNNING'
@@ -189,14 +203,18 @@ begin
        where id = r.clock_id;
       update public.sla_alerts set resolved_at = v_now, escalation_due_at = null
        where task_id = r.task_id and resolved_at is null;
-      update public.tasks set sla_status = v_final where id = r.task_id and sla_status is distinct from v_final;
+      if r.task_sla_status is distinct from v_final then
+        update public.tasks set sla_status = v_final where id = r.task_id;
+      end if;
 
     elsif r.wanted = 'PAUSED' then  -- from RUNNING
       v_used := r.consumed + greatest(public.business_minutes_between(r.resumed_at, v_now), 0);
       update public.sla_tracking
          set paused_at = v_now, next_alert_at = null, consumed_business_minutes = v_used
        where id = r.clock_id;
-      update public.tasks set sla_due_at = null where id = r.task_id and sla_due_at is not null;
+      if r.sla_due_at is not null then
+        update public.tasks set sla_due_at = null where id = r.task_id;
+      end if;
 
     else  -- RUNNING again, from PAUSED, with the minutes left
       select * into v_t from private.sla_thresholds(
@@ -206,7 +224,9 @@ begin
              due_at = v_t.due_at, yellow_at = v_t.yellow_at, orange_at = v_t.orange_at, red_at = v_t.red_at,
              next_alert_at = private.sla_next_alert_at(alert_level, v_t.yellow_at, v_t.orange_at, v_t.red_at, v_t.due_at)
        where id = r.clock_id;
-      update public.tasks set sla_due_at = v_t.due_at where id = r.task_id;
+      if r.sla_due_at is distinct from v_t.due_at then
+        update public.tasks set sla_due_at = v_t.due_at where id = r.task_id;
+      end if;
     end if;
     v_changed := v_changed + 1;
   end loop;
@@ -214,8 +234,8 @@ begin
 end
 $$;
 
-revoke execute on function private.sync_sla_clocks(uuid[]) from public, anon;
-grant execute on function private.sync_sla_clocks(uuid[]) to authenticated, service_role;
+revoke execute on function private.sync_sla_clocks(uuid[], uuid[]) from public, anon;
+grant execute on function private.sync_sla_clocks(uuid[], uuid[]) to authenticated, service_role;
 
 -- Tasks inserted (a plan, an injected task): clocks of the tasks actionable at once start.
 create or replace function private.sla_clocks_follow_inserted_tasks() returns trigger
@@ -231,24 +251,38 @@ create trigger tasks_sla_clocks_on_insert after insert on public.tasks
   referencing new table as new_tasks
   for each statement execute function private.sla_clocks_follow_inserted_tasks();
 
--- Tasks whose status, dependencies or wait changed: their workflow's clocks follow (a finished
--- task may make the next one actionable). Other updates (the sweep's sla_status, progress)
--- find nothing to follow and cost one pass over the changed rows.
+-- Tasks whose status, dependencies or wait changed: their own clocks follow, and so do the
+-- clocks of the tasks that depend on a task that finished or reopened (a finished task may make
+-- the next one actionable). Other updates (the sweep's sla_status, progress) find nothing to
+-- follow and cost one pass over the changed rows.
 create or replace function private.sla_clocks_follow_updated_tasks() returns trigger
 language plpgsql
 set search_path = ''
 as $$
 declare
   v_workflow_ids uuid[];
+  v_task_ids uuid[];
 begin
-  select array_agg(distinct n.workflow_id) into v_workflow_ids
-    from new_tasks n
-    join old_tasks o on o.id = n.id
-   where n.status is distinct from o.status
-      or n.depends_on is distinct from o.depends_on
-      or (n.metadata ->> 'waitingOn') is distinct from (o.metadata ->> 'waitingOn');
+  with changed as (
+    select n.id, n.workflow_id, n.task_key,
+           (n.status in ('COMPLETED', 'SKIPPED', 'CANCELLED'))
+             is distinct from (o.status in ('COMPLETED', 'SKIPPED', 'CANCELLED')) as finish_changed
+      from new_tasks n
+      join old_tasks o on o.id = n.id
+     where n.status is distinct from o.status
+        or n.depends_on is distinct from o.depends_on
+        or (n.metadata ->> 'waitingOn') is distinct from (o.metadata ->> 'waitingOn')
+  )
+  select array_agg(distinct c.workflow_id),
+         array(select c2.id from changed c2
+               union
+               select t.id from public.tasks t
+                 join changed c3 on c3.finish_changed and t.workflow_id = c3.workflow_id
+                                and c3.task_key = any (t.depends_on))
+    into v_workflow_ids, v_task_ids
+    from changed c;
   if v_workflow_ids is not null then
-    perform private.sync_sla_clocks(v_workflow_ids);
+    perform private.sync_sla_clocks(v_workflow_ids, v_task_ids);
   end if;
   return null;
 end

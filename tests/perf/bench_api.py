@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -31,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from app.migrations import apply_migrations  # noqa: E402
+from tests.perf import tools  # noqa: E402
 from tests.support import Person, mint_token  # noqa: E402
 
 SECRET = "bench-secret-0123456789abcdef0123456789"
@@ -210,8 +210,7 @@ def main() -> int:
     parser.add_argument("--seed-only", action="store_true",
                         help="migrate and seed the benchmark database, print its URL and keep it (for EXPLAIN)")
     args = parser.parse_args()
-    if not args.seed_only and not shutil.which("wrk"):
-        print("wrk is needed: apt-get install wrk", file=sys.stderr)
+    if not args.seed_only and not tools.require("wrk"):
         return 2
 
     server = os.environ.get("BENCH_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -1,10 +1,18 @@
 """Callback ingest benchmark: POST /webhooks/n8n under gunicorn (2 gthread workers) driven by wrk
 with correctly signed, distinct task.started / task.completed events, next to the same database
-transaction (public.apply_n8n_event) run directly by pgbench as the ceiling, in the same run.
+transaction (public.apply_n8n_event) run directly by pgbench, and next to the floor: the least a
+durable, idempotent, audited, announced task change costs in PostgreSQL (../shared/perf/
+callback_floor*.{sql,pgbench}, loaded into a database of its own). The three take turns in
+rounds (same clients, same duration) so that what else the machine does falls on all three; a
+ratio is the median of the rounds' ratios. Then the per-event cost breakdown
+(tests/perf/callback_costs.py) on the same database.
 
-    .venv/bin/python tests/perf/bench_callbacks.py [--duration 10] [--connections 8 32] [--workflows 6000]
+    .venv/bin/python tests/perf/bench_callbacks.py [--duration 10] [--rounds 3] [--connections 8 32]
+                                                   [--workflows 6000] [--floor-dir DIR]
 
-Needs wrk and pgbench, and PostgreSQL at $BENCH_SERVER_URL (default the local server).
+Needs wrk and pgbench (installed with apt-get where it can, else it says how), and PostgreSQL at
+$BENCH_SERVER_URL (default the local server). Without the floor's files (--floor-dir, default
+../shared/perf next to the checkout) the floor is left out and said so.
 Writes tests/perf/results/callbacks.json and callbacks.md.
 
 Every event is sent once: each wrk thread reads its own file of pre-generated request lines
@@ -18,8 +26,8 @@ import argparse
 import base64
 import json
 import os
-import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.migrations import apply_migrations
 from app.webhooks.signing import sign, workflow_key
+from tests.perf import callback_costs, tools
 from tests.perf.bench_api import free_port, start_service
 
 RESULTS = ROOT / "tests" / "perf" / "results"
@@ -84,6 +93,8 @@ done = function(summary, latency, requests)
     latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000))
 end
 """
+
+DEFAULT_FLOOR_DIR = ROOT.parent / "shared" / "perf"
 
 PGBENCH_SCRIPT = """select public.apply_n8n_event('n8n', e.event_id, e.event_type, e.data)
   from public.bench_events e where e.n = (select nextval('public.bench_events_seq'));
@@ -145,6 +156,27 @@ def receipts(url: str, tag: str) -> dict:
     return {str(code): n for code, n in rows}
 
 
+def pgbench_tps(url: str, script: Path, duration: int, clients: int) -> tuple[float, float]:
+    """(tps, average latency in ms) of `script` run by pgbench."""
+    out = subprocess.run(["pgbench", "-n", "-f", str(script), "-c", str(clients), "-j", str(min(clients, 2)),
+                          "-T", str(duration), url], capture_output=True, text=True, check=True).stdout
+    return float(out.split("tps = ", 1)[1].split()[0]), float(out.split("latency average = ", 1)[1].split()[0])
+
+
+def load_floor(server: str, floor_dir: Path) -> str | None:
+    """The floor's database, created and loaded from floor_dir; None when its files are absent."""
+    setup, script = floor_dir / "callback_floor_setup.sql", floor_dir / "callback_floor.pgbench"
+    if not (setup.exists() and script.exists()):
+        return None
+    url = f"{server.rsplit('/', 1)[0]}/rexera_bench_floor"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute("drop database if exists rexera_bench_floor with (force)")
+        admin.execute("create database rexera_bench_floor")
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(setup), url], check=True,
+                   capture_output=True)
+    return url
+
+
 def run_pgbench(url: str, tasks: list[tuple], tag: str, duration: int, clients: int, directory: Path) -> dict:
     events = ordered_events(tasks, tag)
     with psycopg.connect(url, autocommit=True) as conn:
@@ -157,10 +189,7 @@ def run_pgbench(url: str, tasks: list[tuple], tag: str, duration: int, clients: 
         conn.execute("analyze public.bench_events")
     script = directory / "apply.sql"
     script.write_text(PGBENCH_SCRIPT)
-    out = subprocess.run(["pgbench", "-n", "-f", str(script), "-c", str(clients), "-j", str(min(clients, 2)),
-                          "-T", str(duration), url], capture_output=True, text=True, check=True).stdout
-    tps = float(out.split("tps = ", 1)[1].split()[0])
-    latency = float(out.split("latency average = ", 1)[1].split()[0])
+    tps, latency = pgbench_tps(url, script, duration, clients)
     with psycopg.connect(url, autocommit=True) as conn:
         used = conn.execute("select last_value from public.bench_events_seq").fetchone()[0]
     got = receipts(url, tag)
@@ -168,24 +197,30 @@ def run_pgbench(url: str, tasks: list[tuple], tag: str, duration: int, clients: 
             "exhausted": used > len(events), "receipts": got}
 
 
+def median(values: list[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of ingest, pgbench and floor per connection count")
     parser.add_argument("--connections", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workflows", type=int, default=6000,
                         help="PAYOFF_REQUEST workflows to seed (7 tasks each, 2 events per task)")
+    parser.add_argument("--breakdown-events", type=int, default=200, help="events per type in the cost breakdown")
+    parser.add_argument("--floor-dir", type=Path, default=Path(os.environ.get("BENCH_FLOOR_DIR", DEFAULT_FLOOR_DIR)))
     parser.add_argument("--prepare-threshold", default="none")
     args = parser.parse_args()
-    for tool in ("wrk", "pgbench"):
-        if not shutil.which(tool):
-            print(f"{tool} is needed", file=sys.stderr)
-            return 2
+    if not tools.require("wrk", "pgbench", "psql"):
+        return 2
 
     server = os.environ.get("BENCH_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     name = "rexera_bench_callbacks"
     url = f"{server.rsplit('/', 1)[0]}/{name}"
     gunicorn = None
+    floor_url = None
     tmp = tempfile.TemporaryDirectory()
     directory = Path(tmp.name)
 
@@ -205,7 +240,8 @@ def main() -> int:
             conn.execute(SEED, {"client": CLIENT_ID, "n": args.workflows})
             conn.execute("select public.workflow_action(id, 'start') from public.workflows where client_id = %s",
                          (CLIENT_ID,))
-            conn.execute("analyze")
+            conn.execute("vacuum analyze")
+            conn.execute("checkpoint")  # measure on settled pages, as the floor does
             pool = [(str(w), k, a) for w, k, a in conn.execute(
                 """select t.workflow_id, t.task_key, t.agent_name from public.tasks t
                     where t.client_id = %s and t.status = 'PENDING'
@@ -214,8 +250,18 @@ def main() -> int:
                                   (CLIENT_ID,)).fetchone()
         print(f"seeded in {time.perf_counter() - started:.1f} s: {counts[0]} workflows, {counts[1]} tasks", flush=True)
 
-        # Split the task pool: a warm-up, then for each connection count a wrk share and a pgbench share.
-        runs = len(args.connections)
+        floor_url = load_floor(server, args.floor_dir)
+        print(f"floor: {'loaded from ' + str(args.floor_dir) if floor_url else 'not found in ' + str(args.floor_dir)}",
+              flush=True)
+        floor_script = args.floor_dir / "callback_floor.pgbench"
+
+        # Split the task pool: the breakdown's agent tasks, a warm-up, then per run a wrk share and
+        # a pgbench share (each event is sent once).
+        agent_tasks = [t for t in pool if t[2]]
+        reserved = agent_tasks[-3 * args.breakdown_events:]
+        taken = set(reserved)
+        pool = [t for t in pool if t not in taken]
+        runs = len(args.connections) * args.rounds
         warm = min(1000, len(pool) // 20)
         share = (len(pool) - warm) // (2 * runs)
         shares = [pool[warm + i * share: warm + (i + 1) * share] for i in range(2 * runs)]
@@ -235,20 +281,43 @@ def main() -> int:
         print(f"warm-up: {warmup}", flush=True)
 
         rows = {}
-        for index, connections in enumerate(args.connections):
-            tag = f"wrk{connections}"
-            prefix = write_wrk_files(shares[2 * index], tag, directory)  # signed right before the run
-            result = run_wrk(base, prefix, lua, args.duration, connections)
-            time.sleep(0.5)  # let requests in flight when wrk stopped finish
-            result["receipts"] = receipts(url, tag)
-            result["acknowledged"] = result["requests"] - result["non2xx"]
-            result["events_available"] = 2 * len(shares[2 * index])
-            print(f"ingest, {connections} connections: {result}", flush=True)
-            ceiling = run_pgbench(url, shares[2 * index + 1], f"pg{connections}", args.duration, connections,
-                                  directory)
-            print(f"pgbench, {connections} clients: {ceiling}", flush=True)
-            rows[connections] = {"ingest": result, "pgbench": ceiling,
-                                 "ratio": round(result["rps"] / ceiling["tps"], 3)}
+        index = 0
+        for connections in args.connections:
+            rounds = []
+            for number in range(args.rounds):
+                tag = f"wrk{connections}r{number}"
+                prefix = write_wrk_files(shares[index], tag, directory)  # signed right before the run
+                ingest = run_wrk(base, prefix, lua, args.duration, connections)
+                time.sleep(0.5)  # let requests in flight when wrk stopped finish
+                ingest["receipts"] = receipts(url, tag)
+                ingest["acknowledged"] = ingest["requests"] - ingest["non2xx"]
+                ingest["events_available"] = 2 * len(shares[index])
+                apply = run_pgbench(url, shares[index + 1], f"pg{connections}r{number}", args.duration, connections,
+                                    directory)
+                index += 2
+                one = {"ingest": ingest, "pgbench": apply}
+                if floor_url:
+                    tps, latency = pgbench_tps(floor_url, floor_script, args.duration, connections)
+                    one["floor"] = {"tps": round(tps, 1), "latency_avg_ms": latency}
+                print(f"{connections} connections, round {number + 1}: ingest {ingest['rps']} req/s"
+                      f" (non-2xx {ingest['non2xx']}), apply_n8n_event {apply['tps']} tps"
+                      + (f", floor {one['floor']['tps']} tps" if floor_url else ""), flush=True)
+                rounds.append(one)
+            row = {"rounds": rounds,
+                   "ingest_rps": median([r["ingest"]["rps"] for r in rounds]),
+                   "pgbench_tps": median([r["pgbench"]["tps"] for r in rounds]),
+                   "ingest_over_pgbench": round(median([r["ingest"]["rps"] / r["pgbench"]["tps"] for r in rounds]), 3)}
+            if floor_url:
+                row["floor_tps"] = median([r["floor"]["tps"] for r in rounds])
+                row["ingest_over_floor"] = round(median([r["ingest"]["rps"] / r["floor"]["tps"] for r in rounds]), 3)
+                row["pgbench_over_floor"] = round(median([r["pgbench"]["tps"] / r["floor"]["tps"] for r in rounds]), 3)
+            rows[connections] = row
+
+        gunicorn.send_signal(signal.SIGTERM)
+        gunicorn.wait(timeout=30)
+        gunicorn = None
+        print("per-event cost breakdown ...", flush=True)
+        costs = callback_costs.breakdown(url, reserved, args.breakdown_events)
     except KeyboardInterrupt:
         print("interrupted: cleaning up", file=sys.stderr)
         return 130
@@ -261,23 +330,36 @@ def main() -> int:
                 gunicorn.kill()
         with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+            admin.execute("drop database if exists rexera_bench_floor with (force)")
         tmp.cleanup()
 
     report = {"machine": f"{os.cpu_count()} cores", "workers": args.workers, "duration_s": args.duration,
-              "prepare_threshold": args.prepare_threshold, "seeded": {"workflows": counts[0], "tasks": counts[1]},
-              "results": {str(c): r for c, r in rows.items()}}
+              "rounds": args.rounds, "prepare_threshold": args.prepare_threshold,
+              "floor": str(args.floor_dir) if floor_url else None,
+              "seeded": {"workflows": counts[0], "tasks": counts[1]},
+              "results": {str(c): r for c, r in rows.items()}, "costs": costs}
     (RESULTS / "callbacks.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = [("| connections | ingest req/s | p50 ms | p95 ms | p99 ms | non-2xx | acknowledged | receipts (status: n)"
-              " | pgbench tps | ingest ÷ pgbench |"),
-             "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+    lines = [("| connections | ingest req/s | p50 ms | p99 ms | non-2xx | apply_n8n_event tps (pgbench) | floor tps"
+              " | ingest ÷ floor | apply ÷ floor | ingest ÷ apply |"),
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for connections, r in rows.items():
-        i, p = r["ingest"], r["pgbench"]
-        got = ", ".join(f"{k}: {v}" for k, v in i["receipts"].items())
-        lines.append(f"| {connections} | {i['rps']:.0f} | {i['p50']:.1f} | {i['p95']:.1f} | {i['p99']:.1f} | {i['non2xx']}"
-                     f" | {i['acknowledged']} | {got} | {p['tps']:.0f} | **{r['ratio']}** |")
-    lines.append(f"\n{os.cpu_count()} cores, {args.workers} gunicorn gthread workers, {args.duration} s per run;"
-                 " pgbench runs public.apply_n8n_event directly (same clients as connections) on fresh events."
-                 " Receipts may exceed acknowledged by the requests in flight when wrk stopped.")
+        p50 = median([x["ingest"]["p50"] for x in r["rounds"]])
+        p99 = median([x["ingest"]["p99"] for x in r["rounds"]])
+        non2xx = sum(x["ingest"]["non2xx"] for x in r["rounds"])
+        floor = f"{r['floor_tps']:.0f}" if floor_url else "-"
+        lines.append(f"| {connections} | {r['ingest_rps']:.0f} | {p50:.1f} | {p99:.1f} | {non2xx} | {r['pgbench_tps']:.0f}"
+                     f" | {floor} | **{r.get('ingest_over_floor', '-')}** | **{r.get('pgbench_over_floor', '-')}**"
+                     f" | {r['ingest_over_pgbench']} |")
+    lines.append(f"\n{os.cpu_count()} cores, {args.workers} gunicorn gthread workers; {args.rounds} rounds of"
+                 f" {args.duration} s per connection count, ingest, pgbench and floor taking turns (figures are the"
+                 " rounds' medians, ratios the median of the rounds' ratios). pgbench runs public.apply_n8n_event"
+                 " directly on fresh events; the floor is ../shared/perf/callback_floor.pgbench on its own database"
+                 + ("" if floor_url else " (not run: its files were not found)") + ".")
+    lines.append("\n## Per-event cost breakdown\n")
+    lines.append("SQL time of each statement `public.apply_n8n_event` runs, nested ones included (triggers, called"
+                 " functions), per event of each type; inclusive (a statement's time contains what it calls), from"
+                 " auto_explain in one warm session (tests/perf/callback_costs.py).")
+    lines.append(callback_costs.render(costs))
     (RESULTS / "callbacks.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

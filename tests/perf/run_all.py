@@ -13,7 +13,9 @@ Runs, one after the other (each on its own database, dropped afterwards):
   console    tests/perf/bench_console.py    the console's queue in headless Chromium at 10,000 open workflows
 --quick shortens every run (smaller data, shorter windows) to check the scripts, not to quote.
 Writes tests/perf/results/summary.md (every table, the machine and its load) and PNG plots.
-Needs wrk and pgbench (Debian: apt-get install wrk postgresql-client) and, for n8n, the local n8n.
+Needs wrk and pgbench: installed with apt-get where this runs as root on Debian, otherwise it
+stops and says how to install them (Debian: apt-get install wrk postgresql-client); for n8n, the
+local n8n (scripts/n8n_local.py install).
 """
 from __future__ import annotations
 
@@ -33,8 +35,9 @@ BENCHMARKS = {
     "api": ("bench_api.py", ["--duration", "10"], ["--duration", "3"], "api"),
     "reads": ("bench_reads.py", [], ["--workflows", "5000", "--clients", "50", "--duration", "3", "--iterations", "30"],
               "reads"),
-    "callbacks": ("bench_callbacks.py", ["--duration", "10"], ["--duration", "3", "--connections", "8",
-                                                              "--workflows", "1500"], "callbacks"),
+    "callbacks": ("bench_callbacks.py", ["--duration", "10"], ["--duration", "3", "--rounds", "1", "--connections", "8",
+                                                              "--workflows", "1500", "--breakdown-events", "20"],
+                  "callbacks"),
     "ws": ("bench_ws.py", [], ["--subscribers", "100", "--rate", "50", "--duration", "5"], "ws"),
     "sla": ("bench_sla.py", [], ["--tasks", "10000"], "sla"),
     "n8n": ("bench_n8n.py", ["--duration", "60"], ["--duration", "15"], "n8n"),
@@ -108,6 +111,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), default=list(BENCHMARKS))
     args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from tests.perf import tools
+
+    if not tools.require("wrk", "pgbench", "psql"):
+        return 2
     RESULTS.mkdir(parents=True, exist_ok=True)
     outcomes = {name: run(name, args.quick) for name in args.only}
     lines = [f"# Benchmarks{' (quick run: not for quoting)' if args.quick else ''}", "",
