@@ -142,6 +142,7 @@ create or replace function private.refresh_progress_of(p_workflow_ids uuid[]) re
 language plpgsql
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan  -- docs/performance.md#generic-plans
 as $$
 begin
   if coalesce(cardinality(p_workflow_ids), 0) = 0 then
@@ -150,18 +151,15 @@ begin
   update public.workflows w
      set total_tasks = p.total, completed_tasks = p.completed, sla_status = p.sla_status
     from (
-      select t.workflow_id,
-             count(*) filter (where t.status not in ('SKIPPED', 'CANCELLED')) as total,
-             count(*) filter (where t.status = 'COMPLETED') as completed,
+      -- a workflow whose last task was deleted counts nothing (the left join's one empty row)
+      select c.workflow_id,
+             count(t.id) filter (where t.status not in ('SKIPPED', 'CANCELLED')) as total,
+             count(t.id) filter (where t.status = 'COMPLETED') as completed,
              coalesce(max(t.sla_status) filter (where t.status not in ('SKIPPED', 'CANCELLED')),
                       'ON_TIME') as sla_status
-        from public.tasks t
-       where t.workflow_id = any (p_workflow_ids)
-       group by t.workflow_id
-      union all
-      -- a workflow whose last task was deleted
-      select c.workflow_id, 0, 0, 'ON_TIME' from unnest(p_workflow_ids) as c (workflow_id)
-       where not exists (select 1 from public.tasks t where t.workflow_id = c.workflow_id)
+        from unnest(p_workflow_ids) as c (workflow_id)
+        left join public.tasks t on t.workflow_id = c.workflow_id
+       group by c.workflow_id
     ) p
    where w.id = p.workflow_id
      and (w.total_tasks, w.completed_tasks, w.sla_status) is distinct from (p.total, p.completed, p.sla_status);

@@ -371,6 +371,7 @@ returns void
 language plpgsql
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan  -- docs/performance.md#generic-plans
 as $$
 begin
   if coalesce(cardinality(p_workflow_ids), 0) = 0 then

@@ -209,6 +209,7 @@ create or replace function public.apply_n8n_event(p_source text, p_event_id text
 returns jsonb
 language plpgsql
 set search_path = ''
+set plan_cache_mode = force_generic_plan  -- docs/performance.md#generic-plans
 as $$
 declare
   v_receipt_id uuid;

@@ -127,6 +127,7 @@ returns integer
 language plpgsql
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan  -- docs/performance.md#generic-plans
 as $$
 declare
   v_now timestamptz := private.sla_now();
