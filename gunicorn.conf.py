@@ -1,13 +1,17 @@
 """gunicorn settings: `gunicorn -c gunicorn.conf.py wsgi:app`.
 
-Threaded workers: each request holds a thread, and each open WebSocket holds one for its whole
-life, so threads is the ceiling on concurrent requests plus sockets per worker. psycopg's pool
-is thread-safe; every worker process has its own pool (DB_POOL_MAX connections) and, once it
-serves a WebSocket, one LISTEN connection.
+GUNICORN_WORKER=thread (the default): threaded workers; each request holds a thread, and each
+open WebSocket holds one for its whole life, so threads is the ceiling on concurrent requests
+plus sockets per worker. psycopg's pool is thread-safe; every worker process has its own pool
+(DB_POOL_MAX connections) and, once it serves a WebSocket, one LISTEN connection.
 
-Socket-heavy deployments opt in with REALTIME_SOCKETS_PER_WORKER=N: N more threads (and
-accepted connections) per worker, on top of the request threads. Unset, the REST settings are
-exactly as before. See the README's Realtime section for measured limits.
+GUNICORN_WORKER=gevent: every request and every WebSocket is a greenlet (the standard library
+patched by gevent; psycopg cooperates with it), so thousands of sockets cost no thread each;
+worker_connections is then the ceiling on requests plus sockets per worker.
+
+Socket-heavy deployments opt in with REALTIME_SOCKETS_PER_WORKER=N: N more threads (or
+connections) per worker, on top of the request threads. Unset, the REST settings are exactly as
+before. See docs/realtime.md for measured limits.
 """
 import os
 import signal
@@ -16,7 +20,13 @@ import threading
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "app.server.ApiThreadWorker"  # gthread, with gunicorn's own 4xx answers in the API's error shape
+WORKER_CLASSES = {"thread": "app.server.ApiThreadWorker",  # gthread, with gunicorn's own 4xx answers in the API's error shape
+                  "gevent": "app.server_gevent.ApiGeventWorker"}  # the same on gevent
+worker_kind = os.environ.get("GUNICORN_WORKER", "thread").strip().lower() or "thread"
+if worker_kind not in WORKER_CLASSES:
+    print(f"GUNICORN_WORKER must be one of {', '.join(WORKER_CLASSES)}, not {worker_kind!r}", file=sys.stderr)
+    raise SystemExit(2)
+worker_class = WORKER_CLASSES[worker_kind]
 realtime_sockets = int(os.environ.get("REALTIME_SOCKETS_PER_WORKER", "0"))
 threads = int(os.environ.get("GUNICORN_THREADS", "32")) + realtime_sockets
 worker_connections = 1000 + realtime_sockets  # gunicorn's default, plus the sockets
@@ -55,7 +65,12 @@ def post_worker_init(worker):
     def handle_exit(sig, frame):
         hub = getattr(worker.wsgi, "extensions", {}).get("realtime")
         if hub is not None:  # not from the signal handler itself: the hub takes a lock
-            threading.Thread(target=hub.going_away, name="realtime-going-away", daemon=True).start()
+            if worker_kind == "gevent":  # the handler runs in gevent's loop, which must not wait for a thread start
+                import gevent
+
+                gevent.spawn(hub.going_away)
+            else:
+                threading.Thread(target=hub.going_away, name="realtime-going-away", daemon=True).start()
         stop(sig, frame)
 
     worker.handle_exit = handle_exit

@@ -139,7 +139,7 @@ class Database:
         return self._retrying(attempt_work, attempts)
 
     def single(self, principal: Principal, query: str | sql.Composable, params: tuple | list | dict = (), *,
-               all_rows: bool = False, writes: bool = False) -> dict | list[dict] | None:
+               all_rows: bool = False, writes: bool = False, idempotent: bool = False) -> dict | list[dict] | None:
         """The first row of one statement run as `principal` in a transaction of its own, in one
         round trip: BEGIN with the role and claims, the statement and COMMIT go to PostgreSQL as
         one message (the simple query protocol: the context quoted by libpq, the statement's
@@ -151,14 +151,17 @@ class Database:
         a pooled connection that died (the database restarted) fails there, before anything was
         sent, and the call is retried on a fresh one; a connection lost once the statement and
         COMMIT are on their way raises OutcomeUnknown instead of running the change twice. A
-        read is retried whenever its connection is lost."""
+        read is retried whenever its connection is lost.
+
+        idempotent: a write that is the same done twice as once (an n8n callback, kept exactly
+        once by its receipt): one round trip, and retried like a read."""
         def attempt() -> dict | None:
             with self.pool.connection() as conn:
                 _, cursor, quoting = conn.reused()
                 begin = conn.begin_as(principal)
                 statement = quoting.mogrify(query, params).encode()
                 try:
-                    if writes:
+                    if writes and not idempotent:
                         cursor.execute(begin, prepare=False)
                         try:
                             cursor.execute(statement + b"; commit", prepare=False)

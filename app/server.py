@@ -36,3 +36,4 @@ class ApiThreadWorker(ThreadWorker):
     def init_process(self):
         util.write_error = write_error
         super().init_process()
+

@@ -42,7 +42,7 @@ class TransactionalDatabase(Database):
         finally:
             act_as_service(self.conn)
 
-    def single(self, principal, query, params=(), *, all_rows=False, writes=False):
+    def single(self, principal, query, params=(), *, all_rows=False, writes=False, idempotent=False):
         # The one-message read needs a connection of its own (tests/app/test_db.py covers it);
         # here it is the same query in a savepoint.
         return self.run(principal, lambda conn: (lambda cur: cur.fetchall() if all_rows else cur.fetchone())(

@@ -10,11 +10,13 @@ the last ping (dead client), 1009 message too big, 1011 server error.
 from __future__ import annotations
 
 import collections
+import errno
 import json
 import logging
 import random
 import socket
 import struct
+import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -60,22 +62,38 @@ class ProtocolError(Exception):
         self.code, self.message, self.details = code, message, details
 
 
+def _green() -> bool:
+    """True in a gevent worker (the standard library patched): sockets are non-blocking under
+    the hood there, so the kernel's send timeout does not apply and a deadline bounds sends."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("socket")
+
+
 class _SerializedSocket:
     """simple-websocket's reader thread writes pings and pongs to the socket while the session
-    thread writes events: one lock around every write, so frames never interleave."""
+    thread writes events: one lock around every write, so frames never interleave. On gevent,
+    each write also has a deadline (the send timeout), raised as an OSError like the kernel's."""
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, send_seconds: int):
         self._sock = sock
         self._lock = threading.Lock()
+        self._deadline = None
+        if _green():
+            import gevent
+
+            self._deadline = lambda: gevent.Timeout(send_seconds, OSError(errno.ETIMEDOUT, "send timed out"))
 
     def send(self, data: bytes) -> int:
-        with self._lock:
-            self._sock.sendall(data)
+        self.sendall(data)
         return len(data)
 
     def sendall(self, data: bytes) -> None:
         with self._lock:
-            self._sock.sendall(data)
+            if self._deadline is None:
+                self._sock.sendall(data)
+            else:
+                with self._deadline():
+                    self._sock.sendall(data)
 
     def close(self) -> None:
         """Shut the connection down before closing it: closing the descriptor alone leaves
@@ -125,7 +143,7 @@ class Session:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
-        self.ws.sock = _SerializedSocket(self.ws.sock)
+        self.ws.sock = _SerializedSocket(self.ws.sock, self.settings.realtime_send_timeout_seconds)
         self._bound_send_time()
         try:
             if not self._authenticate():

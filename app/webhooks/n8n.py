@@ -58,9 +58,10 @@ def callback():
         event_id = verify(workflow_key(secret, envelope["data"]["workflowId"]), body, request.headers)
     except SignatureError as error:
         raise ApiError(401, str(error), "invalid_signature") from None
-    result = get_db().run(Principal.service("n8n"), lambda conn: conn.execute(
-        "select public.apply_n8n_event('n8n', %s, %s, %s) as r",
-        (event_id, envelope["type"], Jsonb(envelope["data"]))).fetchone()["r"])
+    # One round trip (BEGIN as the service, the event, COMMIT); a retry after a lost connection
+    # is answered from the event's receipt, never applied twice.
+    result = get_db().single(Principal.service("n8n"), "select public.apply_n8n_event('n8n', %s, %s, %s) as r",
+                             (event_id, envelope["type"], Jsonb(envelope["data"])), writes=True, idempotent=True)["r"]
     if not result.get("replay") and (result["body"].get("result") or {}).get("resumedWithPendingInbound"):
         # What the wait was for had come first: the resume just queued goes out now.
         delivery.after_commit(workflow_id=envelope["data"]["workflowId"])

@@ -248,6 +248,8 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=200, help="events committed per second")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of committing")
     parser.add_argument("--writers", type=int, default=4, help="committing connections sharing the rate")
+    parser.add_argument("--worker", choices=["thread", "gevent"], default="gevent",
+                        help="gunicorn worker (GUNICORN_WORKER): a thread or a greenlet per socket")
     args = parser.parse_args()
     args.operator_id = uuid.uuid4()
 
@@ -268,7 +270,7 @@ def main() -> int:
 
     env = {**os.environ, "DATABASE_URL": url, "SUPABASE_JWT_SECRET": SECRET, "PORT": str(free_port()),
            "RATE_LIMITS": "off", "WEB_CONCURRENCY": "1", "DB_POOL_MAX": "8", "PYTHONPATH": str(ROOT),
-           "REALTIME_SOCKETS_PER_WORKER": str(args.subscribers + 100)}
+           "REALTIME_SOCKETS_PER_WORKER": str(args.subscribers + 100), "GUNICORN_WORKER": args.worker}
     gunicorn, base = start_service(env, "wsgi:app", "ws-server.log")
     try:
         report = asyncio.run(measure(base, url, args, gunicorn.pid))

@@ -189,9 +189,14 @@ def realtime_database():
         yield as_url(url)
 
 
-@pytest.fixture(scope="session")
-def service(realtime_database):
-    process, base = start_service(service_env(realtime_database, free_port()), "wsgi:app", "realtime-tests-server.log")
+WORKERS = ["thread", "gevent"]  # GUNICORN_WORKER: a thread or a greenlet per socket
+
+
+@pytest.fixture(scope="session", params=WORKERS)
+def service(realtime_database, request):
+    """The service on each kind of gunicorn worker: every test using it runs on both."""
+    process, base = start_service(service_env(realtime_database, free_port(), GUNICORN_WORKER=request.param),
+                                  "wsgi:app", f"realtime-tests-server-{request.param}.log")
     try:
         yield Service(base, realtime_database, process)
     finally:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.perf.bench_api import ROOT, free_port, start_service
-from tests.realtime.conftest import service_env, stop_service
+from tests.realtime.conftest import WORKERS, service_env, stop_service
 
 
 def test_no_control_socket_unless_asked_and_then_at_the_path_given(realtime_database, tmp_path):
@@ -69,9 +69,11 @@ def test_what_gunicorn_refuses_itself_is_answered_in_the_error_shape(gunicorn_se
     assert set(error) == {"code", "message", "details", "requestId"}
 
 
-@pytest.fixture(scope="module")
-def gunicorn_service(realtime_database):
-    process, base = start_service(service_env(realtime_database, free_port()), "wsgi:app", "gunicorn-refusals.log")
+@pytest.fixture(scope="module", params=WORKERS)
+def gunicorn_service(realtime_database, request):
+    """On each kind of worker: both answer gunicorn's refusals in the error shape."""
+    process, base = start_service(service_env(realtime_database, free_port(), GUNICORN_WORKER=request.param),
+                                  "wsgi:app", f"gunicorn-refusals-{request.param}.log")
     try:
         yield base
     finally:
@@ -104,3 +106,26 @@ def test_a_bad_configuration_stops_gunicorn_once_with_the_message(args, exit_cod
     else:
         assert "Booting worker" not in result.stderr and "Listening at" not in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_the_gevent_worker_gets_a_psycopg_that_waits_cooperatively():
+    """gunicorn's master imports gunicorn.conf.py, runs its checks and loads the worker class
+    before forking; psycopg chooses at its import whether to wait through the (patched) select
+    module. Imported there, it would block a gevent worker's whole loop on every wait."""
+    code = ("import os, sys, runpy; os.environ['GUNICORN_WORKER'] = 'gevent'; conf = runpy.run_path('gunicorn.conf.py');"
+            " import app.server_gevent;"
+            " from app.config import ConfigError, Settings\n"
+            "try: Settings.from_env()\nexcept ConfigError: pass\n"
+            "print(conf['worker_class'], sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'psycopg_pool')))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)})
+    assert result.stdout.split() == ["app.server_gevent.ApiGeventWorker", "[]"], result.stdout + result.stderr
+
+
+def test_an_unknown_gunicorn_worker_stops_gunicorn_with_the_choices():
+    port = free_port()
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "-c", "gunicorn.conf.py",
+                             "wsgi:app"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "GUNICORN_WORKER": "eventlet"})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "GUNICORN_WORKER must be one of thread, gevent, not 'eventlet'" in result.stderr

@@ -6,11 +6,12 @@ import os
 import signal
 import time
 
+import pytest
 import websocket
 
 from tests.db.world import PEOPLE, row
 from tests.perf.bench_api import free_port, start_service
-from tests.realtime.conftest import Service, service_env, stop_service
+from tests.realtime.conftest import WORKERS, Service, service_env, stop_service
 
 GRACEFUL_TIMEOUT_SECONDS = 20  # gunicorn.conf.py
 
@@ -49,8 +50,10 @@ def close_code(sock, timeout: float) -> int | str:
         return "cut"
 
 
-def test_sigterm_closes_open_sockets_with_1001_and_the_server_stops_promptly(realtime_database):
-    process, base = start_service(service_env(realtime_database, free_port()), "wsgi:app", "realtime-shutdown.log")
+@pytest.mark.parametrize("worker", WORKERS)
+def test_sigterm_closes_open_sockets_with_1001_and_the_server_stops_promptly(realtime_database, worker):
+    process, base = start_service(service_env(realtime_database, free_port(), GUNICORN_WORKER=worker), "wsgi:app",
+                                  f"realtime-shutdown-{worker}.log")
     service = Service(base, realtime_database, process)
     try:
         sockets = [service.connect(PEOPLE["operator"]), service.connect(PEOPLE["client_user_a"])]
