@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from app.migrations import apply_migrations
 from app.webhooks.signing import sign, workflow_key
 from tests.perf import callback_costs, tools
+from tests.perf.callback_costs import event_data
 from tests.perf.bench_api import free_port, start_service
 
 RESULTS = ROOT / "tests" / "perf" / "results"
@@ -99,18 +100,6 @@ DEFAULT_FLOOR_DIR = ROOT.parent / "shared" / "perf"
 PGBENCH_SCRIPT = """select public.apply_n8n_event('n8n', e.event_id, e.event_type, e.data)
   from public.bench_events e where e.n = (select nextval('public.bench_events_seq'));
 """
-
-
-def event_data(workflow_id: str, task_key: str, agent: str | None, kind: str) -> dict:
-    data = {"workflowId": workflow_id, "executionId": f"bench-{workflow_id}", "taskKey": task_key, "attempt": 1}
-    if agent:
-        data["agentName"] = agent
-    if kind == "task.started":
-        data["input"] = {"workflowId": workflow_id, "taskKey": task_key}
-    else:
-        data["output"] = {"ok": True, "summary": f"{task_key} done"}
-        data["metrics"] = {"processingTimeMs": 12, "tokensUsed": 340, "costUsd": 0.0021, "confidence": 0.93}
-    return data
 
 
 def ordered_events(tasks: list[tuple], tag: str) -> list[tuple[str, str, dict]]:

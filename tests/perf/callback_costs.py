@@ -55,7 +55,9 @@ def seed(url: str, workflows: int) -> list[tuple[str, str, str | None]]:
 
 
 def event_data(workflow_id: str, task_key: str, agent: str | None, kind: str) -> dict:
-    data = {"workflowId": workflow_id, "executionId": f"cost-{workflow_id}", "taskKey": task_key, "attempt": 1}
+    """The data of an n8n event of `kind` for one task, as the workflows send it (also
+    bench_callbacks.py's events)."""
+    data = {"workflowId": workflow_id, "executionId": f"bench-{workflow_id}", "taskKey": task_key, "attempt": 1}
     if agent:
         data["agentName"] = agent
     if kind == "task.started":

@@ -92,13 +92,16 @@ def plot(summary_lines: list[str]) -> list[str]:
         data = json.loads(callbacks.read_text())["results"]
         connections = sorted(data, key=int)
         figure, axis = plt.subplots(figsize=(6, 4))
-        axis.plot([int(c) for c in connections], [data[c]["ingest"]["rps"] for c in connections], marker="o",
+        axis.plot([int(c) for c in connections], [data[c]["ingest_rps"] for c in connections], marker="o",
                   label="service (HTTP, signed) req/s")
-        axis.plot([int(c) for c in connections], [data[c]["pgbench"]["tps"] for c in connections], marker="s",
-                  label="pgbench ceiling tps")
+        axis.plot([int(c) for c in connections], [data[c]["pgbench_tps"] for c in connections], marker="s",
+                  label="apply_n8n_event in pgbench, tps")
+        if all("floor_tps" in data[c] for c in connections):
+            axis.plot([int(c) for c in connections], [data[c]["floor_tps"] for c in connections], marker="^",
+                      label="floor transaction in pgbench, tps")
         axis.set_xlabel("concurrent connections")
         axis.set_ylabel("callbacks per second")
-        axis.set_title("Callback ingest vs the database ceiling")
+        axis.set_title("Callback ingest, the database function and the floor")
         axis.legend(fontsize=8)
         figure.tight_layout()
         figure.savefig(RESULTS / "callbacks.png", dpi=110)
