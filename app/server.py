@@ -36,4 +36,3 @@ class ApiThreadWorker(ThreadWorker):
     def init_process(self):
         util.write_error = write_error
         super().init_process()
-

@@ -1,8 +1,8 @@
 """WS /ws (SPEC section 6, endpoint 12): authenticate, subscribe, replay since an event id, then
 live events and heartbeats, until the socket goes, its token expires or it falls behind.
 
-Each socket is served by its own thread (the server's), which is the only one writing events
-to it; the hub only queues, so one slow socket never delays another. Close codes:
+Each socket is served by its own thread (the server's; a greenlet on the gevent worker), which
+is the only one writing events to it; the hub only queues, so one slow socket never delays another. Close codes:
 4001 authentication failed, 4002 token expired, 4003 access revoked (the person was deactivated,
 deleted, or moved to another role or client while connected), 4008 too slow (outbox full), 1008 no pong to
 the last ping (dead client), 1009 message too big, 1011 server error.
