@@ -37,9 +37,13 @@ RESUME_REFERENCE = "n8n-resume:"
 
 
 class DeliveryError(Exception):
-    def __init__(self, message: str, retryable: bool = True):
+    """`n8n_failed`: the failure says something about n8n's health (it counts towards opening the
+    circuit); an answer that only says "not yet" (a resume before the execution is parked) does not."""
+
+    def __init__(self, message: str, retryable: bool = True, n8n_failed: bool = True):
         super().__init__(message)
         self.retryable = retryable
+        self.n8n_failed = n8n_failed
 
 
 @dataclasses.dataclass
@@ -202,7 +206,8 @@ class Dispatcher:
         try:
             response = self.deliver(row, timeout)
         except DeliveryError as error:
-            self.breaker.failure()
+            if error.n8n_failed:
+                self.breaker.failure()
             retry_at = time.time() + backoff_seconds(row["attempts"]) if error.retryable else None
             status = self._finish(row, False, str(error), None, retry_at)
             log.warning("n8n %s for workflow %s failed (attempt %s): %s -> %s", row["kind"], row["workflow_id"],
@@ -252,11 +257,22 @@ class Dispatcher:
         # workflow is being re-activated: worth retrying, unlike other refusals.
         return self._post(f"{settings.n8n_base_url}/webhook/{path}", payload, headers, timeout, retry_statuses=(404,))
 
+    # How long a resume keeps asking while n8n answers 409 "running already", and the pauses.
+    PARK_WAIT_SECONDS = 5.0
+    PARK_PAUSES = (0.01, 0.02, 0.05, 0.1, 0.2)
+
     def _resume(self, row: dict, timeout: float) -> dict:
         """POST to the Wait node's resume URL (a secret on n8n 2.x: it carries a signature, and is
-        never logged). 409 "running already": the wait was announced a moment before n8n parked
-        the execution at its Wait node; it will be there on the next try. 409 "finished already"
-        (2.x): nothing is waiting any more, and retrying cannot change that."""
+        never logged).
+
+        409 "running already": the wait was announced (task.waiting) a moment before n8n parked
+        the execution at its Wait node, and an answer that comes at once (an instant inbound
+        message, a person pressing resume right away) arrives in that moment. n8n gives no signal
+        when the execution is parked, so the resume asks again after short pauses (10 ms growing
+        to 200 ms, for up to PARK_WAIT_SECONDS): it goes through a few milliseconds after the
+        execution can take it, within the same attempt, rather than a backoff of a second or more
+        later. Those answers are not n8n failing: they never count towards the circuit. 409
+        "finished already" (2.x): nothing is waiting any more, and retrying cannot change that."""
         url = row["payload"].get("resumeUrl")
         task_id = row["payload"].get("taskId")
         if url and url.startswith(RESUME_REFERENCE) and task_id:
@@ -265,17 +281,31 @@ class Dispatcher:
                 "select private.n8n_resume_url(%s) as url", (task_id,)).fetchone()["url"])
         if not url:
             raise DeliveryError("no URL to deliver to", retryable=False)
-        try:
-            response = self.session.post(url, json=row["payload"].get("body") or {}, timeout=timeout)
-        except requests.RequestException as error:
-            raise DeliveryError(f"n8n unreachable: {type(error).__name__}") from None
-        if response.status_code == 409 and "finished" in response.text.lower():
-            raise DeliveryError("n8n answered 409: the execution has finished already", retryable=False)
-        self._raise_for_status(response, retry_statuses=(409,))
+        body = row["payload"].get("body") or {}
+        gives_up = time.monotonic() + min(self.PARK_WAIT_SECONDS, timeout)
+        not_parked = 0
+        while True:
+            try:
+                response = self.session.post(url, json=body, timeout=timeout)
+            except requests.RequestException as error:
+                raise DeliveryError(f"n8n unreachable: {type(error).__name__}") from None
+            if response.status_code != 409:
+                break
+            if "finished" in response.text.lower():
+                raise DeliveryError("n8n answered 409: the execution has finished already", retryable=False)
+            pause = self.PARK_PAUSES[min(not_parked, len(self.PARK_PAUSES) - 1)]
+            not_parked += 1
+            if time.monotonic() + pause > gives_up:
+                raise DeliveryError(f"n8n answered 409 {not_parked} times: {response.text[:200]}", n8n_failed=False)
+            time.sleep(pause)
+        self._raise_for_status(response)
         if task_id:  # a resume URL works once: forget it
             self.database.run(self.principal, lambda conn: conn.execute(
                 "select private.n8n_resume_url(%s, %s)", (task_id, url)))
-        return {"resumed": True, "status": response.status_code}
+        answer = {"resumed": True, "status": response.status_code}
+        if not_parked:
+            answer["notParkedYet"] = not_parked  # 409 "running already" answers before this one
+        return answer
 
     def _stop(self, row: dict, timeout: float) -> dict:
         """Stop the execution: n8n 2.x's POST /executions/{id}/stop; where that does not exist

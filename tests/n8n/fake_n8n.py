@@ -12,6 +12,7 @@ class FakeN8n:
     def __init__(self):
         self.requests: list[dict] = []
         self.status = 200
+        self.answers: list[tuple[int, dict]] = []  # answered first, in order, before status/body
         self.body: dict | None = None  # None: {"executionId": "exec-<n>"}, a new id per request
         self.has_stop = True  # POST /api/v1/executions/{id}/stop exists (2.x); 1.x answers 404
         self.delay = 0.0  # seconds each POST/DELETE waits before answering (a slow or hung n8n)
@@ -31,6 +32,8 @@ class FakeN8n:
                                           "json": json.loads(raw) if raw else None})
                     status = fake.status
                     body = fake.body if fake.body is not None else {"executionId": f"exec-{len(fake.requests)}"}
+                    if fake.answers:
+                        status, body = fake.answers.pop(0)
                     if self.path.endswith("/stop") and not fake.has_stop:
                         status, body = 404, {"message": "not found"}
                 data = json.dumps(body).encode()

@@ -222,16 +222,52 @@ def test_a_queued_dispatch_wakes_the_listening_dispatcher(race_database):
         listener.close()
 
 
-@pytest.mark.parametrize("answer, retried", [("The execution is running already", True),
-                                             ("The execution has finished already", False)])
-def test_a_resume_refused_with_409_is_retried_only_while_the_execution_runs(db, dispatcher, n8n, answer, retried):
+def queue_resume(db, n8n):
     workflow = make_workflow(db)
     db.execute("""insert into public.n8n_dispatches (workflow_id, kind, payload) values (%s, 'RESUME', %s)""",
                (workflow["id"], psycopg.types.json.Jsonb({"resumeUrl": f"{n8n.url}/webhook-waiting/7?signature=ab12",
-                                                          "body": {}})))
-    n8n.status, n8n.body = 409, {"message": answer}
+                                                          "body": {"kind": "payoff_statement"}})))
+    return workflow
+
+
+RUNNING = (409, {"code": 409, "message": "The execution \"7\" is running already."})
+
+
+def test_a_resume_that_arrives_before_the_execution_is_parked_goes_through_in_the_same_attempt(db, dispatcher, n8n):
+    # task.waiting is sent a moment before n8n parks the execution at its Wait node; an answer
+    # that comes at once meets 409 "running already" and is asked again within milliseconds.
+    workflow = queue_resume(db, n8n)
+    n8n.answers = [RUNNING, RUNNING]
     report = dispatcher.dispatch_due()
-    assert (report.retried, report.dead) == ((1, 0) if retried else (0, 1))
+    assert (report.delivered, report.retried, report.dead) == (1, 0, 0)
+    assert [r["path"] for r in n8n.requests] == ["/webhook-waiting/7?signature=ab12"] * 3
+    assert all(r["json"] == {"kind": "payoff_statement"} for r in n8n.requests)
+    row = dispatch_row(db, workflow["id"], "RESUME")
+    assert (row["status"], row["attempts"], row["last_error"]) == ("DELIVERED", 1, None)
+    assert row["response"]["notParkedYet"] == 2 and row["response"]["resumed"] is True
+    assert dispatcher.breaker.failures == 0
+
+
+def test_a_resume_still_refused_as_running_is_retried_later_without_opening_the_circuit(db, dispatcher, n8n):
+    dispatcher.PARK_WAIT_SECONDS = 0.2
+    workflows = [queue_resume(db, n8n) for _ in range(4)]  # more than the breaker's threshold (3)
+    n8n.status, n8n.body = RUNNING
+    report = dispatcher.dispatch_due()
+    assert (report.retried, report.dead, report.skipped_open_circuit) == (4, 0, False)
+    assert dispatcher.breaker.state == "closed" and dispatcher.breaker.failures == 0
+    for workflow in workflows:
+        row = dispatch_row(db, workflow["id"], "RESUME")
+        assert row["status"] == "FAILED" and "409" in row["last_error"] and "running already" in row["last_error"]
+    assert len(n8n.requests) > 4  # each asked more than once before giving the attempt up
+
+
+def test_a_resume_refused_as_finished_is_dead_at_once(db, dispatcher, n8n):
+    workflow = queue_resume(db, n8n)
+    n8n.status, n8n.body = 409, {"message": "The execution has finished already"}
+    report = dispatcher.dispatch_due()
+    assert (report.retried, report.dead) == (0, 1)
+    assert len(n8n.requests) == 1
+    assert dispatch_row(db, workflow["id"], "RESUME")["status"] == "DEAD"
 
 
 def test_a_resume_goes_to_the_secret_url_and_forgets_it(db, dispatcher, n8n):
