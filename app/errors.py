@@ -9,6 +9,7 @@ import psycopg
 from flask import Flask, g, jsonify, request
 from marshmallow import ValidationError
 from psycopg import errors as pg
+from flask_limiter.errors import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,8 @@ def not_found_message() -> str:
 
 def http_error_response(error: HTTPException):
     """Werkzeug and webargs errors (404 routes, 405, 413, 422 validation) in the one shape."""
+    if isinstance(error, RateLimitExceeded) and error.response is not None:
+        return error.response  # the 429 app.ratelimits.on_breach wrote, in the one shape
     status = error.code or 500
     data = getattr(error, "data", None) or {}
     details = data.get("errors") or data.get("messages")

@@ -1,5 +1,12 @@
-"""Rate limits per principal, shared across instances through Redis when REDIS_URL is set:
-standard endpoints 1,000/hour, views 2,000/hour, actions 500/hour."""
+"""Rate limits, shared across instances through Redis when REDIS_URL is set.
+
+The API's endpoints, per principal: standard endpoints 1,000/hour, views 2,000/hour, actions
+500/hour. The webhooks (n8n's callbacks and error reports, outside parties' inbound messages)
+are machine traffic authenticated per request (a signature, a token): a request that
+authenticates never counts, since one n8n sends every workflow's callbacks from one address (a
+workflow makes 15 to 40 of them) and a per-address budget would cap the business at a few
+dozen workflows an hour. What counts is refusals: 300 refused requests (401, 403) an hour per
+address, after which that address is answered 429 until the hour has moved on."""
 from __future__ import annotations
 
 import time
@@ -9,11 +16,17 @@ from flask_limiter import Limiter, RequestLimit
 
 from app.errors import error_response
 
-LIMITS = {"standard": "1000/hour", "views": "2000/hour", "actions": "500/hour"}
+LIMITS = {"standard": "1000/hour", "views": "2000/hour", "actions": "500/hour", "webhook_refusals": "300/hour"}
+WEBHOOK_PREFIX = "/webhooks/"
+REFUSED = (401, 403)
 
 
 def category(endpoint: str | None = None) -> str:
     endpoint = endpoint or request.endpoint or ""
+    if endpoint.split(".", 1)[0] in current_app.extensions.get("webhook_blueprints", ()):
+        return "webhook_refusals"
+    if endpoint.startswith("console."):
+        return "console sign-in"  # its own limit (app/console), not one of LIMITS
     if endpoint.startswith("views."):
         return "views"
     if endpoint.endswith("Actions"):
@@ -33,8 +46,9 @@ def limit_for_request() -> str:
 
 def on_breach(limit: RequestLimit):
     reset_in = max(1, int(limit.reset_at - time.time()))
+    what = "refused webhook requests from this address" if category() == "webhook_refusals" else f"{category()} requests"
     return error_response(429, "rate_limited",
-                          f"too many {category()} requests: the limit is {limit.limit}; retry in {reset_in} s",
+                          f"too many {what}: the limit is {limit.limit}; retry in {reset_in} s",
                           {"limit": str(limit.limit), "retryAfterSeconds": reset_in},
                           {"Retry-After": str(reset_in)})
 
@@ -53,8 +67,20 @@ def init_app(app: Flask) -> None:
         swallow_errors=True,  # a Redis outage must not take the API down; limits pause meanwhile
     )
     shared = limiter.shared_limit(limit_for_request, scope=lambda endpoint: category(endpoint))
-    api = app.extensions["api"]
-    for blueprint in api._app.blueprints.values():
-        if blueprint.name not in ("api-docs", "health", "internal"):
+    refusals = limiter.shared_limit(limit_for_request, scope="webhook_refusals", key_func=remote_address,
+                                    deduct_when=lambda response: response.status_code in REFUSED)
+    webhooks = set()
+    for blueprint in app.blueprints.values():
+        if blueprint.name in ("api-docs", "health", "internal"):
+            continue
+        if (blueprint.url_prefix or "").startswith(WEBHOOK_PREFIX):
+            webhooks.add(blueprint.name)
+            refusals(blueprint)
+        else:
             shared(blueprint)
+    app.extensions["webhook_blueprints"] = frozenset(webhooks)
     app.extensions["limiter"] = limiter
+
+
+def remote_address() -> str:
+    return f"ip:{request.remote_addr}"

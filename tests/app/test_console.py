@@ -311,6 +311,9 @@ def test_sign_in_tries_are_limited_per_address(_session_connection, db):
                                            rate_limits_enabled=True),
                              database=TransactionalDatabase(_session_connection))
     browser = application.test_client()
-    answers = [browser.post("/console/auth/code", json={"code": f"guess-{n}"}).status_code for n in range(21)]
+    responses = [browser.post("/console/auth/code", json={"code": f"guess-{n}"}) for n in range(21)]
+    answers = [response.status_code for response in responses]
     assert answers[:20] == [401] * 20 and answers[20] == 429
+    refused = responses[20].get_json()["error"]
+    assert refused["code"] == "rate_limited" and refused["message"].startswith("too many console sign-in requests")
     assert answers[20] == 429 and browser.get("/console/").status_code == 200  # the page itself is not limited
