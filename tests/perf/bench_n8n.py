@@ -1,21 +1,27 @@
 """Workflow throughput through the real n8n: PAYOFF_REQUEST workflows completed per minute with
-a zero-latency agent simulator, next to the ceiling measured in the same run (n8n executing the
-same workflow with its callbacks pointed at a no-op endpoint).
+zero-latency agents, next to n8n's own pace measured in the same run (n8n executing the same
+workflow with its callbacks pointed at a no-op endpoint).
 
-    .venv/bin/python tests/perf/bench_n8n.py [--duration 60] [--in-flight 4]
+    .venv/bin/python tests/perf/bench_n8n.py [--duration 60] [--rounds 2] [--in-flight 4[,8...]]
 
-System: assembled like the end-to-end harness (tests/e2e/harness.py): the service with its
-dispatcher on a free port, the agent simulator in process, a real local n8n (scripts/n8n_local.py)
-with the exported workflows imported. Each of --in-flight drivers starts a workflow through the
-API, waits for await_statement to be WAITING, delivers the payoff statement
-(/webhooks/inbound/payoff-statement), waits for a final status, and starts the next.
+System: the local topology as `python3 scripts/local.py` runs it (scripts/local.py's System, on a
+database of its own on the machine's PostgreSQL): the service under gunicorn with its dispatcher,
+the agent simulator in its own process (latency 0), n8n with the exports pushed by
+sync_workflows.py. Each of --in-flight drivers creates and starts a workflow through the API as
+the demo client, waits for await_statement to be WAITING, delivers the payoff statement
+(/webhooks/inbound/payoff-statement with the workflow's inbound token), waits for a final
+status, and starts the next. The drivers watch PostgreSQL every --poll seconds.
 
-Ceiling: the same drivers trigger n8n's webhook directly, with callbackUrl pointing at a tiny HTTP
-server answering 200 {} to every POST; on task.waiting it posts the statement to the resume URL,
-and workflow.completed ends the workflow.
+n8n's own pace: the same n8n and simulator; the drivers trigger n8n's webhook directly, with
+callbackUrl pointing at a tiny HTTP server answering 200 {} to every POST; on task.waiting it
+posts the statement to the resume URL, and workflow.completed ends the workflow.
 
-Counted: workflows finishing inside the window (after one warm-up workflow each way).
-Writes tests/perf/results/n8n.json and n8n.md.
+The two take turns (--rounds windows of --duration seconds each, per level of workflows in
+flight), so that a change in what else the machine does falls on both; counted: workflows
+finishing inside the windows (after a warm-up workflow each way). Reported per side: workflows
+per minute and per hour, wall time per workflow (p50, max), and CPU seconds per workflow in each
+part (n8n with its task runner, the service, the simulator, PostgreSQL, the drivers), read from
+/proc around each window. Writes tests/perf/results/n8n-<version>.json and .md.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ import json
 import os
 import secrets
 import signal
+import statistics
 import sys
 import tempfile
 import threading
@@ -32,25 +39,35 @@ import uuid
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import requests
+from psycopg import conninfo
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
-from app.webhooks.signing import encode_key
-from tests.e2e import harness
+import local  # noqa: E402  (scripts/local.py: the topology measured)
+import n8n_local  # noqa: E402
+
+from app.webhooks.signing import encode_key, inbound_token  # noqa: E402
 
 RESULTS = ROOT / "tests" / "perf" / "results"
-FINAL = harness.FINAL_WORKFLOW_STATUSES
+FINAL = {"COMPLETED", "FAILED", "CANCELLED", "BLOCKED", "AWAITING_REVIEW"}
 PAYOFF_TASKS = ["identify_lender_contact", "send_payoff_request", "await_statement", "extract_payoff_data",
                 "generate_invoice", "update_crm_record", "notify_client"]
+DATABASE = "rexera_bench_n8n"
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:8]
 
 
 def payoff_payload() -> dict:
-    return {"address": f"{harness.new_id()} Elm Street, Austin, TX 78701", "borrowerName": "Dana Whitfield",
-            "lenderName": "First Harbor Bank", "loanNumber": f"LN-{harness.new_id()}",
+    return {"address": f"{new_id()} Elm Street, Austin, TX 78701", "borrowerName": "Dana Whitfield",
+            "lenderName": "First Harbor Bank", "loanNumber": f"LN-{new_id()}",
             "payoffDate": (date.today() + timedelta(days=20)).isoformat(), "estimatedBalance": 250000.0}
 
 
@@ -62,11 +79,63 @@ def statement(workflow_id: str) -> dict:
             "from": "payoffs@firstharbor.example"}
 
 
+# ---- CPU by part, from /proc ------------------------------------------------------------------
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def processes() -> dict[int, tuple[int, str, float]]:
+    """{pid: (parent pid, command name, CPU seconds)} of every process."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1:raw.rindex(")")]
+        fields = raw.rsplit(")", 1)[1].split()
+        found[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+    return found
+
+
+def tree_cpu(table: dict, root: int) -> float:
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in table:
+            total += table[pid][2]
+        todo.extend(children.get(pid, []))
+    return total
+
+
+class CpuMeter:
+    """CPU seconds of each part: process trees by root pid (n8n with its task runner, gunicorn
+    with its workers), this process alone (the drivers and the no-op endpoint), and PostgreSQL
+    by command name."""
+
+    def __init__(self, roots: dict[str, int]):
+        self.roots = roots
+
+    def read(self) -> dict[str, float]:
+        table = processes()
+        parts = {name: tree_cpu(table, pid) for name, pid in self.roots.items()}
+        parts["drivers"] = table[os.getpid()][2]
+        parts["postgresql"] = sum(cpu for _, name, cpu in table.values() if name == "postgres")
+        return parts
+
+    @staticmethod
+    def spent(before: dict, after: dict) -> dict[str, float]:
+        return {name: max(0.0, after[name] - before[name]) for name in after}
+
+
 # ---- the measuring loop -----------------------------------------------------------------------
 def measure(run_one, in_flight: int, duration: float, stop: threading.Event) -> dict:
     """in_flight threads each calling run_one() -> final status in a loop for `duration` seconds;
     counts the workflows that finished inside the window."""
-    run_one()  # warm-up (n8n compiles, pools fill)
     lock = threading.Lock()
     finished: list[tuple[float, float, str]] = []
     errors: list[str] = []
@@ -92,24 +161,41 @@ def measure(run_one, in_flight: int, duration: float, stop: threading.Event) -> 
         thread.join(timeout=duration + 180)
     inside = [f for f in finished if f[1] <= window_end]
     completed = [f for f in inside if f[2] == "COMPLETED"]
-    durations = sorted(end - began for began, end, _ in completed)
     return {"window_s": duration, "completed": len(completed),
             "other_final": sorted({status for _, _, status in inside if status != "COMPLETED"}),
             "other_final_count": len(inside) - len(completed), "errors": errors[:5], "error_count": len(errors),
-            "per_minute": round(len(completed) * 60 / duration, 1),
-            "latency_p50_s": round(durations[len(durations) // 2], 2) if durations else None,
-            "latency_max_s": round(durations[-1], 2) if durations else None}
+            "durations": [end - began for began, end, _ in completed]}
 
 
-# ---- the system ---------------------------------------------------------------------------------
+def combine(windows: list[dict], cpu: list[dict]) -> dict:
+    """Several windows of one side as one result; CPU per completed workflow by part."""
+    seconds = sum(w["window_s"] for w in windows)
+    completed = sum(w["completed"] for w in windows)
+    durations = sorted(d for w in windows for d in w["durations"])
+    spent = {name: sum(c[name] for c in cpu) for name in cpu[0]} if cpu else {}
+    return {"windows": len(windows), "window_s": seconds, "completed": completed,
+            "per_minute": round(completed * 60 / seconds, 1), "per_hour": round(completed * 3600 / seconds),
+            "latency_p50_s": round(statistics.median(durations), 2) if durations else None,
+            "latency_max_s": round(durations[-1], 2) if durations else None,
+            "other_final": sorted({s for w in windows for s in w["other_final"]}),
+            "other_final_count": sum(w["other_final_count"] for w in windows),
+            "errors": [e for w in windows for e in w["errors"]][:5], "error_count": sum(w["error_count"] for w in windows),
+            "cpu_s_per_workflow": {name: round(value / completed, 3) for name, value in spent.items()} if completed else {},
+            "cpu_busy": round(sum(spent.values()) / seconds / (os.cpu_count() or 1), 2) if spent else None}
+
+
+# ---- the system: scripts/local.py's topology ---------------------------------------------------------
 class SystemRunner:
-    def __init__(self, world: harness.World, poll: float):
-        self.world, self.poll = world, poll
+    def __init__(self, base_url: str, database_url: str, client_token: str, callback_secret: bytes, poll: float):
+        self.base_url, self.database_url, self.poll = base_url, database_url, poll
+        self.headers = {"Authorization": f"Bearer {client_token}"}
+        self.callback_secret = callback_secret
         self.local = threading.local()
 
     def conn(self):
         if getattr(self.local, "conn", None) is None:
-            self.local.conn = psycopg.connect(self.world.database_url, autocommit=True)
+            self.local.conn = psycopg.connect(self.database_url, autocommit=True)
+            self.local.http = requests.Session()
         return self.local.conn
 
     def wait(self, sql: str, workflow_id: str, done, deadline: float = 120):
@@ -122,14 +208,25 @@ class SystemRunner:
         raise TimeoutError(f"workflow {workflow_id}: {sql.split()[1]} still {row}")
 
     def __call__(self) -> str:
-        world = self.world
-        workflow_id = world.start("PAYOFF_REQUEST", payoff_payload())
+        self.conn()
+        http = self.local.http
+        created = http.post(f"{self.base_url}/api/workflows", headers=self.headers, timeout=30,
+                            json={"type": "PAYOFF_REQUEST", "payload": payoff_payload()})
+        if created.status_code != 201:
+            raise RuntimeError(f"create answered {created.status_code}: {created.text[:300]}")
+        workflow_id = created.json()["id"]
+        started = http.post(f"{self.base_url}/api/workflows/{workflow_id}/actions", headers=self.headers, timeout=30,
+                            json={"action": "start", "data": {}})
+        if started.status_code != 200:
+            raise RuntimeError(f"start answered {started.status_code}: {started.text[:300]}")
         status_sql = ("select w.status, t.status from public.workflows w join public.tasks t on t.workflow_id = w.id"
                       " where w.id = %s and t.task_key = 'await_statement'")
         row = self.wait(status_sql, workflow_id, lambda r: r[1] == "WAITING" or r[0] in FINAL - {"AWAITING_REVIEW"})
         if row[1] != "WAITING":
             return row[0]
-        response = world.deliver_inbound("payoff-statement", statement(workflow_id))
+        token = inbound_token(self.callback_secret, workflow_id)
+        response = http.post(f"{self.base_url}/webhooks/inbound/payoff-statement", json=statement(workflow_id),
+                             headers={"Authorization": f"Bearer {token}"}, timeout=30)
         if response.status_code != 202:
             raise RuntimeError(f"statement refused: {response.status_code} {response.text[:300]}")
         row = self.wait("select status from public.workflows where id = %s", workflow_id, lambda r: r[0] in FINAL)
@@ -236,89 +333,118 @@ class CeilingRunner:
 
 
 # ---- main -----------------------------------------------------------------------------------------
+def create_database(server_url: str) -> str:
+    admin = conninfo.make_conninfo(server_url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{DATABASE}" with (force)')
+        conn.execute(f'create database "{DATABASE}"')
+    return urlsplit(server_url)._replace(path=f"/{DATABASE}").geturl()
+
+
+def drop_database(server_url: str) -> None:
+    with psycopg.connect(conninfo.make_conninfo(server_url, dbname="postgres"), autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{DATABASE}" with (force)')
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=60, help="measurement window per side, seconds")
-    parser.add_argument("--in-flight", type=int, default=4, help="workflows in flight at once")
+    parser.add_argument("--duration", type=int, default=60, help="seconds per window")
+    parser.add_argument("--rounds", type=int, default=2, help="windows per side and level, taking turns")
+    parser.add_argument("--in-flight", default="4", help="workflows in flight at once; a list (4,8) measures each")
     parser.add_argument("--poll", type=float, default=0.05, help="status poll interval of the system drivers")
-    parser.add_argument("--n8n-version", default=harness.n8n_local.N8N_VERSION,
-                        help="n8n line or version: 2 (2.41.1, the default), 1 (1.123.50)")
+    parser.add_argument("--n8n-version", default="2", help="n8n line: 2 (2.41.1, what local.py runs), 1 (1.123.50)")
     args = parser.parse_args()
+    levels = [int(level) for level in str(args.in_flight).split(",")]
     try:
-        version = harness.n8n_local.release(args.n8n_version).version
-    except harness.n8n_local.PrerequisiteError as error:
+        version = n8n_local.release(args.n8n_version).version
+    except n8n_local.PrerequisiteError as error:
         print(error, file=sys.stderr)
         return 2
-    if harness.n8n_local.installed_binary(version=version) is None:
+    if n8n_local.installed_binary(version=version) is None:
         print(f"n8n {version} is not installed (scripts/n8n_local.py install --version {version})", file=sys.stderr)
         return 2
-
-    from tests.conftest import world_database
-
-    stop = threading.Event()
 
     def on_term(*_):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    database = world_database("rexera_bench_n8n")
-    simulator = n8n = service = endpoint = None
+    server_url = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    stop = threading.Event()
     tmp = tempfile.TemporaryDirectory()
+    system = endpoint = None
+    results: list[dict] = []
     try:
-        database_url = next(database)
-        simulator = harness.agent_simulator.AgentSimulator(
-            seed=harness.SIMULATOR_SEED, agents={name: {"latency_ms": 0, "failure_rate": 0.0}
-                                                 for name in harness.agent_simulator.AGENTS})
-        simulator.start()
-        paths = harness.wait_for_exports(10)
-        trigger_token, error_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-        print("starting n8n ...", flush=True)
-        n8n = harness.N8n(harness.n8n_local.free_port(), Path(tmp.name) / "n8n", version)
-        n8n.start()
-        credential_ids = harness.create_credentials(n8n, trigger_token, error_token)
-        harness.import_workflows(n8n, credential_ids, paths)
-        port = harness.n8n_local.free_port()
-        settings = harness.make_settings(database_url, port, n8n.base_url, n8n.api_key, simulator.base_url,
-                                         trigger_token, error_token)
-        service = harness.Service(settings, port).start()
-        world = harness.World(service, simulator, n8n, database_url)
-
-        print(f"system: {args.in_flight} in flight for {args.duration} s ...", flush=True)
-        system = measure(SystemRunner(world, args.poll), args.in_flight, args.duration, stop)
-        print(f"system: {system}", flush=True)
-
+        os.environ["DATABASE_URL"] = create_database(server_url)
+        system = local.System(argparse.Namespace(
+            port=n8n_local.free_port(), state_dir=tmp.name, n8n_version=args.n8n_version, n8n_port=0,
+            postgres_port=0, agent_latency_ms=0))
+        running = system.start()
+        keys = system.state.secrets()
+        client_token = local.tokens(running["databaseUrl"], keys["jwtSecret"])[local.CLIENT_EMAIL]
+        service_pid = next(process.pid for name, process, _ in system.children if name == "service")
+        simulator_pid = next(process.pid for name, process, _ in system.children if name == "agents")
+        meter = CpuMeter({"n8n": system.n8n.pid, "service": service_pid, "simulator": simulator_pid})
         endpoint = NoopEndpoint()
-        print(f"ceiling (no-op callbacks): {args.in_flight} in flight for {args.duration} s ...", flush=True)
-        ceiling = measure(CeilingRunner(n8n, endpoint, trigger_token, simulator.base_url), args.in_flight,
-                          args.duration, stop)
-        print(f"ceiling: {ceiling}", flush=True)
+        sides = {
+            "system": SystemRunner(running["baseUrl"], running["databaseUrl"], client_token,
+                                   bytes.fromhex(keys["callbackSecret"]), args.poll),
+            "ceiling": CeilingRunner(system.n8n, endpoint, keys["triggerToken"], running["simulatorUrl"]),
+        }
+        for side in sides.values():
+            side()  # warm-up (n8n compiles, pools fill)
+        for level in levels:
+            windows: dict[str, list] = {"system": [], "ceiling": []}
+            cpu: dict[str, list] = {"system": [], "ceiling": []}
+            for round_ in range(args.rounds):
+                order = ["system", "ceiling"] if round_ % 2 == 0 else ["ceiling", "system"]
+                for name in order:
+                    print(f"{name}: {level} in flight for {args.duration} s (round {round_ + 1}) ...", flush=True)
+                    before = meter.read()
+                    window = measure(sides[name], level, args.duration, stop)
+                    cpu[name].append(CpuMeter.spent(before, meter.read()))
+                    windows[name].append(window)
+                    print(f"  {window['completed']} completed, errors {window['error_count']}", flush=True)
+            row = {"in_flight": level, "system": combine(windows["system"], cpu["system"]),
+                   "ceiling_noop_callbacks": combine(windows["ceiling"], cpu["ceiling"])}
+            ceiling_pace = row["ceiling_noop_callbacks"]["per_minute"]
+            row["ratio"] = round(row["system"]["per_minute"] / ceiling_pace, 3) if ceiling_pace else None
+            p50s, p50c = row["system"]["latency_p50_s"], row["ceiling_noop_callbacks"]["latency_p50_s"]
+            row["latency_ratio"] = round(p50s / p50c, 2) if p50s and p50c else None
+            results.append(row)
+            print(json.dumps(row, indent=1), flush=True)
     except KeyboardInterrupt:
         print("interrupted: cleaning up", file=sys.stderr)
         return 130
     finally:
         stop.set()
-        for part in (service, endpoint, n8n, simulator):
+        for part in (endpoint, system):
             if part is not None:
                 try:
                     part.stop()
                 except Exception as error:  # noqa: BLE001 - keep cleaning up
                     print(f"stopping {type(part).__name__}: {error}", file=sys.stderr)
-        database.close()  # drops the database
+        drop_database(server_url)
         tmp.cleanup()
 
-    ratio = round(system["per_minute"] / ceiling["per_minute"], 3) if ceiling["per_minute"] else None
-    report = {"machine": f"{os.cpu_count()} cores", "n8n": version, "in_flight": args.in_flight,
-              "window_s": args.duration,
-              "agent_latency_ms": 0, "system": system, "ceiling_noop_callbacks": ceiling, "ratio": ratio}
+    report = {"machine": f"{os.cpu_count()} cores", "n8n": version, "topology": "scripts/local.py (gunicorn)",
+              "window_s": args.duration, "rounds": args.rounds, "agent_latency_ms": 0, "results": results}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"n8n-{version}.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = ["| path | completed in window | per minute | p50 s / workflow | max s | other final | errors |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for label, r in (("service + dispatcher + n8n", system), ("n8n, no-op callbacks (ceiling)", ceiling)):
-        lines.append(f"| {label} | {r['completed']} | {r['per_minute']} | {r['latency_p50_s']} | {r['latency_max_s']}"
-                     f" | {r['other_final_count']} | {r['error_count']} |")
-    lines.append(f"\nsystem ÷ ceiling = **{ratio}** ({args.in_flight} PAYOFF_REQUEST workflows in flight, "
-                 f"{args.duration} s window each, zero-latency agents, n8n {version}, {os.cpu_count()} cores)")
+    lines = ["| in flight | path | completed | per hour | p50 s / workflow | max s | CPU s / workflow"
+             " (n8n, service, PostgreSQL, simulator, drivers) | other final | errors |",
+             "|---:|---|---:|---:|---:|---:|---|---:|---:|"]
+    for row in results:
+        for label, r in (("service + dispatcher + n8n", row["system"]),
+                         ("n8n, no-op callbacks", row["ceiling_noop_callbacks"])):
+            cpu = r["cpu_s_per_workflow"]
+            parts = ", ".join(f"{cpu.get(k, 0):.3f}" for k in ("n8n", "service", "postgresql", "simulator", "drivers"))
+            lines.append(f"| {row['in_flight']} | {label} | {r['completed']} | {r['per_hour']} | {r['latency_p50_s']}"
+                         f" | {r['latency_max_s']} | {parts} | {r['other_final_count']} | {r['error_count']} |")
+    for row in results:
+        lines.append(f"\n{row['in_flight']} in flight: system ÷ n8n's own pace = **{row['ratio']}**, wall time p50"
+                     f" system ÷ n8n alone = **{row['latency_ratio']}**")
+    lines.append(f"\n({args.rounds} windows of {args.duration} s per side and level, taking turns; PAYOFF_REQUEST,"
+                 f" zero-latency agents, n8n {version}, scripts/local.py's topology, {os.cpu_count()} cores)")
     (RESULTS / f"n8n-{version}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
