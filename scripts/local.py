@@ -379,8 +379,9 @@ class System:
         port = self.args.n8n_port or free_port()
         data_dir = self.state.path / f"n8n-{n8n_local.release(version).version}"  # one per version: 2.x migrates the database
         try:
+            # n8n_env: settings of n8n's own (benchmarks compare them); none by default.
             self.n8n = n8n_local.start(port, data_dir, webhook_url=f"http://127.0.0.1:{port}/", version=version,
-                                       progress=say)
+                                       progress=say, extra_env=getattr(self.args, "n8n_env", None))
         except n8n_local.N8nError as error:
             raise Failure(f"n8n did not start: {error}") from error
         say(f"n8n on {self.n8n.base_url} (owner login in {data_dir / 'owner.json'}, API key in {data_dir / 'api-key'})")
@@ -393,7 +394,9 @@ class System:
 
         n8n_credentials.ensure(self.n8n, trigger_token=keys["triggerToken"], error_token=keys["errorToken"])
         env = {"N8N_BASE_URL": self.n8n.base_url, "N8N_API_KEY": self.n8n.api_key}
-        done = subprocess.run([sys.executable, "scripts/sync_workflows.py", "push", "--yes"], cwd=ROOT,
+        exports = getattr(self.args, "exports_dir", None)  # another set of exports (benchmarks compare them)
+        done = subprocess.run([sys.executable, "scripts/sync_workflows.py", *(["--dir", str(exports)] if exports else []),
+                               "push", "--yes"], cwd=ROOT,
                               env={**os.environ, **env}, capture_output=True, text=True)
         (self.state.logs / "sync.log").write_text(done.stdout + done.stderr)
         if done.returncode:

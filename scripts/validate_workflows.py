@@ -21,7 +21,8 @@ Checks
   * every other HTTP Request node has a timeout;
   * settings.executionOrder is v1 and settings.errorWorkflow is set (except the error handler);
   * every task key of the workflow type's seeded plan has a task.started / task.completed (or
-    task.skipped / task.waiting) callback in a Code node;
+    task.skipped / task.waiting) callback, built in a Set node (signed by the Crypto node after it)
+    or in a Code node (signed there);
   * credentials are referenced by a placeholder id and a name;
   * no literal secrets (whsec_, Bearer, long base64 or hex strings) and no literal hosts
     (http:// or https:// URLs, IP addresses, localhost) anywhere in the export;
@@ -49,6 +50,8 @@ ALLOWED_NODES = {
     "n8n-nodes-base.webhook": {2.1},
     "n8n-nodes-base.respondToWebhook": {1.1},
     "n8n-nodes-base.code": {2},
+    "n8n-nodes-base.set": {3.4},
+    "n8n-nodes-base.crypto": {1},
     "n8n-nodes-base.httpRequest": {4.2},
     "n8n-nodes-base.if": {2.2},
     "n8n-nodes-base.switch": {3.2},
@@ -233,8 +236,7 @@ def validate(workflow, plans: dict[str, list[str]] | None = None) -> list[tuple[
         problems.append(("-", f"the trigger path is none of {', '.join(sorted(TRIGGER_PATHS))}"))
     if workflow_type:
         plans = seeded_plans() if plans is None else plans
-        codes = [str(node.get("parameters", {}).get("jsCode", "")) for node in by_name.values()
-                 if node.get("type") == "n8n-nodes-base.code"]
+        codes = [callback_text(node) for node in by_name.values()]
         for key in plans.get(workflow_type, []):
             literal = re.compile(r"""(['"])%s\1""" % re.escape(key))
             mentioning = [code for code in codes if literal.search(code)]
@@ -254,6 +256,18 @@ def validate(workflow, plans: dict[str, list[str]] | None = None) -> list[tuple[
             if pattern.search(text):
                 problems.append(("-", f"{what} in {where or 'a key'}"))
     return problems
+
+
+def callback_text(node: dict) -> str:
+    """What builds a node's callbacks: a Code node's JavaScript, a Set node's expressions."""
+    parameters = node.get("parameters") or {}
+    if node.get("type") == "n8n-nodes-base.code":
+        return str(parameters.get("jsCode", ""))
+    if node.get("type") == "n8n-nodes-base.set":
+        assignments = (parameters.get("assignments") or {}).get("assignments") or []
+        return "\n".join([str(parameters.get("jsonOutput", ""))]
+                         + [str(a.get("value", "")) for a in assignments if isinstance(a, dict)])
+    return ""
 
 
 def shared_dir(path: Path) -> Path:

@@ -11,7 +11,7 @@ from app.n8n import delivery
 from app.db import get_db
 from app.errors import ApiError, error_response
 from app.inputs import json_body
-from app.webhooks.signing import SignatureError, verify, workflow_key
+from app.webhooks.signing import SignatureError, verify, workflow_keys
 
 bp = Blueprint("n8n_webhooks", __name__, url_prefix="/webhooks/n8n")
 
@@ -55,7 +55,7 @@ def callback():
     body = request.get_data()  # the raw bytes signed (app.inputs checked and parsed them)
     envelope = parse_envelope(json_body())
     try:
-        event_id = verify(workflow_key(secret, envelope["data"]["workflowId"]), body, request.headers)
+        event_id = verify(workflow_keys(secret, envelope["data"]["workflowId"]), body, request.headers)
     except SignatureError as error:
         raise ApiError(401, str(error), "invalid_signature") from None
     # One round trip (BEGIN as the service, the event, COMMIT); a retry after a lost connection

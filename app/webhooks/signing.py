@@ -1,8 +1,9 @@
 """Standard Webhooks signatures with per-workflow keys.
 
-The master secret (N8N_CALLBACK_SECRET) never leaves the service. Each workflow's key is
-HMAC-SHA256(master, "workflow:" + workflow_id); n8n receives it in the workflow's trigger and
-signs that workflow's callbacks with it:
+The master secret (N8N_CALLBACK_SECRET) never leaves the service. Each workflow's key is the
+hex text of HMAC-SHA256(master, "workflow:" + workflow_id) (64 ASCII bytes); n8n receives it in
+the workflow's trigger (base64, as Standard Webhooks keys travel) and signs that workflow's
+callbacks with it:
 
     webhook-id:        the event id (stable across retries)
     webhook-timestamp: Unix seconds
@@ -26,8 +27,22 @@ class SignatureError(Exception):
 
 
 def workflow_key(master_secret: bytes, workflow_id: str) -> bytes:
-    """The 32-byte signing key of one workflow."""
+    """The signing key of one workflow: text (hex), so that n8n's Crypto node, whose HMAC secret
+    is a string, signs with exactly these bytes (the exports' hot path signs there, not in a Code
+    node); any byte string is a valid Standard Webhooks key."""
+    return hmac.new(master_secret, f"workflow:{workflow_id}".encode(), hashlib.sha256).hexdigest().encode("ascii")
+
+
+def earlier_workflow_key(master_secret: bytes, workflow_id: str) -> bytes:
+    """The key of executions started before the keys became text (the same HMAC's 32 raw bytes).
+    Such an execution may wait at a Wait node for days and still hold it, so callbacks signed
+    with it are still accepted for its own workflow; nothing hands it out any more."""
     return hmac.new(master_secret, f"workflow:{workflow_id}".encode(), hashlib.sha256).digest()
+
+
+def workflow_keys(master_secret: bytes, workflow_id: str) -> tuple[bytes, bytes]:
+    """The keys a workflow's callbacks may be signed with: the current one first."""
+    return workflow_key(master_secret, workflow_id), earlier_workflow_key(master_secret, workflow_id)
 
 
 def inbound_token(master_secret: bytes, workflow_id: str) -> str:
@@ -54,8 +69,9 @@ def signed_headers(key: bytes, event_id: str, body: bytes, timestamp: int | None
             "webhook-signature": sign(key, event_id, timestamp, body)}
 
 
-def verify(key: bytes, body: bytes, headers: Mapping[str, str], now: float | None = None) -> str:
-    """Check the signature headers of `body`; return the event id or raise SignatureError."""
+def verify(key: bytes | tuple[bytes, ...], body: bytes, headers: Mapping[str, str], now: float | None = None) -> str:
+    """Check the signature headers of `body` against a key (or any of several); return the event
+    id or raise SignatureError."""
     event_id = headers.get("webhook-id") or ""
     raw_timestamp = headers.get("webhook-timestamp") or ""
     signatures = headers.get("webhook-signature") or ""
@@ -73,8 +89,9 @@ def verify(key: bytes, body: bytes, headers: Mapping[str, str], now: float | Non
         raise SignatureError("webhook-timestamp is not a Unix time") from None
     if skew > TOLERANCE_SECONDS:
         raise SignatureError("webhook-timestamp is outside the five-minute tolerance")
-    expected = sign(key, event_id, timestamp, body)
-    for candidate in signatures.split():
-        if candidate.startswith("v1,") and hmac.compare_digest(candidate.encode(), expected.encode()):
-            return event_id
+    for one in (key,) if isinstance(key, bytes) else key:
+        expected = sign(one, event_id, timestamp, body)
+        for candidate in signatures.split():
+            if candidate.startswith("v1,") and hmac.compare_digest(candidate.encode(), expected.encode()):
+                return event_id
     raise SignatureError("no valid signature")

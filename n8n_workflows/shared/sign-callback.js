@@ -1,6 +1,7 @@
 // Signed callbacks to the service, per Standard Webhooks with the workflow's own key from the
 // trigger body (as app/webhooks/signing.py verifies them); needs the sha256-hmac block.
-//   signed(type, data) -> { url, body, headers } for the next HTTP node to send byte for byte;
+//   signed(type, data) -> { url, body, id, timestamp, signature } for the next HTTP node to send
+//     byte for byte (the same item a Set node and a Crypto node make on the hot path);
 //     webhook-id <workflowId>:<executionId>:<taskKey|workflow>:<type>:<attempt>:<runIndex>
 //     (sha256-shortened past 200 characters): stable across retries, unique per event.
 //   failure(item) -> { message, code } of a failed agent call (error output or success: false).
@@ -22,11 +23,7 @@ function signed(type, data) {
   const timestamp = Math.floor(Date.now() / 1000);
   const signature = Buffer.from(hmacSha256(Buffer.from(trigger.signingKey, 'base64'),
     Buffer.from(id + '.' + timestamp + '.' + body, 'utf8'))).toString('base64');
-  return {
-    url: trigger.callbackUrl,
-    body,
-    headers: { 'webhook-id': id, 'webhook-timestamp': String(timestamp), 'webhook-signature': 'v1,' + signature },
-  };
+  return { url: trigger.callbackUrl, body, id, timestamp: String(timestamp), signature };
 }
 function failure(item) {
   let details = item.error_details || {};

@@ -31,7 +31,7 @@ MUNI, MUNI_FILE = "Rexera - Municipal lien search", "muni_lien_search.json"
 NODE = "Inject a task per portal"
 BEFORE, AFTER = "title: 'Search ' + name", "title: 'Search the records of ' + name"
 # A stray edit inside the shared signing code of another node.
-STRAY_NODE = "Start process_documents"
+STRAY_NODE = "Fail process_documents"
 STRAY_BEFORE, STRAY_AFTER = "executionId: String($execution.id), attempt: 1 }", \
     "executionId: String($execution.id), attempt: 1, edited: true }"
 
@@ -138,7 +138,7 @@ def test_an_edit_in_the_editor_is_pulled_as_one_line_validated_and_runs(world, t
         assert refused.returncode == 1, refused.stdout + refused.stderr
         assert refused.stdout.splitlines() == [
             f"{stray / MUNI_FILE}: {STRAY_NODE}: shared block sign-callback differs from "
-            "n8n_workflows/shared/sign-callback.js (line 18 of the file reads `...ionId: String($execution.id), "
+            "n8n_workflows/shared/sign-callback.js (line 19 of the file reads `...ionId: String($execution.id), "
             "attempt: 1, edited: true }, data);` here, `...ionId: String($execution.id), attempt: 1 }, data);` in the "
             "file): code in a shared block is edited in n8n_workflows/shared/sign-callback.js, not in the editor; make "
             "the change there if it is wanted, then run scripts/workflow_shared.py --apply (it rewrites every copy, "

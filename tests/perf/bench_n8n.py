@@ -169,6 +169,8 @@ def measure(run_one, in_flight: int, duration: float, stop: threading.Event) -> 
 
 def combine(windows: list[dict], cpu: list[dict]) -> dict:
     """Several windows of one side as one result; CPU per completed workflow by part."""
+    if not windows:
+        return {"windows": 0}
     seconds = sum(w["window_s"] for w in windows)
     completed = sum(w["completed"] for w in windows)
     durations = sorted(d for w in windows for d in w["durations"])
@@ -353,7 +355,12 @@ def main() -> int:
     parser.add_argument("--in-flight", default="4", help="workflows in flight at once; a list (4,8) measures each")
     parser.add_argument("--poll", type=float, default=0.05, help="status poll interval of the system drivers")
     parser.add_argument("--n8n-version", default="2", help="n8n line: 2 (2.41.1, what local.py runs), 1 (1.123.50)")
+    parser.add_argument("--only", choices=["system", "ceiling"], help="measure one side only")
+    parser.add_argument("--exports", type=Path, help="another folder of exports (with shared/), to compare designs")
+    parser.add_argument("--n8n-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting of n8n's own for this run (e.g. N8N_EXPRESSION_ENGINE=legacy); repeatable")
     args = parser.parse_args()
+    n8n_env = dict(item.split("=", 1) for item in args.n8n_env)
     levels = [int(level) for level in str(args.in_flight).split(",")]
     try:
         version = n8n_local.release(args.n8n_version).version
@@ -377,7 +384,7 @@ def main() -> int:
         os.environ["DATABASE_URL"] = create_database(server_url)
         system = local.System(argparse.Namespace(
             port=n8n_local.free_port(), state_dir=tmp.name, n8n_version=args.n8n_version, n8n_port=0,
-            postgres_port=0, agent_latency_ms=0))
+            postgres_port=0, agent_latency_ms=0, exports_dir=args.exports, n8n_env=n8n_env))
         running = system.start()
         keys = system.state.secrets()
         client_token = local.tokens(running["databaseUrl"], keys["jwtSecret"])[local.CLIENT_EMAIL]
@@ -390,13 +397,15 @@ def main() -> int:
                                    bytes.fromhex(keys["callbackSecret"]), args.poll),
             "ceiling": CeilingRunner(system.n8n, endpoint, keys["triggerToken"], running["simulatorUrl"]),
         }
-        for side in sides.values():
-            side()  # warm-up (n8n compiles, pools fill)
+        for name, side in sides.items():
+            if args.only in (None, name):
+                side()  # warm-up (n8n compiles, pools fill)
         for level in levels:
             windows: dict[str, list] = {"system": [], "ceiling": []}
             cpu: dict[str, list] = {"system": [], "ceiling": []}
             for round_ in range(args.rounds):
                 order = ["system", "ceiling"] if round_ % 2 == 0 else ["ceiling", "system"]
+                order = [name for name in order if args.only in (None, name)]
                 for name in order:
                     print(f"{name}: {level} in flight for {args.duration} s (round {round_ + 1}) ...", flush=True)
                     before = meter.read()
@@ -406,9 +415,9 @@ def main() -> int:
                     print(f"  {window['completed']} completed, errors {window['error_count']}", flush=True)
             row = {"in_flight": level, "system": combine(windows["system"], cpu["system"]),
                    "ceiling_noop_callbacks": combine(windows["ceiling"], cpu["ceiling"])}
-            ceiling_pace = row["ceiling_noop_callbacks"]["per_minute"]
-            row["ratio"] = round(row["system"]["per_minute"] / ceiling_pace, 3) if ceiling_pace else None
-            p50s, p50c = row["system"]["latency_p50_s"], row["ceiling_noop_callbacks"]["latency_p50_s"]
+            ceiling_pace = row["ceiling_noop_callbacks"].get("per_minute")
+            row["ratio"] = round(row["system"]["per_minute"] / ceiling_pace, 3) if ceiling_pace and not args.only else None
+            p50s, p50c = row["system"].get("latency_p50_s"), row["ceiling_noop_callbacks"].get("latency_p50_s")
             row["latency_ratio"] = round(p50s / p50c, 2) if p50s and p50c else None
             results.append(row)
             print(json.dumps(row, indent=1), flush=True)
@@ -427,15 +436,20 @@ def main() -> int:
         tmp.cleanup()
 
     report = {"machine": f"{os.cpu_count()} cores", "n8n": version, "topology": "scripts/local.py (gunicorn)",
+              "exports": str(args.exports or "n8n_workflows"), "n8n_env": n8n_env,
               "window_s": args.duration, "rounds": args.rounds, "agent_latency_ms": 0, "results": results}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"n8n-{version}.json").write_text(json.dumps(report, indent=2) + "\n")
+    # A run of other exports, n8n settings or one side only does not replace the reference figures.
+    name = f"n8n-{version}" + ("-variant" if args.exports or n8n_env or args.only else "")
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = ["| in flight | path | completed | per hour | p50 s / workflow | max s | CPU s / workflow"
              " (n8n, service, PostgreSQL, simulator, drivers) | other final | errors |",
              "|---:|---|---:|---:|---:|---:|---|---:|---:|"]
     for row in results:
         for label, r in (("service + dispatcher + n8n", row["system"]),
                          ("n8n, no-op callbacks", row["ceiling_noop_callbacks"])):
+            if not r["windows"]:
+                continue
             cpu = r["cpu_s_per_workflow"]
             parts = ", ".join(f"{cpu.get(k, 0):.3f}" for k in ("n8n", "service", "postgresql", "simulator", "drivers"))
             lines.append(f"| {row['in_flight']} | {label} | {r['completed']} | {r['per_hour']} | {r['latency_p50_s']}"
@@ -445,7 +459,7 @@ def main() -> int:
                      f" system ÷ n8n alone = **{row['latency_ratio']}**")
     lines.append(f"\n({args.rounds} windows of {args.duration} s per side and level, taking turns; PAYOFF_REQUEST,"
                  f" zero-latency agents, n8n {version}, scripts/local.py's topology, {os.cpu_count()} cores)")
-    (RESULTS / f"n8n-{version}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

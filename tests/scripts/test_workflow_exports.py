@@ -25,7 +25,7 @@ import pytest
 import requests
 
 from app.n8n import cloud
-from app.webhooks.signing import SignatureError, verify
+from app.webhooks.signing import SignatureError, verify, workflow_key
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPORTS = ROOT / "n8n_workflows"
@@ -71,7 +71,7 @@ def test_the_shared_files_are_the_signing_code():
 def test_every_signing_code_node_starts_with_the_shared_blocks_equal_to_their_files(name):
     shared = shared_tool.load_shared(SHARED)
     signing = [node for node in code_nodes(export(name)) if signs(node)]
-    assert len(signing) >= 20
+    assert len(signing) >= 15
     for node in signing:
         code = node["parameters"]["jsCode"]
         blocks, problems = shared_tool.find_blocks(code)
@@ -182,17 +182,35 @@ def test_agent_calls_and_callbacks_have_the_contract_shape():
                 assert node["parameters"]["options"]["timeout"] == 10000
 
 
-# What every callback's HTTP node sends: the signing Code node's {url, headers, body}, byte for byte.
+# What every callback's HTTP node sends, byte for byte: the item {url, body, id, timestamp,
+# signature} that a Set node builds and the Crypto node after it signs (the hot path: no task
+# runner), or that a Code node's signed() returns (failures, escalations, fan-out).
 REPORT_PARAMETERS = {
-    "method": "POST", "url": "={{ $json.url }}", "sendHeaders": True,
-    "headerParameters": {"parameters": [{"name": header, "value": f"={{{{ $json.headers['{header}'] }}}}"}
-                                        for header in ("webhook-id", "webhook-timestamp", "webhook-signature")]},
+    "method": "POST", "url": "={{ $json.url }}", "sendHeaders": True, "specifyHeaders": "json",
+    "jsonHeaders": "={{ JSON.stringify({ 'webhook-id': $json.id, 'webhook-timestamp': $json.timestamp,"
+                   " 'webhook-signature': 'v1,' + $json.signature }) }}",
     "sendBody": True, "contentType": "raw", "rawContentType": "application/json", "body": "={{ $json.body }}",
     "options": {"timeout": 10000}}
+TRIGGER = "$('Rexera trigger').first().json.body"
+SIGNING_CRYPTO = {"action": "hmac", "type": "SHA256", "value": "={{ $json.id }}.{{ $json.timestamp }}.{{ $json.body }}",
+                  "dataPropertyName": "signature", "secret": f"={{{{ {TRIGGER}.signingKey.base64Decode() }}}}",
+                  "encoding": "base64"}
+
+
+def builds_callback(node: dict) -> bool:
+    """A Set node making {url, id, timestamp, body} of a callback from the trigger's key and URL, in
+    one expression (n8n 2.x evaluates each expression in an isolate: each one costs)."""
+    if node["type"] != "n8n-nodes-base.set":
+        return False
+    output = node["parameters"].get("jsonOutput", "")
+    return (node["parameters"].get("mode") == "raw" and output.startswith("={{ JSON.stringify({ url: ")
+            and output.count("{{") == 1
+            and f"url: {TRIGGER}.callbackUrl, id: [{TRIGGER}.workflowId, $execution.id, " in output
+            and "timestamp: String(Math.floor(Date.now() / 1000)), body: JSON.stringify({ type: '" in output)
 
 
 @pytest.mark.parametrize("name", FILES[:3])
-def test_every_callback_is_signed_in_a_code_node_and_sent_as_is_by_the_next_http_node(name):
+def test_every_callback_is_signed_and_sent_as_is_by_the_next_http_node(name):
     workflow = export(name)
     by_name = {node["name"]: node for node in workflow["nodes"]}
     after: dict[str, set[str]] = {node: set() for node in by_name}
@@ -206,17 +224,43 @@ def test_every_callback_is_signed_in_a_code_node_and_sent_as_is_by_the_next_http
     def through_an_if(names: set[str], edges: dict[str, set[str]]) -> set[str]:
         return names | {far for near in names if by_name[near]["type"] == "n8n-nodes-base.if" for far in edges[near]}
 
+    def signer(name_: str) -> bool:
+        node = by_name[name_]
+        if node["type"] == "n8n-nodes-base.code":
+            return signs(node)
+        # A Crypto node signing what the one Set node before it built.
+        return (node["type"] == "n8n-nodes-base.crypto" and node["typeVersion"] == 1
+                and node["parameters"] == SIGNING_CRYPTO and len(before[name_]) == 1
+                and builds_callback(by_name[next(iter(before[name_]))]))
+
     reports = {node["name"] for node in workflow["nodes"] if node["type"] == "n8n-nodes-base.httpRequest"
                and node["parameters"]["url"] == "={{ $json.url }}"}
     assert len(reports) >= 20
     for report in reports:
         assert by_name[report]["parameters"] == REPORT_PARAMETERS, report
         senders = {near for near in through_an_if(before[report], before)
-                   if by_name[near]["type"] == "n8n-nodes-base.code"}
-        assert senders and all(signs(by_name[sender]) for sender in senders), report
-    for node in code_nodes(workflow):
-        if signs(node):
+                   if by_name[near]["type"] in ("n8n-nodes-base.code", "n8n-nodes-base.crypto")}
+        assert senders and all(signer(sender) for sender in senders), (report, senders)
+    for node in workflow["nodes"]:
+        if node["type"] == "n8n-nodes-base.code" and signs(node):
             assert through_an_if(after[node["name"]], after) & reports, node["name"]
+        if builds_callback(node):  # signed by a Crypto node, then sent
+            assert len(after[node["name"]]) == 1 and signer(next(iter(after[node["name"]]))), node["name"]
+            assert after[next(iter(after[node["name"]]))] & reports, node["name"]
+
+
+@pytest.mark.parametrize("name", FILES[:3])
+def test_the_hot_path_runs_no_code_node(name):
+    # Starting and completing a task, waiting and ending the workflow are built by Set nodes and
+    # signed by Crypto nodes in n8n's main process; Code nodes (the task runner) are left to
+    # failures, escalations and the lien search's portal fan-out.
+    workflow = export(name)
+    for node in code_nodes(workflow):
+        code = node["parameters"]["jsCode"].split("// </rexera:shared>")[-1]
+        for hot in ("signed('task.started', { taskKey, agentName", "signed('task.waiting'", "signed('workflow.completed'",
+                    "output: $json.result === undefined ? null : $json.result"):
+            if hot in code:
+                assert "$(" in code and "item.json.taskKey" in code, node["name"]  # the per-portal tasks only
 
 
 # ---------------------------------------------------------------------------- validator
@@ -253,6 +297,8 @@ def _rename_task(workflow):
     for node in workflow["nodes"]:
         if "jsCode" in node["parameters"]:
             node["parameters"]["jsCode"] = node["parameters"]["jsCode"].replace('"generate_invoice"', '"gen_invoice"')
+        if "jsonOutput" in node["parameters"]:
+            node["parameters"]["jsonOutput"] = node["parameters"]["jsonOutput"].replace('"generate_invoice"', '"gen_invoice"')
 
 
 def _orphan(workflow):
@@ -397,7 +443,7 @@ def live(request):
 
     data_dir = tempfile.mkdtemp(prefix="rexera-n8n-exports-")
     instance = n8n_local.start(n8n_local.free_port(), data_dir, version=version)
-    key = os.urandom(32)
+    key = workflow_key(os.urandom(32), str(uuid.uuid4()))  # a key as the service derives them (hex text)
     receiver = CallbackReceiver(key, "error-token-for-tests")
     try:
         credential_ids = {}

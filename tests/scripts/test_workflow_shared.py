@@ -44,17 +44,17 @@ def test_the_committed_exports_carry_their_shared_files_exactly(capsys):
     assert tool.main([]) == 0
     assert tool.main(["--check"]) == 0
     assert capsys.readouterr().out == ""
-    assert carriers(EXPORTS) == 126
+    assert carriers(EXPORTS) == 63
 
 
 def test_an_edit_inside_a_shared_block_is_named_with_where_to_make_it(exports, capsys):
     payoff = exports / "payoff_request.json"
-    edit_node(payoff, "Start extract_payoff_data", lambda code: code.replace("attempt: 1 }", "attempt: 2 }", 1))
+    edit_node(payoff, "Fail extract_payoff_data", lambda code: code.replace("attempt: 1 }", "attempt: 2 }", 1))
     assert tool.main(["--dir", str(exports)]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1, lines
     found = lines[0]
-    assert found.startswith(f"{payoff}: Start extract_payoff_data: shared block sign-callback differs from "
+    assert found.startswith(f"{payoff}: Fail extract_payoff_data: shared block sign-callback differs from "
                             "n8n_workflows/shared/sign-callback.js (line "), found
     assert "attempt: 2 }, data);` here, `" in found and "attempt: 1 }, data);` in the file" in found
     assert ("code in a shared block is edited in n8n_workflows/shared/sign-callback.js, not in the editor; make the "
@@ -86,7 +86,7 @@ def test_a_sweeping_change_is_one_edit_of_a_shared_file_then_apply(exports, caps
     shared.write_text(before.replace(old, new))
     assert tool.main(["--dir", str(exports)]) == 1
     out = capsys.readouterr().out
-    assert out.count("shared block sign-callback differs") == 126
+    assert out.count("shared block sign-callback differs") == 63
     assert "reads `if (id.length > 200) id = trigger.workflowId" in out
     assert "`if (id.length > 180) id = trigger.workflowId" in out
     assert tool.main(["--apply", "--dir", str(exports)]) == 0
@@ -110,9 +110,9 @@ def test_a_sweeping_change_is_one_edit_of_a_shared_file_then_apply(exports, caps
 
 def test_a_node_that_signs_without_the_blocks_is_told_how_to_add_them_and_apply_fills_them_in(exports, capsys):
     muni = exports / "muni_lien_search.json"
-    node = "Complete workflow"
+    node = "Start portal_access"
     body = code_of(muni, node).split("// </rexera:shared>\n")[-1]
-    assert body == "return { json: signed('workflow.completed', {}) };\n"
+    assert body == "return { json: signed('task.started', { taskKey: 'portal_access', agentName: 'rex' }) };\n"
     edit_node(muni, node, lambda code: body)  # a new Code node written in the editor
     assert tool.main(["--dir", str(exports)]) == 1
     out = capsys.readouterr().out

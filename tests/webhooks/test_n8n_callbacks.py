@@ -11,10 +11,10 @@ from tests.service_fixtures import CALLBACK_SECRET, ERROR_TOKEN
 from tests.db.factories import make_workflow, secret_resume_url, start_workflow, tasks_of
 
 
-def post_event(client, workflow_id, event_type, event_id=None, key_for=None, **data):
+def post_event(client, workflow_id, event_type, event_id=None, key_for=None, derive=workflow_key, **data):
     body = json.dumps({"type": event_type, "timestamp": "2026-11-26T12:00:00Z",
                        "data": {"workflowId": str(workflow_id), "executionId": "exec-1", **data}}).encode()
-    key = workflow_key(CALLBACK_SECRET, str(key_for or workflow_id))
+    key = derive(CALLBACK_SECRET, str(key_for or workflow_id))
     headers = {**signed_headers(key, event_id or f"evt-{uuid.uuid4()}", body), "Content-Type": "application/json"}
     return client.post("/webhooks/n8n", data=body, content_type="application/json", headers=headers)
 
@@ -72,6 +72,19 @@ def test_bad_signatures_are_refused_before_the_database(client, db, running, man
     response = client.post("/webhooks/n8n", data=body, content_type="application/json", headers=headers)
     assert response.status_code == 401 and response.json["error"]["code"] == "invalid_signature"
     assert counts(db) == before
+
+
+def test_an_execution_holding_the_earlier_form_of_its_key_is_still_heard(client, db, running):
+    # Executions started before keys became text (hex) hold the raw 32 bytes; one may wait for days.
+    from app.webhooks.signing import earlier_workflow_key
+
+    response = post_event(client, running["id"], "task.started", derive=earlier_workflow_key, taskKey="identify_lender_contact")
+    assert response.status_code == 200, response.json
+    assert tasks_of(db, running["id"])["identify_lender_contact"]["status"] == "RUNNING"
+    other = make_workflow(db)
+    refused = post_event(client, running["id"], "task.completed", key_for=other["id"], derive=earlier_workflow_key,
+                         taskKey="identify_lender_contact")
+    assert refused.status_code == 401 and refused.json["error"]["code"] == "invalid_signature"
 
 
 def test_another_workflows_key_cannot_sign(client, db, running):

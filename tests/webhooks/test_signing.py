@@ -14,7 +14,7 @@ BODY = b'{"type": "task.started", "data": {"workflowId": "wf-1"}}'
 
 
 def test_keys_differ_per_workflow_and_never_equal_the_master():
-    assert len(KEY) == 32 and KEY != MASTER
+    assert len(KEY) == 64 and KEY != MASTER
     assert workflow_key(MASTER, "wf-2") != KEY
     assert base64.b64decode(encode_key(KEY)) == KEY
 
@@ -63,3 +63,24 @@ def test_an_event_id_that_cannot_be_stored_is_refused_even_when_signed(event_id)
     # The id becomes a receipt's key: text PostgreSQL cannot store never reaches it.
     with pytest.raises(SignatureError, match="printable"):
         verify(KEY, BODY, signed_headers(KEY, event_id, BODY))
+
+
+def test_a_workflow_key_is_text_that_n8ns_crypto_node_can_hold():
+    # The Crypto node's HMAC secret is a string: the key's bytes must be that string's UTF-8.
+    key = workflow_key(MASTER, "wf-1")
+    assert len(key) == 64 and key.decode("ascii") == key.decode("utf-8") and int(key, 16) >= 0
+    assert base64.b64decode(encode_key(key)).decode() == key.decode()  # what base64Decode() gives n8n
+
+
+def test_callbacks_of_executions_holding_the_earlier_key_still_verify_for_their_own_workflow():
+    from app.webhooks.signing import earlier_workflow_key, workflow_keys
+
+    body = b'{"type":"task.started"}'
+    earlier = earlier_workflow_key(MASTER, "wf-1")
+    assert len(earlier) == 32 and earlier != workflow_key(MASTER, "wf-1")
+    headers = signed_headers(earlier, "evt-old", body)
+    assert verify(workflow_keys(MASTER, "wf-1"), body, headers) == "evt-old"
+    with pytest.raises(SignatureError):
+        verify(workflow_keys(MASTER, "wf-2"), body, headers)
+    with pytest.raises(SignatureError):
+        verify(workflow_key(MASTER, "wf-1"), body, headers)  # the current key alone does not take it
