@@ -40,7 +40,8 @@ BENCHMARKS = {
                   "callbacks"),
     "ws": ("bench_ws.py", [], ["--subscribers", "100", "--rate", "50", "--duration", "5"], "ws"),
     "sla": ("bench_sla.py", [], ["--tasks", "10000"], "sla"),
-    "n8n": ("bench_n8n.py", ["--duration", "60"], ["--duration", "15"], "n8n"),
+    "n8n": ("bench_n8n.py", ["--duration", "45", "--in-flight", "2,4,8"], ["--duration", "10", "--rounds", "1"],
+            "n8n-[0-9]*[0-9]"),
     "faults": ("faults.py", ["all"], ["all", "--duration", "15", "--down-seconds", "20"], "faults_*"),
     "console": ("bench_console.py", [], ["--workflows", "2000", "--loads", "3", "--changes", "40"], "console"),
 }
@@ -106,6 +107,25 @@ def plot(summary_lines: list[str]) -> list[str]:
         figure.tight_layout()
         figure.savefig(RESULTS / "callbacks.png", dpi=110)
         written.append("callbacks.png")
+
+    for n8n in sorted(RESULTS.glob("n8n-[0-9]*[0-9].json")):
+        report = json.loads(n8n.read_text())
+        rows = report.get("results") or []
+        if not rows:
+            continue
+        figure, axis = plt.subplots(figsize=(6, 4))
+        levels = [row["in_flight"] for row in rows]
+        for key, label, marker in (("system", "service + dispatcher + n8n", "o"),
+                                   ("ceiling_noop_callbacks", "n8n alone (no-op callbacks)", "s")):
+            axis.plot(levels, [row[key].get("per_hour", 0) for row in rows], marker=marker, label=label)
+        axis.set_xlabel("workflows in flight")
+        axis.set_ylabel("payoff workflows per hour")
+        axis.set_title(f"Workflows end to end, n8n {report.get('n8n')}")
+        axis.set_ylim(bottom=0)
+        axis.legend(fontsize=8)
+        figure.tight_layout()
+        figure.savefig(RESULTS / f"{n8n.stem}.png", dpi=110)
+        written.append(f"{n8n.stem}.png")
     return written
 
 
