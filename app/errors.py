@@ -7,9 +7,9 @@ import uuid
 
 import psycopg
 from flask import Flask, g, jsonify, request
+from flask_limiter.errors import RateLimitExceeded
 from marshmallow import ValidationError
 from psycopg import errors as pg
-from flask_limiter.errors import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ def category(endpoint: str | None = None) -> str:
 
 def principal_key() -> str:
     principal = g.get("principal")
-    return principal.actor_id if principal is not None else f"ip:{request.remote_addr}"
+    return principal.actor_id if principal is not None else remote_address()
 
 
 def limit_for_request() -> str:

@@ -30,7 +30,7 @@ def workflow_key(master_secret: bytes, workflow_id: str) -> bytes:
     """The signing key of one workflow: text (hex), so that n8n's Crypto node, whose HMAC secret
     is a string, signs with exactly these bytes (the exports' hot path signs there, not in a Code
     node); any byte string is a valid Standard Webhooks key."""
-    return hmac.new(master_secret, f"workflow:{workflow_id}".encode(), hashlib.sha256).hexdigest().encode("ascii")
+    return earlier_workflow_key(master_secret, workflow_id).hex().encode("ascii")
 
 
 def earlier_workflow_key(master_secret: bytes, workflow_id: str) -> bytes:
@@ -42,7 +42,8 @@ def earlier_workflow_key(master_secret: bytes, workflow_id: str) -> bytes:
 
 def workflow_keys(master_secret: bytes, workflow_id: str) -> tuple[bytes, bytes]:
     """The keys a workflow's callbacks may be signed with: the current one first."""
-    return workflow_key(master_secret, workflow_id), earlier_workflow_key(master_secret, workflow_id)
+    earlier = earlier_workflow_key(master_secret, workflow_id)
+    return earlier.hex().encode("ascii"), earlier
 
 
 def inbound_token(master_secret: bytes, workflow_id: str) -> str:
