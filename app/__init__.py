@@ -52,8 +52,8 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
     # After identify_request, so limits are counted per authenticated principal.
     ratelimits.init_app(app)
     observability.init_app(app)
-    # After the rate limits, which cover the API's blueprints only; after observability, whose
-    # gauge counts the open sockets.
+    # After the rate limits, which cover the blueprints registered before them (the API's, and the
+    # webhooks' refusals); after observability, whose gauge counts the open sockets.
     realtime.init_app(app)
     from app import console
     from app.n8n import delivery
