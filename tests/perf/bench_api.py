@@ -166,24 +166,15 @@ def wrk(base: str, paths: list[str], token: str, duration: int, connections: int
     return result
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def cpu_seconds(master_pid: int, url: str) -> tuple[float, float]:
     """CPU seconds used so far by the service (gunicorn's master and workers) and by the
     PostgreSQL backends serving it (every backend on the benchmark database but this one)."""
     children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    service = sum(process_cpu_seconds(pid) for pid in [master_pid, *map(int, children)])
+    service = sum(tools.process_cpu_seconds(pid) for pid in [master_pid, *map(int, children)])
     with psycopg.connect(url, autocommit=True) as conn:
         backends = [r[0] for r in conn.execute(
             "select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()")]
-    return service, sum(process_cpu_seconds(pid) for pid in backends)
+    return service, sum(tools.process_cpu_seconds(pid) for pid in backends)
 
 
 def combined(runs: list[dict]) -> dict:

@@ -53,21 +53,19 @@ import local  # noqa: E402  (scripts/local.py: the topology measured)
 import n8n_local  # noqa: E402
 
 from app.webhooks.signing import encode_key, inbound_token  # noqa: E402
+from tests.e2e import harness  # noqa: E402
+from tests.perf import tools  # noqa: E402
 
 RESULTS = ROOT / "tests" / "perf" / "results"
-FINAL = {"COMPLETED", "FAILED", "CANCELLED", "BLOCKED", "AWAITING_REVIEW"}
+FINAL = harness.FINAL_WORKFLOW_STATUSES
 PAYOFF_TASKS = ["identify_lender_contact", "send_payoff_request", "await_statement", "extract_payoff_data",
                 "generate_invoice", "update_crm_record", "notify_client"]
 DATABASE = "rexera_bench_n8n"
 
 
-def new_id() -> str:
-    return uuid.uuid4().hex[:8]
-
-
 def payoff_payload() -> dict:
-    return {"address": f"{new_id()} Elm Street, Austin, TX 78701", "borrowerName": "Dana Whitfield",
-            "lenderName": "First Harbor Bank", "loanNumber": f"LN-{new_id()}",
+    return {"address": f"{harness.new_id()} Elm Street, Austin, TX 78701", "borrowerName": "Dana Whitfield",
+            "lenderName": "First Harbor Bank", "loanNumber": f"LN-{harness.new_id()}",
             "payoffDate": (date.today() + timedelta(days=20)).isoformat(), "estimatedBalance": 250000.0}
 
 
@@ -80,25 +78,6 @@ def statement(workflow_id: str) -> dict:
 
 
 # ---- CPU by part, from /proc ------------------------------------------------------------------
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def processes() -> dict[int, tuple[int, str, float]]:
-    """{pid: (parent pid, command name, CPU seconds)} of every process."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        name = raw[raw.index("(") + 1:raw.rindex(")")]
-        fields = raw.rsplit(")", 1)[1].split()
-        found[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
-    return found
-
-
 def tree_cpu(table: dict, root: int) -> float:
     children: dict[int, list[int]] = {}
     for pid, (parent, _, _) in table.items():
@@ -121,7 +100,7 @@ class CpuMeter:
         self.roots = roots
 
     def read(self) -> dict[str, float]:
-        table = processes()
+        table = tools.processes()
         parts = {name: tree_cpu(table, pid) for name, pid in self.roots.items()}
         parts["drivers"] = table[os.getpid()][2]
         parts["postgresql"] = sum(cpu for _, name, cpu in table.values() if name == "postgres")
