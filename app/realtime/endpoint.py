@@ -30,8 +30,9 @@ from wsproto.events import Ping, TextMessage
 
 from app import auth
 from app.auth import Principal
-from app.errors import ApiError, from_database_error
+from app.errors import ApiError
 from app.realtime.channels import Channel, ChannelError
+from app.realtime.gate import Gate
 from app.realtime.hub import EVENT_COLUMNS, Hub, StreamEvent, Subscriber
 
 log = logging.getLogger(__name__)
@@ -238,14 +239,13 @@ class Session:
         return True
 
     def _require_current_person(self, principal: Principal) -> None:
-        """A person's token counts only while the person does (the check every request makes)."""
+        """A person's token counts only while the person does (the check every request makes),
+        asked through the gate: a reconnect storm is answered in batches."""
         if principal.kind != "person":
             return
-        try:
-            with self.app.extensions["database"].transaction(principal):
-                pass
-        except psycopg.errors.InvalidAuthorizationSpecification as error:
-            raise from_database_error(error) from None
+        refusal = self.hub.gate.refusal(principal)
+        if refusal is not None:
+            raise ApiError(401, refusal, "person_inactive")
 
     def _await_auth_message(self) -> str:
         timeout = self.settings.realtime_auth_timeout_seconds
@@ -357,13 +357,9 @@ class Session:
         """What the caller may not read through the REST API it may not subscribe to."""
         if channel.kind == "notifications" and self.principal.user_id is None:
             raise ChannelError("forbidden", "only people have notifications")
-        if channel.kind in ("workflow", "task"):
-            table = sql.Identifier("public", "workflows" if channel.kind == "workflow" else "tasks")
-            with self.app.extensions["database"].transaction(self.principal) as conn:
-                found = conn.execute(sql.SQL("select 1 from {} where id = %s").format(table),
-                                     (channel.target,)).fetchone()
-            if found is None:
-                raise ChannelError("not_found", f"no {channel.kind} {channel.target} that you may see")
+        if channel.kind in ("workflow", "task") and not self.hub.gate.visible(self.principal,
+                                                                                                     channel):
+            raise ChannelError("not_found", f"no {channel.kind} {channel.target} that you may see")
 
     def _replay(self, channel: Channel, since: int) -> None:
         """The channel's events after `since`, read under the caller's own claims (RLS decides)."""
@@ -468,5 +464,6 @@ def init_app(app: Flask) -> None:
     app.extensions["realtime"] = Hub(settings.realtime_database_url or settings.database_url,
                                      settings.realtime_retention_hours, settings.realtime_prune_interval_seconds,
                                      gauge=metrics.websocket_connections if metrics else None,
-                                     person_recheck_seconds=settings.realtime_person_recheck_seconds)
+                                     person_recheck_seconds=settings.realtime_person_recheck_seconds,
+                                     gate=Gate(lambda: app.extensions["database"]))
     sock.init_app(app)

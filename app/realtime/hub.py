@@ -124,9 +124,10 @@ class Hub:
     """The subscribers of this process, indexed by channel, fed by one StreamListener."""
 
     def __init__(self, database_url: str, retention_hours: int, prune_interval_seconds: int, gauge=None,
-                 person_recheck_seconds: int = 30):
+                 person_recheck_seconds: int = 30, gate=None):
         from app.realtime.listener import StreamListener
 
+        self.gate = gate  # the sockets' connect and subscribe checks (app.realtime.gate)
         self._lock = threading.Lock()
         self._routes: dict[str, set[Subscriber]] = collections.defaultdict(set)
         self._subscribers: set[Subscriber] = set()
@@ -249,6 +250,9 @@ class Hub:
         figures = {"subscribers": subscribers, "lastEventId": listener.last_seq, "reconnects": listener.reconnects,
                    "droppedSlowConsumers": self.dropped_slow, "delivered": self.delivered,
                    "closedForRevokedAccess": self.revoked}
+        if self.gate is not None:
+            figures["gate"] = {"batches": self.gate.batches, "questions": self.gate.questions,
+                               "largestBatch": self.gate.largest_batch}
         if not listener.started:
             return {"status": "ok", "listening": False, "message": "the listener starts with the first WebSocket",
                     **figures}

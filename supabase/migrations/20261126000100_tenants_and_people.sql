@@ -358,6 +358,36 @@ $$;
 revoke all on function private.person_is_current(uuid, jsonb) from public, anon;
 grant execute on function private.person_is_current(uuid, jsonb) to authenticated, service_role;
 
+-- Why the person p_user_id does not count with what p_metadata claims, in words; null when they
+-- do. One place for the reasons: require_current_person (below) raises them, and the /ws
+-- endpoint's batched connect checks (app/realtime/gate.py) ask it for many sockets at once.
+create or replace function private.person_refusal(p_user_id uuid, p_metadata jsonb) returns text
+language plpgsql stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_profile record;
+begin
+  if private.person_is_current(p_user_id, p_metadata) then
+    return null;
+  end if;
+  select p.is_active, c.is_active as client_active into v_profile
+    from public.user_profiles p left join public.clients c on c.id = p.client_id
+   where p.id = p_user_id;
+  if not found then
+    return 'no person with this token''s user id exists here';
+  elsif not v_profile.is_active then
+    return 'this person is deactivated';
+  elsif v_profile.client_active is false then
+    return 'this person''s client is deactivated';
+  end if;
+  return 'the token''s role or client no longer matches the person''s profile: sign in again';
+end
+$$;
+revoke all on function private.person_refusal(uuid, jsonb) from public, anon;
+grant execute on function private.person_refusal(uuid, jsonb) to authenticated, service_role;
+
 -- Refuses a request whose person does not count (SQLSTATE 28000, which the service answers
 -- 401), saying why. The service runs it first in every person's transaction, so every endpoint
 -- refuses a deactivated person the same way, and the answer it keeps serves the policies after.
@@ -368,23 +398,11 @@ set search_path = ''
 as $$
 declare
   v_meta jsonb := private.app_metadata();
-  v_profile record;
 begin
   if private.person_matches_profile(v_meta) then
     return;
   end if;
-  select p.is_active, c.is_active as client_active into v_profile
-    from public.user_profiles p left join public.clients c on c.id = p.client_id
-   where p.id = auth.uid();
-  if not found then
-    raise exception 'no person with this token''s user id exists here' using errcode = '28000';
-  elsif not v_profile.is_active then
-    raise exception 'this person is deactivated' using errcode = '28000';
-  elsif v_profile.client_active is false then
-    raise exception 'this person''s client is deactivated' using errcode = '28000';
-  end if;
-  raise exception 'the token''s role or client no longer matches the person''s profile: sign in again'
-    using errcode = '28000';
+  raise exception '%', private.person_refusal(auth.uid(), v_meta) using errcode = '28000';
 end
 $$;
 revoke all on function private.require_current_person() from public, anon;
