@@ -2,6 +2,9 @@
 the workflows, and the service with its dispatcher and SLA sweeper; then, if asked, a live demo.
 
     python3 scripts/local.py [up] [--port 8000] [--demo] [--state-dir .local]
+    python3 scripts/local.py --scale [--instances 2] [--n8n-workers 2] [--n8n-webhooks 1]
+                                     (n8n in queue mode, several service instances behind HAProxy:
+                                      scripts/local_scaled.py)
     python3 scripts/local.py demo [--demo-timeout 600] (against a system already up)
     python3 scripts/local.py links                     (fresh console sign-in links, one per demo person)
     python3 scripts/local.py reset                     (stop nothing; delete the state directory)
@@ -41,6 +44,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+# Run as a script, this module is __main__; scripts/local_scaled.py imports it as `local`: one module.
+sys.modules.setdefault("local", sys.modules[__name__])
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"
@@ -515,6 +521,11 @@ def banner(state: State, running: dict, keys: dict, service_env: dict) -> None:
         f"  n8n editor         {running['n8nUrl']}",
         f"  agent simulator    {running['simulatorUrl']}",
         f"  database           {running['databaseUrl']}",
+    ]
+    if running.get("topology") == "scaled":
+        lines.append(f"  scaled             {', '.join(running['parts'])} (HAProxy in front; pids in "
+                     f"{display_path(state.path / 'running.json')})")
+    lines += [
         "",
         "Tokens (12 hours):",
     ]
@@ -538,7 +549,12 @@ def display_path(path: Path) -> str:
 
 # ---- commands ----------------------------------------------------------------------------------
 def command_up(args: argparse.Namespace) -> int:
-    system = System(args)
+    if args.scale:
+        from local_scaled import ScaledSystem
+
+        system = ScaledSystem(args)
+    else:
+        system = System(args)
     interrupted = False
 
     def on_signal(signum, frame):
@@ -645,6 +661,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--postgres-port", type=int, default=0, help="the throwaway cluster's port (default: a free one)")
     parser.add_argument("--agent-latency-ms", type=int, default=300,
                         help="simulated agent latency, so the demo can be watched (default 300)")
+    scale = parser.add_argument_group("the scaled topology (scripts/local_scaled.py)")
+    scale.add_argument("--scale", action="store_true",
+                       help="n8n in queue mode and several service instances behind HAProxy (needs haproxy, Redis)")
+    scale.add_argument("--instances", type=int, default=2, help="service instances (default 2)")
+    scale.add_argument("--n8n-workers", type=int, default=2, help="n8n workers (default 2)")
+    scale.add_argument("--n8n-webhooks", type=int, default=1, help="n8n webhook processors (default 1)")
+    scale.add_argument("--n8n-concurrency", type=int, default=10,
+                       help="executions each n8n worker runs at once (default 10)")
     return parser
 
 

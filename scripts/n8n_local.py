@@ -59,6 +59,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -654,18 +655,20 @@ def build_env(*, port: int, data_dir: Path, webhook_url: str, encryption_key: st
     return env
 
 
-def _spawn(binary: Path, env: Mapping[str, str], log_path: Path, cwd: Path) -> subprocess.Popen:
+def _spawn(binary: Path, env: Mapping[str, str], log_path: Path, cwd: Path,
+           command: Sequence[str] = ("start",)) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        return subprocess.Popen([str(binary), "start"], cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+        return subprocess.Popen([str(binary), *command], cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def wait_ready(process: subprocess.Popen, log_path: Path, *, offset: int, timeout: float) -> float:
-    """Wait for READY_LINE in log_path after offset; return the seconds it took."""
+def wait_ready(process: subprocess.Popen, log_path: Path, *, offset: int, timeout: float,
+               ready_line: str = READY_LINE) -> float:
+    """Wait for ready_line in log_path after offset; return the seconds it took."""
     started = time.monotonic()
     deadline = started + timeout
-    needle = READY_LINE.encode()
+    needle = ready_line.encode()
     position, pending = offset, b""
     while True:
         with contextlib.suppress(FileNotFoundError), open(log_path, "rb") as handle:
@@ -681,7 +684,7 @@ def wait_ready(process: subprocess.Popen, log_path: Path, *, offset: int, timeou
             raise N8nError(f"n8n exited with code {code} before it was ready; last lines of "
                            f"{log_path}:\n{_tail(log_path, start=offset)}")
         if time.monotonic() >= deadline:
-            raise N8nError(f"n8n was not ready within {timeout:g}s (no {READY_LINE!r} in "
+            raise N8nError(f"n8n was not ready within {timeout:g}s (no {ready_line!r} in "
                            f"{log_path}); last lines:\n{_tail(log_path, start=offset)}")
         time.sleep(0.2)
 
@@ -754,6 +757,24 @@ def _instance_from_state(data_dir: Path, state: Mapping[str, Any], api_key: str,
                        _process=process)
 
 
+def _executable(chosen: Release, cache_dir: str | os.PathLike | None,
+                n8n_bin: str | os.PathLike | None) -> tuple[Path, str | None]:
+    """The n8n executable to run and the folder of the Node.js it needs (None: the machine's)."""
+    if n8n_bin is not None:
+        binary = Path(n8n_bin).expanduser().absolute()
+        if not os.access(binary, os.X_OK):
+            raise PrerequisiteError(f"{binary} is not an executable")
+        return binary, None
+    if chosen.node is None:
+        check_node()
+    binary = installed_binary(cache_dir, chosen.version)
+    if binary is None:
+        raise PrerequisiteError(f"n8n {chosen.version} is not installed in "
+                                f"{_resolve_cache_dir(cache_dir, chosen.version)}: run `n8n_local.py install "
+                                f"--version {chosen.version}` first")
+    return binary, runtime_path(_resolve_cache_dir(cache_dir, chosen.version), chosen.version)
+
+
 def start(port: int, data_dir: str | os.PathLike, *, webhook_url: str | None = None,
           extra_env: Mapping[str, str] | None = None, log_file: str | os.PathLike | None = None,
           cache_dir: str | os.PathLike | None = None, n8n_bin: str | os.PathLike | None = None,
@@ -779,20 +800,7 @@ def start(port: int, data_dir: str | os.PathLike, *, webhook_url: str | None = N
         _stop_from_state(data_dir, state, grace=5)  # leftovers of a crashed run
 
     chosen = release(version)
-    runtime = None
-    if n8n_bin is not None:
-        binary = Path(n8n_bin).expanduser().absolute()
-        if not os.access(binary, os.X_OK):
-            raise PrerequisiteError(f"{binary} is not an executable")
-    else:
-        if chosen.node is None:
-            check_node()
-        binary = installed_binary(cache_dir, chosen.version)
-        if binary is None:
-            raise PrerequisiteError(f"n8n {chosen.version} is not installed in "
-                                    f"{_resolve_cache_dir(cache_dir, chosen.version)}: run `n8n_local.py install "
-                                    f"--version {chosen.version}` first")
-        runtime = runtime_path(_resolve_cache_dir(cache_dir, chosen.version), chosen.version)
+    binary, runtime = _executable(chosen, cache_dir, n8n_bin)
     if port_in_use(port):
         raise N8nError(f"port {port} on {HOST} is already in use")
 
@@ -820,6 +828,101 @@ def start(port: int, data_dir: str | os.PathLike, *, webhook_url: str | None = N
         _stop_from_state(data_dir, state, grace=5, process=process)
         raise
     return _instance_from_state(data_dir, state, api_key, process)
+
+
+# --------------------------------------------------------------------------- queue mode
+# n8n's own scaling: one main (editor, API, schedules, waking waiting executions), workers that
+# run the executions, webhook processors that take webhook calls, all sharing one PostgreSQL
+# database, one Bull queue on Redis and one encryption key.
+ROLE_READY_LINES = {"worker": "n8n worker is now ready", "webhook": "Webhook listener waiting for requests."}
+
+
+def queue_env(*, database_url: str, redis_url: str, prefix: str) -> dict[str, str]:
+    """What every process of one queue-mode n8n shares (pass it to start() and start_role()):
+    its database on PostgreSQL (postgresql://user[:password]@host:port/name) and the Bull queue on
+    Redis (redis://host:port[/db]), its keys under `prefix` so several systems can share a Redis."""
+    database = urllib.parse.urlsplit(database_url)
+    redis = urllib.parse.urlsplit(redis_url)
+    return {
+        "EXECUTIONS_MODE": "queue",
+        "DB_TYPE": "postgresdb",
+        "DB_POSTGRESDB_HOST": database.hostname or HOST,
+        "DB_POSTGRESDB_PORT": str(database.port or 5432),
+        "DB_POSTGRESDB_DATABASE": database.path.lstrip("/"),
+        "DB_POSTGRESDB_USER": urllib.parse.unquote(database.username or "postgres"),
+        "DB_POSTGRESDB_PASSWORD": urllib.parse.unquote(database.password or ""),
+        "QUEUE_BULL_REDIS_HOST": redis.hostname or HOST,
+        "QUEUE_BULL_REDIS_PORT": str(redis.port or 6379),
+        "QUEUE_BULL_REDIS_DB": redis.path.lstrip("/") or "0",
+        "QUEUE_BULL_PREFIX": prefix,
+        # Production webhooks go to the webhook processors (the load balancer routes /webhook*).
+        "N8N_DISABLE_PRODUCTION_MAIN_PROCESS": "true",
+    }
+
+
+def encryption_key(data_dir: str | os.PathLike) -> str:
+    """The encryption key start() made for data_dir: every process of a queue-mode n8n needs it."""
+    return _load_or_create_secret(Path(data_dir).expanduser().absolute() / ENCRYPTION_KEY_NAME,
+                                  lambda: secrets.token_hex(24))
+
+
+@dataclass
+class RoleProcess:
+    """A running worker or webhook processor of a queue-mode n8n."""
+
+    role: str
+    port: int
+    log_path: Path
+    process: subprocess.Popen = field(repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, grace: float = DEFAULT_GRACE) -> bool:
+        if not _group_exists(self.process.pid):
+            return False
+        _stop_group(self.process.pid, grace=grace, process=self.process)
+        return True
+
+
+def start_role(role: str, port: int, data_dir: str | os.PathLike, *, encryption_key: str, webhook_url: str,
+               shared_env: Mapping[str, str], concurrency: int = 10, extra_env: Mapping[str, str] | None = None,
+               log_file: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+               n8n_bin: str | os.PathLike | None = None, ready_timeout: float = DEFAULT_READY_TIMEOUT,
+               version: str | None = None, progress: Callable[[str], None] = _progress) -> RoleProcess:
+    """Start `n8n worker` (role "worker", `concurrency` executions at once, /healthz on port) or
+    `n8n webhook` (role "webhook", webhooks on port) beside a main started with the same
+    `shared_env` (queue_env()) and encryption key; return once it says it is ready and /healthz
+    answers. Its user folder is data_dir (settings only: the data is in the shared database)."""
+    if role not in ROLE_READY_LINES:
+        raise PrerequisiteError(f"unknown queue-mode role {role!r}: worker or webhook")
+    data_dir = Path(data_dir).expanduser().absolute()
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    chosen = release(version)
+    binary, runtime = _executable(chosen, cache_dir, n8n_bin)
+    if port_in_use(port):
+        raise N8nError(f"port {port} on {HOST} is already in use")
+    own = {"QUEUE_HEALTH_CHECK_ACTIVE": "true", "QUEUE_HEALTH_CHECK_PORT": str(port),
+           "N8N_WORKER_SERVER_ADDRESS": HOST} if role == "worker" else {}
+    env = build_env(port=port, data_dir=data_dir, webhook_url=webhook_url, encryption_key=encryption_key,
+                    broker_port=free_port(), extra_env={**shared_env, **own, **(extra_env or {})},
+                    version=chosen.version, runtime=runtime)
+    log_path = Path(log_file).expanduser().absolute() if log_file else data_dir / LOG_NAME
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    command = ["worker", f"--concurrency={concurrency}"] if role == "worker" else ["webhook"]
+    progress(f"starting n8n {role} on {HOST}:{port} (log {log_path})")
+    process = _spawn(binary, env, log_path, data_dir, command)
+    try:
+        wait_ready(process, log_path, offset=offset, timeout=ready_timeout, ready_line=ROLE_READY_LINES[role])
+        _wait_healthy(f"http://{HOST}:{port}")
+    except BaseException:
+        _stop_group(process.pid, grace=5, process=process)
+        raise
+    return RoleProcess(role, port, log_path, process)
 
 
 def stop(data_dir: str | os.PathLike, *, grace: float = DEFAULT_GRACE,
