@@ -426,7 +426,7 @@ class System:
             "CRON_SECRET": keys["cronSecret"],
             "CONSOLE_LOCAL_SIGN_IN": "on",
             "DISPATCHER_ENABLED": "on",
-            "SLA_SWEEP_INTERVAL_SECONDS": "60",
+            "SLA_SWEEP_INTERVAL_SECONDS": os.environ.get("SLA_SWEEP_INTERVAL_SECONDS") or "60",
             "PORT": str(self.args.port),
             "HOST": "127.0.0.1",
             "PYTHONPATH": str(ROOT),

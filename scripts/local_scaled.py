@@ -58,7 +58,7 @@ def max_connections() -> int:
     return max(256, min(50_000, (soft - 100) // 2)) if soft != resource.RLIM_INFINITY else 50_000
 
 
-def haproxy_config(front: int, ports: Ports) -> str:
+def haproxy_config(front: int, ports: Ports, stats_socket: Path) -> str:
     """One HAProxy: the service's port across the instances, and n8n's port split by path."""
     services = "\n".join(f"  server service-{i} 127.0.0.1:{port} check" for i, port in enumerate(ports.service, 1))
     webhooks = "\n".join(f"  server webhook-{i} 127.0.0.1:{port} check"
@@ -66,6 +66,7 @@ def haproxy_config(front: int, ports: Ports) -> str:
     return f"""# Written by scripts/local_scaled.py for this run; not edited by hand.
 global
   maxconn {max_connections()}
+  stats socket {stats_socket} mode 600 level operator   # `show stat`: each server UP or DOWN
 
 defaults
   mode http
@@ -74,6 +75,7 @@ defaults
   timeout server 120s
   timeout tunnel 1h          # an open WebSocket
   timeout http-keep-alive 10s
+  timeout check 5s
   retries 2
   option redispatch          # a refused connection is tried on another instance
   default-server inter {HAPROXY_CHECK_SECONDS}s fall 2 rise 1
@@ -105,6 +107,27 @@ backend n8n_main
 """
 
 
+def server_states(stats_socket: str | Path) -> dict[str, str]:
+    """HAProxy's view of each server ("service/service-1": "UP", ...), from its stats socket."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.settimeout(5)
+        conn.connect(str(stats_socket))
+        conn.sendall(b"show stat\n")
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    lines = data.decode().splitlines()
+    header = lines[0].lstrip("# ").split(",")
+    states = {}
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(",")))
+        if row.get("svname") not in (None, "", "FRONTEND", "BACKEND"):
+            states[f"{row['pxname']}/{row['svname']}"] = row["status"]
+    return states
+
+
 class ScaledSystem(System):
     """The scaled topology; started, watched and stopped like System."""
 
@@ -115,6 +138,7 @@ class ScaledSystem(System):
         self.redis_url = os.environ.get("REDIS_URL") or REDIS_DEFAULT
         self.n8n_front_url = ""
         self.roles: dict[str, object] = {}  # n8n worker and webhook processes by part name
+        self.stats_socket = self.state.path / "haproxy.sock"
 
     # -- start --
     def start(self) -> dict:
@@ -137,7 +161,9 @@ class ScaledSystem(System):
         self.start_service(keys, n8n, simulator_url)
         running = {"baseUrl": self.base_url, "databaseUrl": self.database_url, "n8nUrl": self.n8n_front_url,
                    "n8nMainUrl": n8n.base_url, "simulatorUrl": simulator_url, "pid": os.getpid(),
-                   "topology": "scaled", "redisUrl": self.redis_url, "parts": self.part_pids()}
+                   "topology": "scaled", "redisUrl": self.redis_url, "parts": self.part_pids(),
+                   "instances": [f"http://127.0.0.1:{port}" for port in self.ports.service],
+                   "haproxyStats": str(self.stats_socket)}
         self.state.write_running(running)
         return running
 
@@ -164,7 +190,7 @@ class ScaledSystem(System):
 
     def start_balancer(self) -> None:
         config = self.state.path / "haproxy.cfg"
-        config.write_text(haproxy_config(self.args.port, self.ports))
+        config.write_text(haproxy_config(self.args.port, self.ports, self.stats_socket))
         checked = subprocess.run(["haproxy", "-c", "-q", "-f", str(config)], capture_output=True, text=True)
         if checked.returncode:
             raise Failure(f"HAProxy refused {config}: {checked.stderr.strip() or checked.stdout.strip()}")
@@ -191,6 +217,15 @@ class ScaledSystem(System):
 
         return conninfo.conninfo_to_dict(self.database_url).get("dbname") or "rexera"
 
+    def forget_n8n_cache(self, prefix: str) -> None:
+        """n8n's cache in Redis outlives n8n's database (a reset, a dropped database): what it
+        remembers of webhooks would refuse our workflows' activation. The queue is kept."""
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url)
+        for key in client.scan_iter(match=f"{prefix}:cache:*", count=1000):
+            client.delete(key)
+
     def start_n8n(self, keys: dict):
         sys.path.insert(0, str(ROOT / "scripts"))
         import n8n_local
@@ -201,8 +236,9 @@ class ScaledSystem(System):
             say(f"installing n8n {chosen} through npm (first run only, several minutes)")
             n8n_local.install(version=version, progress=say)
         data_dir = self.state.path / f"n8n-queue-{chosen}"
-        shared = n8n_local.queue_env(database_url=self.n8n_database_url(), redis_url=self.redis_url,
-                                     prefix=f"rexera-{self.database_name()}")
+        prefix = f"rexera-{self.database_name()}"
+        shared = n8n_local.queue_env(database_url=self.n8n_database_url(), redis_url=self.redis_url, prefix=prefix)
+        self.forget_n8n_cache(prefix)
         extra = {**shared, **(getattr(self.args, "n8n_env", None) or {})}
         try:
             self.n8n = n8n_local.start(self.ports.n8n_main, data_dir / "main", webhook_url=f"{self.n8n_front_url}/",
@@ -232,8 +268,7 @@ class ScaledSystem(System):
                 return process.process
 
             self.start_part(name, start_role, self.state.logs / f"{name}.log")
-        # The front routes webhooks only once HAProxy has seen a processor healthy.
-        wait_http(f"{self.n8n_front_url}/webhook/rexera-health-probe", "n8n's webhooks through HAProxy", 30)
+        self.wait_in_rotation("n8n_")
         return self.n8n
 
     def service_env(self, keys: dict, n8n, simulator_url: str) -> dict:
@@ -256,8 +291,23 @@ class ScaledSystem(System):
 
             self.start_part(name, start_instance, self.state.logs / f"{name}.log")
             say(f"{name} on 127.0.0.1:{port}")
-        wait_http(f"{self.base_url}/api/health/database", "the service through HAProxy", 30)
+        self.wait_in_rotation("service/")
         say(f"service on {self.base_url} ({len(self.ports.service)} instances behind HAProxy)")
+
+    def wait_in_rotation(self, prefix: str, timeout: float = 30) -> None:
+        """Until HAProxy counts every server whose name starts with `prefix` as UP."""
+        deadline = time.monotonic() + timeout
+        states: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            try:
+                states = {name: state for name, state in server_states(self.stats_socket).items()
+                          if name.startswith(prefix)}
+            except OSError:
+                states = {}
+            if states and all(state.startswith("UP") for state in states.values()):
+                return
+            time.sleep(0.25)
+        raise Failure(f"HAProxy does not count every {prefix} server as up: {states or 'no answer'}")
 
     # -- run --
     def watch(self) -> None:

@@ -855,6 +855,9 @@ def queue_env(*, database_url: str, redis_url: str, prefix: str) -> dict[str, st
         "QUEUE_BULL_REDIS_PORT": str(redis.port or 6379),
         "QUEUE_BULL_REDIS_DB": redis.path.lstrip("/") or "0",
         "QUEUE_BULL_PREFIX": prefix,
+        # n8n's cache (webhooks by path, among others) and pub/sub live in the same Redis under
+        # "n8n" by default: another n8n's cached webhooks would conflict with ours.
+        "N8N_REDIS_KEY_PREFIX": prefix,
         # Production webhooks go to the webhook processors (the load balancer routes /webhook*).
         "N8N_DISABLE_PRODUCTION_MAIN_PROCESS": "true",
     }

@@ -347,6 +347,34 @@ as $$
 $$;
 
 -- ============================================================================================
+-- Rounds of the background runners
+-- ============================================================================================
+-- Every service instance runs a sweeper thread every SLA_SWEEP_INTERVAL_SECONDS, not in step
+-- with the others. The first runner to ask in a round takes it and sweeps; the others skip
+-- until the round has passed (nine tenths of the interval, so a runner's drift does not cost
+-- it its turn). The sweep's advisory lock only keeps two sweeps from overlapping; this keeps
+-- several instances to one sweep a round. `rounds` counts the rounds taken.
+create table private.duty_rounds (
+  duty text primary key,
+  started_at timestamptz not null,
+  rounds bigint not null default 1
+);
+comment on table private.duty_rounds is 'When each background duty (the SLA sweep) last started a round, taken by one runner of however many.';
+
+create or replace function private.claim_duty_round(p_duty text, p_every interval) returns boolean
+language sql volatile
+security definer
+set search_path = ''
+as $$
+  insert into private.duty_rounds as d (duty, started_at) values (p_duty, clock_timestamp())
+  on conflict (duty) do update set started_at = excluded.started_at, rounds = d.rounds + 1
+   where d.started_at <= clock_timestamp() - p_every * 0.9
+  returning true
+$$;
+revoke all on function private.claim_duty_round(text, interval) from public, anon, authenticated;
+grant execute on function private.claim_duty_round(text, interval) to service_role;
+
+-- ============================================================================================
 -- The sweep
 -- ============================================================================================
 /*

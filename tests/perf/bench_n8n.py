@@ -4,10 +4,14 @@ workflow with its callbacks pointed at a no-op endpoint).
 
     .venv/bin/python tests/perf/bench_n8n.py [--duration 60] [--rounds 2] [--in-flight 4[,8...]]
 
-System: the local topology as `python3 scripts/local.py` runs it (scripts/local.py's System, on a
-database of its own on the machine's PostgreSQL): the service under gunicorn with its dispatcher,
-the agent simulator in its own process (latency 0), n8n with the exports pushed by
-sync_workflows.py. Each of --in-flight drivers creates and starts a workflow through the API as
+Two topologies, both up for the whole run, each on a database of its own on the machine's
+PostgreSQL (--topology picks one or both):
+  single: as `python3 scripts/local.py` runs it (its System): the service under gunicorn with
+          its dispatcher, n8n in its regular mode, the agent simulator (latency 0);
+  scaled: as `python3 scripts/local.py --scale` runs it (scripts/local_scaled.py): n8n in queue
+          mode (main, two workers, a webhook processor, Bull on Redis), two service instances
+          behind HAProxy, the simulator.
+Exports pushed by sync_workflows.py. Each of --in-flight drivers creates and starts a workflow through the API as
 the demo client, waits for await_statement to be WAITING, delivers the payoff statement
 (/webhooks/inbound/payoff-statement with the workflow's inbound token), waits for a final
 status, and starts the next. The drivers watch PostgreSQL every --poll seconds.
@@ -16,12 +20,13 @@ n8n's own pace: the same n8n and simulator; the drivers trigger n8n's webhook di
 callbackUrl pointing at a tiny HTTP server answering 200 {} to every POST; on task.waiting it
 posts the statement to the resume URL, and workflow.completed ends the workflow.
 
-The two take turns (--rounds windows of --duration seconds each, per level of workflows in
-flight), so that a change in what else the machine does falls on both; counted: workflows
+Every side of every topology takes its turn (--rounds windows of --duration seconds each, per
+level of workflows in flight, the order turned around every other round), so that a change in
+what else the machine does falls on all of them; counted: workflows
 finishing inside the windows (after a warm-up workflow each way). Reported per side: workflows
 per minute and per hour, wall time per workflow (p50, max), and CPU seconds per workflow in each
-part (n8n with its task runner, the service, the simulator, PostgreSQL, the drivers), read from
-/proc around each window. Writes tests/perf/results/n8n-<version>.json and .md.
+part (n8n's processes with their task runners, the service's, PostgreSQL, Redis, HAProxy, the
+simulator, the drivers), read from /proc around each window. Writes tests/perf/results/n8n-<version>.json and .md.
 """
 from __future__ import annotations
 
@@ -49,8 +54,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import local  # noqa: E402  (scripts/local.py: the topology measured)
+import local  # noqa: E402  (scripts/local.py: the topologies measured)
 import n8n_local  # noqa: E402
+from local_scaled import ScaledSystem  # noqa: E402
 
 from app.webhooks.signing import encode_key, inbound_token  # noqa: E402
 from tests.e2e import harness  # noqa: E402
@@ -92,18 +98,20 @@ def tree_cpu(table: dict, root: int) -> float:
 
 
 class CpuMeter:
-    """CPU seconds of each part: process trees by root pid (n8n with its task runner, gunicorn
-    with its workers), this process alone (the drivers and the no-op endpoint), and PostgreSQL
-    by command name."""
+    """CPU seconds of each part: process trees by root pids (n8n's processes with their task
+    runners, gunicorn with its workers, HAProxy), this process alone (the drivers and the no-op
+    endpoint), and PostgreSQL and Redis by command name (every database on the server: the
+    topology not being measured idles meanwhile)."""
 
-    def __init__(self, roots: dict[str, int]):
+    def __init__(self, roots: dict[str, list[int]]):
         self.roots = roots
 
     def read(self) -> dict[str, float]:
         table = tools.processes()
-        parts = {name: tree_cpu(table, pid) for name, pid in self.roots.items()}
+        parts = {name: sum(tree_cpu(table, pid) for pid in pids) for name, pids in self.roots.items()}
         parts["drivers"] = table[os.getpid()][2]
         parts["postgresql"] = sum(cpu for _, name, cpu in table.values() if name == "postgres")
+        parts["redis"] = sum(cpu for _, name, cpu in table.values() if name == "redis-server")
         return parts
 
     @staticmethod
@@ -290,8 +298,9 @@ class NoopEndpoint:
 
 
 class CeilingRunner:
-    def __init__(self, n8n, endpoint: NoopEndpoint, trigger_token: str, agent_base_url: str):
-        self.n8n, self.endpoint, self.trigger_token, self.agent_base_url = n8n, endpoint, trigger_token, agent_base_url
+    def __init__(self, n8n_url: str, endpoint: NoopEndpoint, trigger_token: str, agent_base_url: str):
+        # n8n_url: where the service reaches n8n (the main, or HAProxy's n8n port when scaled).
+        self.n8n_url, self.endpoint, self.trigger_token, self.agent_base_url = n8n_url, endpoint, trigger_token, agent_base_url
         self.session = requests.Session()
 
     def __call__(self) -> str:
@@ -304,7 +313,7 @@ class CeilingRunner:
                 "correlationId": str(uuid.uuid4()), "callbackUrl": f"{base}/webhooks/n8n", "callbackBaseUrl": base,
                 "signingKey": encode_key(secrets.token_bytes(32)), "inboundUrl": f"{base}/webhooks/inbound",
                 "inboundToken": "noop", "agentBaseUrl": self.agent_base_url}
-        response = self.session.post(f"{self.n8n.base_url}/webhook/rexera/payoff-request", json=body,
+        response = self.session.post(f"{self.n8n_url}/webhook/rexera/payoff-request", json=body,
                                      headers={"X-Rexera-Token": self.trigger_token}, timeout=30)
         if response.status_code >= 400:
             raise RuntimeError(f"n8n trigger answered {response.status_code}: {response.text[:300]}")
@@ -314,17 +323,49 @@ class CeilingRunner:
 
 
 # ---- main -----------------------------------------------------------------------------------------
-def create_database(server_url: str) -> str:
+def create_database(server_url: str, name: str) -> str:
     admin = conninfo.make_conninfo(server_url, dbname="postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{DATABASE}" with (force)')
-        conn.execute(f'create database "{DATABASE}"')
-    return urlsplit(server_url)._replace(path=f"/{DATABASE}").geturl()
+        conn.execute(f'drop database if exists "{name}" with (force)')
+        conn.execute(f'create database "{name}"')
+    return urlsplit(server_url)._replace(path=f"/{name}").geturl()
 
 
-def drop_database(server_url: str) -> None:
+def drop_database(server_url: str, name: str) -> None:
     with psycopg.connect(conninfo.make_conninfo(server_url, dbname="postgres"), autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{DATABASE}" with (force)')
+        for database in (name, f"{name}_n8n"):  # the scaled topology's n8n keeps its data beside it
+            conn.execute(f'drop database if exists "{database}" with (force)')
+
+
+TOPOLOGIES = {
+    "single": "scripts/local.py: one n8n (regular mode), one gunicorn",
+    "scaled": "scripts/local.py --scale: n8n in queue mode (main, 2 workers, a webhook processor), "
+              "2 service instances behind HAProxy",
+}
+
+
+def start_topology(name: str, args, n8n_env: dict, state_dir: str, server_url: str):
+    """Start one topology on a database of its own; returns (system, running, sides' inputs, CPU roots)."""
+    os.environ["DATABASE_URL"] = create_database(server_url, f"{DATABASE}_{name}")
+    namespace = argparse.Namespace(
+        port=n8n_local.free_port(), state_dir=state_dir, n8n_version=args.n8n_version, n8n_port=0,
+        postgres_port=0, agent_latency_ms=0, exports_dir=args.exports, n8n_env=n8n_env,
+        scale=name == "scaled", instances=2, n8n_workers=2, n8n_webhooks=1, n8n_concurrency=10)
+    system = ScaledSystem(namespace) if name == "scaled" else local.System(namespace)
+    try:
+        running = system.start()
+    except BaseException:
+        system.stop()
+        raise
+    pids = {child: process.pid for child, process, _ in system.children}
+    if name == "scaled":
+        parts = running["parts"]
+        roots = {"n8n": [pid for part, pid in parts.items() if part.startswith("n8n-")],
+                 "service": [pid for part, pid in parts.items() if part.startswith("service-")],
+                 "balancer": [parts["haproxy"]], "simulator": [pids["agents"]]}
+    else:
+        roots = {"n8n": [system.n8n.pid], "service": [pids["service"]], "simulator": [pids["agents"]]}
+    return system, running, roots
 
 
 def main() -> int:
@@ -335,12 +376,18 @@ def main() -> int:
     parser.add_argument("--poll", type=float, default=0.05, help="status poll interval of the system drivers")
     parser.add_argument("--n8n-version", default="2", help="n8n line: 2 (2.41.1, what local.py runs), 1 (1.123.50)")
     parser.add_argument("--only", choices=["system", "ceiling"], help="measure one side only")
+    parser.add_argument("--topology", default="single,scaled",
+                        help="single (local.py), scaled (local.py --scale), or both (the default), side by side")
     parser.add_argument("--exports", type=Path, help="another folder of exports (with shared/), to compare designs")
     parser.add_argument("--n8n-env", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting of n8n's own for this run (e.g. N8N_EXPRESSION_ENGINE=legacy); repeatable")
     args = parser.parse_args()
     n8n_env = dict(item.split("=", 1) for item in args.n8n_env)
     levels = [int(level) for level in str(args.in_flight).split(",")]
+    topologies = [name for name in TOPOLOGIES if name in args.topology.split(",")]
+    if not topologies:
+        print(f"--topology: one or both of {', '.join(TOPOLOGIES)}", file=sys.stderr)
+        return 2
     try:
         version = n8n_local.release(args.n8n_version).version
     except n8n_local.PrerequisiteError as error:
@@ -357,87 +404,106 @@ def main() -> int:
     server_url = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     stop = threading.Event()
     tmp = tempfile.TemporaryDirectory()
-    system = endpoint = None
+    systems: dict[str, object] = {}
+    endpoint = NoopEndpoint()
     results: list[dict] = []
     try:
-        os.environ["DATABASE_URL"] = create_database(server_url)
-        system = local.System(argparse.Namespace(
-            port=n8n_local.free_port(), state_dir=tmp.name, n8n_version=args.n8n_version, n8n_port=0,
-            postgres_port=0, agent_latency_ms=0, exports_dir=args.exports, n8n_env=n8n_env))
-        running = system.start()
-        keys = system.state.secrets()
-        client_token = local.tokens(running["databaseUrl"], keys["jwtSecret"])[local.CLIENT_EMAIL]
-        service_pid = next(process.pid for name, process, _ in system.children if name == "service")
-        simulator_pid = next(process.pid for name, process, _ in system.children if name == "agents")
-        meter = CpuMeter({"n8n": system.n8n.pid, "service": service_pid, "simulator": simulator_pid})
-        endpoint = NoopEndpoint()
-        sides = {
-            "system": SystemRunner(running["baseUrl"], running["databaseUrl"], client_token,
-                                   bytes.fromhex(keys["callbackSecret"]), args.poll),
-            "ceiling": CeilingRunner(system.n8n, endpoint, keys["triggerToken"], running["simulatorUrl"]),
-        }
-        for name, side in sides.items():
-            if args.only in (None, name):
-                side()  # warm-up (n8n compiles, pools fill)
+        sides: dict[tuple[str, str], object] = {}
+        meters: dict[str, CpuMeter] = {}
+        for topology in topologies:
+            print(f"starting the {topology} topology ...", flush=True)
+            system, running, roots = start_topology(topology, args, n8n_env, f"{tmp.name}/{topology}", server_url)
+            systems[topology] = system
+            keys = system.state.secrets()
+            client_token = local.tokens(running["databaseUrl"], keys["jwtSecret"])[local.CLIENT_EMAIL]
+            meters[topology] = CpuMeter(roots)
+            sides[(topology, "system")] = SystemRunner(running["baseUrl"], running["databaseUrl"], client_token,
+                                                       bytes.fromhex(keys["callbackSecret"]), args.poll)
+            sides[(topology, "ceiling")] = CeilingRunner(running["n8nUrl"], endpoint, keys["triggerToken"],
+                                                         running["simulatorUrl"])
+        wanted = [key for key in sides if args.only in (None, key[1])]
+        for key in wanted:
+            sides[key]()  # warm-up (n8n compiles, pools fill)
         for level in levels:
-            windows: dict[str, list] = {"system": [], "ceiling": []}
-            cpu: dict[str, list] = {"system": [], "ceiling": []}
+            windows: dict[tuple, list] = {key: [] for key in wanted}
+            cpu: dict[tuple, list] = {key: [] for key in wanted}
             for round_ in range(args.rounds):
-                order = ["system", "ceiling"] if round_ % 2 == 0 else ["ceiling", "system"]
-                order = [name for name in order if args.only in (None, name)]
-                for name in order:
-                    print(f"{name}: {level} in flight for {args.duration} s (round {round_ + 1}) ...", flush=True)
-                    before = meter.read()
-                    window = measure(sides[name], level, args.duration, stop)
-                    cpu[name].append(CpuMeter.spent(before, meter.read()))
-                    windows[name].append(window)
+                # Every side once a round, in an order turned around every other round.
+                order = wanted if round_ % 2 == 0 else list(reversed(wanted))
+                for key in order:
+                    topology, side = key
+                    print(f"{topology} {side}: {level} in flight for {args.duration} s (round {round_ + 1}) ...",
+                          flush=True)
+                    before = meters[topology].read()
+                    window = measure(sides[key], level, args.duration, stop)
+                    cpu[key].append(CpuMeter.spent(before, meters[topology].read()))
+                    windows[key].append(window)
                     print(f"  {window['completed']} completed, errors {window['error_count']}", flush=True)
-            row = {"in_flight": level, "system": combine(windows["system"], cpu["system"]),
-                   "ceiling_noop_callbacks": combine(windows["ceiling"], cpu["ceiling"])}
-            ceiling_pace = row["ceiling_noop_callbacks"].get("per_minute")
-            row["ratio"] = round(row["system"]["per_minute"] / ceiling_pace, 3) if ceiling_pace and not args.only else None
-            p50s, p50c = row["system"].get("latency_p50_s"), row["ceiling_noop_callbacks"].get("latency_p50_s")
-            row["latency_ratio"] = round(p50s / p50c, 2) if p50s and p50c else None
-            results.append(row)
-            print(json.dumps(row, indent=1), flush=True)
+            for topology in topologies:
+                row = {"topology": topology, "in_flight": level,
+                       "system": combine(windows.get((topology, "system"), []), cpu.get((topology, "system"), [])),
+                       "ceiling_noop_callbacks": combine(windows.get((topology, "ceiling"), []),
+                                                         cpu.get((topology, "ceiling"), []))}
+                ceiling_pace = row["ceiling_noop_callbacks"].get("per_minute")
+                row["ratio"] = (round(row["system"]["per_minute"] / ceiling_pace, 3)
+                                if ceiling_pace and not args.only else None)
+                p50s, p50c = row["system"].get("latency_p50_s"), row["ceiling_noop_callbacks"].get("latency_p50_s")
+                row["latency_ratio"] = round(p50s / p50c, 2) if p50s and p50c else None
+                results.append(row)
+                print(json.dumps(row, indent=1), flush=True)
     except KeyboardInterrupt:
         print("interrupted: cleaning up", file=sys.stderr)
         return 130
     finally:
         stop.set()
-        for part in (endpoint, system):
-            if part is not None:
-                try:
-                    part.stop()
-                except Exception as error:  # noqa: BLE001 - keep cleaning up
-                    print(f"stopping {type(part).__name__}: {error}", file=sys.stderr)
-        drop_database(server_url)
+        for part in (endpoint, *systems.values()):
+            try:
+                part.stop()
+            except Exception as error:  # noqa: BLE001 - keep cleaning up
+                print(f"stopping {type(part).__name__}: {error}", file=sys.stderr)
+        for topology in topologies:
+            drop_database(server_url, f"{DATABASE}_{topology}")
         tmp.cleanup()
 
-    report = {"machine": f"{os.cpu_count()} cores", "n8n": version, "topology": "scripts/local.py (gunicorn)",
+    report = {"machine": f"{os.cpu_count()} cores", "n8n": version,
+              "topologies": {name: TOPOLOGIES[name] for name in topologies},
               "exports": str(args.exports or "n8n_workflows"), "n8n_env": n8n_env,
               "window_s": args.duration, "rounds": args.rounds, "agent_latency_ms": 0, "results": results}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    # A run of other exports, n8n settings or one side only does not replace the reference figures.
-    name = f"n8n-{version}" + ("-variant" if args.exports or n8n_env or args.only else "")
+    # A run of other exports, n8n settings, one side or one topology only does not replace the reference figures.
+    name = f"n8n-{version}" + ("-variant" if args.exports or n8n_env or args.only or len(topologies) < 2 else "")
     (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = ["| in flight | path | completed | per hour | p50 s / workflow | max s | CPU s / workflow"
-             " (n8n, service, PostgreSQL, simulator, drivers) | other final | errors |",
-             "|---:|---|---:|---:|---:|---:|---|---:|---:|"]
+    parts_shown = ("n8n", "service", "postgresql", "redis", "balancer", "simulator", "drivers")
+    lines = ["| topology | in flight | path | completed | per hour | p50 s / workflow | max s | CPU s / workflow"
+             " (n8n, service, PostgreSQL, Redis, HAProxy, simulator, drivers) | other final | errors |",
+             "|---|---:|---|---:|---:|---:|---:|---|---:|---:|"]
     for row in results:
         for label, r in (("service + dispatcher + n8n", row["system"]),
                          ("n8n, no-op callbacks", row["ceiling_noop_callbacks"])):
             if not r["windows"]:
                 continue
             cpu = r["cpu_s_per_workflow"]
-            parts = ", ".join(f"{cpu.get(k, 0):.3f}" for k in ("n8n", "service", "postgresql", "simulator", "drivers"))
-            lines.append(f"| {row['in_flight']} | {label} | {r['completed']} | {r['per_hour']} | {r['latency_p50_s']}"
-                         f" | {r['latency_max_s']} | {parts} | {r['other_final_count']} | {r['error_count']} |")
+            parts = ", ".join(f"{cpu.get(k, 0):.3f}" for k in parts_shown)
+            lines.append(f"| {row['topology']} | {row['in_flight']} | {label} | {r['completed']} | {r['per_hour']}"
+                         f" | {r['latency_p50_s']} | {r['latency_max_s']} | {parts} | {r['other_final_count']}"
+                         f" | {r['error_count']} |")
+    lines.append("")
     for row in results:
-        lines.append(f"\n{row['in_flight']} in flight: system ÷ n8n's own pace = **{row['ratio']}**, wall time p50"
-                     f" system ÷ n8n alone = **{row['latency_ratio']}**")
-    lines.append(f"\n({args.rounds} windows of {args.duration} s per side and level, taking turns; PAYOFF_REQUEST,"
-                 f" zero-latency agents, n8n {version}, scripts/local.py's topology, {os.cpu_count()} cores)")
+        lines.append(f"- {row['topology']}, {row['in_flight']} in flight: system ÷ n8n's own pace = **{row['ratio']}**,"
+                     f" wall time p50 system ÷ n8n alone = **{row['latency_ratio']}**")
+    by_level: dict[int, dict[str, dict]] = {}
+    for row in results:
+        by_level.setdefault(row["in_flight"], {})[row["topology"]] = row
+    for level, rows in by_level.items():
+        if {"single", "scaled"} <= rows.keys() and rows["single"]["system"].get("per_hour"):
+            lines.append(f"- {level} in flight: scaled ÷ single, system = **"
+                         f"{rows['scaled']['system'].get('per_hour', 0) / rows['single']['system']['per_hour']:.2f}**"
+                         + (f", n8n alone = **{rows['scaled']['ceiling_noop_callbacks']['per_hour'] / rows['single']['ceiling_noop_callbacks']['per_hour']:.2f}**"
+                            if rows["single"]["ceiling_noop_callbacks"].get("per_hour")
+                            and rows["scaled"]["ceiling_noop_callbacks"].get("per_hour") else ""))
+    lines.append(f"\n({args.rounds} windows of {args.duration} s per side, topology and level, taking turns;"
+                 f" PAYOFF_REQUEST, zero-latency agents, n8n {version}; "
+                 + "; ".join(f"{n}: {TOPOLOGIES[n]}" for n in topologies) + f"; {os.cpu_count()} cores)")
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -113,11 +113,17 @@ def plot(summary_lines: list[str]) -> list[str]:
         rows = report.get("results") or []
         if not rows:
             continue
-        figure, axis = plt.subplots(figsize=(6, 4))
-        levels = [row["in_flight"] for row in rows]
-        for key, label, marker in (("system", "service + dispatcher + n8n", "o"),
-                                   ("ceiling_noop_callbacks", "n8n alone (no-op callbacks)", "s")):
-            axis.plot(levels, [row[key].get("per_hour", 0) for row in rows], marker=marker, label=label)
+        figure, axis = plt.subplots(figsize=(6.5, 4.2))
+        for topology, style in (("single", "-"), ("scaled", "--")):
+            mine = [row for row in rows if row.get("topology", "single") == topology]
+            if not mine:
+                continue
+            levels = [row["in_flight"] for row in mine]
+            for key, label, marker in (("system", "service + dispatcher + n8n", "o"),
+                                       ("ceiling_noop_callbacks", "n8n alone (no-op callbacks)", "s")):
+                if any(row[key].get("per_hour") for row in mine):
+                    axis.plot(levels, [row[key].get("per_hour", 0) for row in mine], style, marker=marker,
+                              label=f"{topology}: {label}")
         axis.set_xlabel("workflows in flight")
         axis.set_ylabel("payoff workflows per hour")
         axis.set_title(f"Workflows end to end, n8n {report.get('n8n')}")

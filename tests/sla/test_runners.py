@@ -71,6 +71,45 @@ def test_the_service_runner_sweeps_in_the_background_until_stopped(own_database,
     assert alert_count(own_database, late_task["id"]) == 4
 
 
+def rounds_taken(url: str, duty: str = "sla_sweep") -> int:
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        row = conn.execute("select rounds from private.duty_rounds where duty = %s", (duty,)).fetchone()
+    return row["rounds"] if row else 0
+
+
+def test_the_first_runner_to_ask_takes_the_round_and_the_others_skip_it(own_database):
+    with psycopg.connect(own_database, autocommit=True, row_factory=dict_row) as conn:
+        def claim() -> bool:
+            return conn.execute("select coalesce(private.claim_duty_round('a duty', interval '60 seconds'), false)"
+                                " as mine").fetchone()["mine"]
+
+        assert claim() is True
+        assert claim() is False and claim() is False  # the same round
+        # Nine tenths of the round later (a runner's timer drifts), the next round is free.
+        conn.execute("update private.duty_rounds set started_at = started_at - interval '54 seconds'"
+                     " where duty = 'a duty'")
+        assert claim() is True and claim() is False
+    assert rounds_taken(own_database, "a duty") == 2
+
+
+def test_several_instances_sweep_once_a_round_between_them(own_database, late_task):
+    """Three services, each with its runner every second, out of step: one sweep a round."""
+    apps = [create_app(make_settings(own_database, sla_sweep_interval_seconds=1)) for _ in range(3)]
+    started = time.monotonic()
+    try:
+        time.sleep(6)  # waits for rounds to pass; the assertion below is a count, with a margin each way
+    finally:
+        for app in apps:
+            stop, thread = app.extensions["sla_sweeper"]
+            stop.set()
+            thread.join(10)
+            app.extensions["database"].close()
+    elapsed = time.monotonic() - started
+    # Three runners every second try about 18 times; a round is at least 0.9 s.
+    assert 3 <= rounds_taken(own_database) <= elapsed / 0.9 + 1, (rounds_taken(own_database), elapsed)
+    assert alert_count(own_database, late_task["id"]) == 4  # and the sweeps did their work
+
+
 # ============================================================================================
 # The script
 # ============================================================================================
