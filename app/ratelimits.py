@@ -63,7 +63,7 @@ def init_app(app: Flask) -> None:
         headers_enabled=True,
         enabled=settings.rate_limits_enabled,
         on_breach=on_breach,
-        key_prefix="rexera",
+        key_prefix=key_prefix(settings.database_url),
         swallow_errors=True,  # a Redis outage must not take the API down; limits pause meanwhile
     )
     shared = limiter.shared_limit(limit_for_request, scope=lambda endpoint: category(endpoint))
@@ -80,6 +80,18 @@ def init_app(app: Flask) -> None:
             shared(blueprint)
     app.extensions["webhook_blueprints"] = frozenset(webhooks)
     app.extensions["limiter"] = limiter
+
+
+def key_prefix(database_url: str) -> str:
+    """The budgets' keys in Redis, by the database the deployment runs on: deployments sharing a
+    Redis (staging and production, several local systems) never spend each other's budgets."""
+    from psycopg import conninfo
+
+    try:
+        name = conninfo.conninfo_to_dict(database_url).get("dbname") or "postgres"
+    except Exception:  # noqa: BLE001 - the settings validated the URL; any name will do
+        name = "postgres"
+    return f"rexera:{name}"
 
 
 def remote_address() -> str:

@@ -430,6 +430,8 @@ class System:
             "PORT": str(self.args.port),
             "HOST": "127.0.0.1",
             "PYTHONPATH": str(ROOT),
+            # Settings a caller adds (the benchmarks switch the per-caller rate limits off).
+            **(getattr(self.args, "service_env", None) or {}),
         }
 
     def start_service(self, keys: dict, n8n, simulator_url: str) -> None:

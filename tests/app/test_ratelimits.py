@@ -54,6 +54,26 @@ def test_instances_share_limits_through_redis(db, database_url):
     first.extensions["limiter"].reset()
 
 
+def test_deployments_sharing_a_redis_keep_their_own_budgets(db, database_url):
+    """Staging and production (or two local systems) on one Redis: keyed by their database."""
+    apps = []
+    from psycopg import conninfo
+
+    for url in (database_url, conninfo.make_conninfo(database_url, dbname="another_deployment")):
+        settings = make_settings(url, redis_url="redis://127.0.0.1:6379/0")
+        object.__setattr__(settings, "rate_limits_enabled", True)
+        app = create_app(settings, database=TransactionalDatabase(db))
+        app.config["RATE_LIMITS"] = {"standard": "1/hour"}
+        apps.append(app)
+    ours, theirs = apps
+    ours.extensions["limiter"].reset()
+    assert Caller(ours.test_client(), "manager").get("/api/workflows").status_code == 200
+    assert Caller(theirs.test_client(), "manager").get("/api/workflows").status_code == 200
+    assert Caller(ours.test_client(), "manager").get("/api/workflows").status_code == 429
+    assert Caller(theirs.test_client(), "manager").get("/api/workflows").status_code == 429
+    ours.extensions["limiter"].reset()
+
+
 # ---- webhooks: machine traffic, authenticated per request ------------------------------------------
 # One n8n sends every workflow's callbacks from one address; an outside party (a lender's mail
 # gateway) delivers for many workflows. Authenticated requests never count; refusals do, per address.
