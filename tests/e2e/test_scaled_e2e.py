@@ -302,10 +302,14 @@ def test_two_instances_sweep_once_a_round_between_them(scaled):
     assert all("sweeperThread" in d["slaSweep"] for d in duties), duties
 
 
-def kill_and_wait_for_restart(scaled: Scaled, part: str, timeout: float = 180) -> None:
-    """SIGKILL a part's whole process group (no goodbye), then wait until local.py has started it again."""
+def stop_and_wait_for_restart(scaled: Scaled, part: str, how: signal.Signals, timeout: float = 180) -> None:
+    """SIGKILL a part's whole process group (no goodbye), or SIGTERM its main process (a deploy
+    or a scale-down: it finishes what it runs), then wait until local.py has started it again."""
     pid = scaled.part_pid(part)
-    os.killpg(pid, signal.SIGKILL)
+    if how == signal.SIGKILL:
+        os.killpg(pid, signal.SIGKILL)
+    else:
+        os.kill(pid, how)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -318,11 +322,14 @@ def kill_and_wait_for_restart(scaled: Scaled, part: str, timeout: float = 180) -
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("part", ["service-1"])
-def test_a_part_killed_mid_run_loses_and_duplicates_nothing(scaled, part):
+@pytest.mark.parametrize("part, how", [("service-1", signal.SIGKILL), ("n8n-worker-1", signal.SIGTERM)],
+                         ids=["service instance killed", "n8n worker stopped"])
+def test_a_part_stopped_mid_run_loses_and_duplicates_nothing(scaled, part, how):
+    """A service instance killed outright, an n8n worker stopped as a deploy stops it (a worker
+    killed outright loses its executions: docs/scaling.md)."""
     ids = scaled.start_workflows(3)
     # Mid-run: callbacks are flowing for these workflows.
     scaled.drive(ids, 120, until=lambda: scaled.receipts(ids) >= 25)
-    kill_and_wait_for_restart(scaled, part)
+    stop_and_wait_for_restart(scaled, part, how)
     scaled.drive(ids, 400)
     scaled.assert_each_effect_once(ids)
