@@ -325,6 +325,7 @@ class System:
 
     # -- start --
     def start(self) -> dict:
+        self.check_prerequisites()
         if not port_free(self.args.port):
             raise Failure(f"port {self.args.port} is taken: stop what listens there or pass --port (or PORT=...)", 2)
         self.state.prepare()
@@ -334,9 +335,16 @@ class System:
         n8n = self.start_n8n(keys)
         self.start_service(keys, n8n, simulator_url)
         running = {"baseUrl": self.base_url, "databaseUrl": self.database_url, "n8nUrl": n8n.base_url,
-                   "simulatorUrl": simulator_url, "pid": os.getpid()}
+                   "simulatorUrl": simulator_url, "pid": os.getpid(), **self.described()}
         self.state.write_running(running)
         return running
+
+    def check_prerequisites(self) -> None:
+        """What must be on the machine beyond what start() installs (the scaled topology's)."""
+
+    def described(self) -> dict:
+        """More of what runs, for running.json (the scaled topology's parts)."""
+        return {}
 
     def start_database(self) -> None:
         url = os.environ.get("DATABASE_URL")

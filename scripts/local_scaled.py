@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from local import ROOT, Failure, System, free_port, port_free, say, wait_http
+from local import ROOT, Failure, System, free_port, say, wait_http
 
 HAPROXY_CHECK_SECONDS = 1  # how often HAProxy asks each instance's /api/health
 REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
@@ -140,32 +140,17 @@ class ScaledSystem(System):
         self.roles: dict[str, object] = {}  # n8n worker and webhook processes by part name
         self.stats_socket = self.state.path / "haproxy.sock"
 
-    # -- start --
-    def start(self) -> dict:
+    # -- start (System.start, with these steps) --
+    def check_prerequisites(self) -> None:
         if not shutil.which("haproxy"):
             raise Failure("--scale needs HAProxy: apt-get install haproxy", 2)
         self.check_redis()
-        if not port_free(self.args.port):
-            raise Failure(f"port {self.args.port} is taken: stop what listens there or pass --port (or PORT=...)", 2)
-        self.state.prepare()
-        keys = self.state.secrets()
-        self.start_database()
-        simulator_url = self.start_simulator()
-        self.ports = Ports(service=[free_port() for _ in range(self.args.instances)], n8n_main=free_port(),
-                           n8n_webhooks=[free_port() for _ in range(self.args.n8n_webhooks)],
-                           n8n_workers=[free_port() for _ in range(self.args.n8n_workers)],
-                           n8n_front=self.args.n8n_port or free_port())
-        self.n8n_front_url = f"http://127.0.0.1:{self.ports.n8n_front}"
-        self.start_balancer()
-        n8n = self.start_n8n(keys)
-        self.start_service(keys, n8n, simulator_url)
-        running = {"baseUrl": self.base_url, "databaseUrl": self.database_url, "n8nUrl": self.n8n_front_url,
-                   "n8nMainUrl": n8n.base_url, "simulatorUrl": simulator_url, "pid": os.getpid(),
-                   "topology": "scaled", "redisUrl": self.redis_url, "parts": self.part_pids(),
-                   "instances": [f"http://127.0.0.1:{port}" for port in self.ports.service],
-                   "haproxyStats": str(self.stats_socket)}
-        self.state.write_running(running)
-        return running
+
+    def described(self) -> dict:
+        return {"n8nUrl": self.n8n_front_url, "n8nMainUrl": self.n8n.base_url, "topology": "scaled",
+                "redisUrl": self.redis_url, "parts": self.part_pids(),
+                "instances": [f"http://127.0.0.1:{port}" for port in self.ports.service],
+                "haproxyStats": str(self.stats_socket)}
 
     def check_redis(self) -> None:
         import redis
@@ -227,6 +212,13 @@ class ScaledSystem(System):
             client.delete(key)
 
     def start_n8n(self, keys: dict):
+        """HAProxy first (its ports are where the parts are told to meet), then n8n's processes."""
+        self.ports = Ports(service=[free_port() for _ in range(self.args.instances)], n8n_main=free_port(),
+                           n8n_webhooks=[free_port() for _ in range(self.args.n8n_webhooks)],
+                           n8n_workers=[free_port() for _ in range(self.args.n8n_workers)],
+                           n8n_front=self.args.n8n_port or free_port())
+        self.n8n_front_url = f"http://127.0.0.1:{self.ports.n8n_front}"
+        self.start_balancer()
         sys.path.insert(0, str(ROOT / "scripts"))
         import n8n_local
 

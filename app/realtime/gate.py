@@ -24,6 +24,7 @@ from psycopg import sql
 
 from app.auth import Principal
 from app.realtime.channels import Channel
+from app.realtime.hub import rows_of
 
 log = logging.getLogger(__name__)
 
@@ -145,17 +146,6 @@ class Gate:
         query = VISIBLE_AS.format(role=principal.request_role, claims=json.dumps(principal.claims),
                                   settings=sql.SQL(conn.local_settings.decode()),
                                   workflows=[str(i) for i in wanted["workflow"]], tasks=[str(i) for i in wanted["task"]])
-        try:
-            cursor = conn.execute(query, prepare=False)
-        except psycopg.Error:
-            if not conn.broken:
-                conn.execute("rollback")
-            raise
-        seen: set[tuple[str, uuid.UUID]] = set()
-        while True:
-            if cursor.description is not None and cursor.description[0].name == "kind":
-                seen.update((row["kind"], row["id"]) for row in cursor.fetchall())
-            if not cursor.nextset():
-                break
+        seen = {(row["kind"], row["id"]) for row in rows_of(conn, query, "kind")}
         for question in questions:
             question.answer.set_result((question.channel.kind, question.channel.target) in seen)

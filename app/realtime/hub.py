@@ -57,18 +57,25 @@ READABLE_AS = sql.SQL(
 def readable_seqs(conn: psycopg.Connection, principal: Principal, seqs: list[int]) -> set[int]:
     """The events among `seqs` that `principal` may read, asked of the database under its claims."""
     query = READABLE_AS.format(role=principal.request_role, claims=json.dumps(principal.claims), seqs=seqs)
+    return {row["seq"] for row in rows_of(conn, query, "seq")}
+
+
+def rows_of(conn: psycopg.Connection, script: sql.Composable, first_column: str) -> list[dict]:
+    """Run a script of several statements in one round trip (simple query protocol: BEGIN, a
+    caller's role and claims, reads, ROLLBACK) and return the rows of the results whose first
+    column is `first_column`; on an error the transaction is rolled back."""
     try:
-        cursor = conn.execute(query, prepare=False)
+        cursor = conn.execute(script, prepare=False)
     except psycopg.Error:
         if not conn.broken:
             conn.execute("rollback")
         raise
-    readable: set[int] = set()
+    rows: list[dict] = []
     while True:
-        if cursor.description is not None and cursor.description[0].name == "seq":
-            readable.update(row["seq"] for row in cursor.fetchall())
+        if cursor.description is not None and cursor.description[0].name == first_column:
+            rows.extend(cursor.fetchall())
         if not cursor.nextset():
-            return readable
+            return rows
 
 
 class Subscriber:
