@@ -377,7 +377,8 @@ class System:
         say(f"agent simulator on {url}")
         return url
 
-    def start_n8n(self, keys: dict):
+    def ensure_n8n(self):
+        """scripts/n8n_local.py, with the n8n line asked for installed (the first run installs it)."""
         sys.path.insert(0, str(ROOT / "scripts"))
         import n8n_local
 
@@ -390,6 +391,11 @@ class System:
                 raise Failure(f"n8n needs Node.js and npm: {error}", 2) from error
             except n8n_local.N8nError as error:
                 raise Failure(f"installing n8n failed: {error}") from error
+        return n8n_local
+
+    def start_n8n(self, keys: dict):
+        n8n_local = self.ensure_n8n()
+        version = self.args.n8n_version
         port = self.args.n8n_port or free_port()
         data_dir = self.state.path / f"n8n-{n8n_local.release(version).version}"  # one per version: 2.x migrates the database
         try:
@@ -463,16 +469,21 @@ class System:
     def started_anything(self) -> bool:
         return bool(self.children) or self.n8n is not None or self.cluster is not None
 
-    def stop(self) -> None:
-        for name, process, _ in reversed(self.children):
+    @staticmethod
+    def stop_processes(processes: list[subprocess.Popen]) -> None:
+        """SIGTERM to each one's process group, then SIGKILL to any still there after 25 s."""
+        for process in processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
-        for name, process, _ in reversed(self.children):
+        for process in processes:
             try:
                 process.wait(timeout=25)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+    def stop(self) -> None:
+        self.stop_processes([process for _, process, _ in reversed(self.children)])
         if self.n8n is not None:
             self.n8n.stop()
         if self.cluster is not None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from local import ROOT, Failure, System, free_port, say, wait_http
+from local import Failure, System, free_port, say, wait_http
 
 HAPROXY_CHECK_SECONDS = 1  # how often HAProxy asks each instance's /api/health
 REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
@@ -37,7 +37,6 @@ class Part:
     start: Callable[[], subprocess.Popen]
     process: subprocess.Popen | None = None
     restarts: int = 0
-    log: Path | None = None
 
 
 @dataclass
@@ -167,8 +166,8 @@ class ScaledSystem(System):
             pids["n8n-main"] = self.n8n.pid
         return pids
 
-    def start_part(self, name: str, start: Callable[[], subprocess.Popen], log: Path | None = None) -> Part:
-        part = Part(name, start, log=log)
+    def start_part(self, name: str, start: Callable[[], subprocess.Popen]) -> Part:
+        part = Part(name, start)
         part.process = start()
         self.parts.append(part)
         return part
@@ -179,8 +178,7 @@ class ScaledSystem(System):
         checked = subprocess.run(["haproxy", "-c", "-q", "-f", str(config)], capture_output=True, text=True)
         if checked.returncode:
             raise Failure(f"HAProxy refused {config}: {checked.stderr.strip() or checked.stdout.strip()}")
-        self.start_part("haproxy", lambda: self.spawn("haproxy", ["haproxy", "-db", "-f", str(config)]),
-                        self.state.logs / "haproxy.log")
+        self.start_part("haproxy", lambda: self.spawn("haproxy", ["haproxy", "-db", "-f", str(config)]))
         say(f"HAProxy: the service on {self.base_url}, n8n on {self.n8n_front_url}")
 
     def n8n_database_url(self) -> str:
@@ -219,14 +217,9 @@ class ScaledSystem(System):
                            n8n_front=self.args.n8n_port or free_port())
         self.n8n_front_url = f"http://127.0.0.1:{self.ports.n8n_front}"
         self.start_balancer()
-        sys.path.insert(0, str(ROOT / "scripts"))
-        import n8n_local
-
+        n8n_local = self.ensure_n8n()
         version = self.args.n8n_version
         chosen = n8n_local.release(version).version
-        if n8n_local.installed_binary(version=version) is None:
-            say(f"installing n8n {chosen} through npm (first run only, several minutes)")
-            n8n_local.install(version=version, progress=say)
         data_dir = self.state.path / f"n8n-queue-{chosen}"
         prefix = f"rexera-{self.database_name()}"
         shared = n8n_local.queue_env(database_url=self.n8n_database_url(), redis_url=self.redis_url, prefix=prefix)
@@ -259,7 +252,7 @@ class ScaledSystem(System):
                 self.roles[name] = process
                 return process.process
 
-            self.start_part(name, start_role, self.state.logs / f"{name}.log")
+            self.start_part(name, start_role)
         self.wait_in_rotation("n8n_")
         return self.n8n
 
@@ -281,7 +274,7 @@ class ScaledSystem(System):
                           self.state.logs / f"{name}.log")
                 return process
 
-            self.start_part(name, start_instance, self.state.logs / f"{name}.log")
+            self.start_part(name, start_instance)
             say(f"{name} on 127.0.0.1:{port}")
         self.wait_in_rotation("service/")
         say(f"service on {self.base_url} ({len(self.ports.service)} instances behind HAProxy)")
@@ -320,18 +313,7 @@ class ScaledSystem(System):
     def stop(self) -> None:
         # Instances first (they stop sending), then n8n's workers and webhook processors, then
         # what System stops (HAProxy, the simulator, n8n's main, the throwaway cluster).
-        import signal
-
-        instances = [process for name, process, _ in self.children if name.startswith("service-")]
-        for process in instances:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in instances:
-            try:
-                process.wait(timeout=25)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        for name, role in self.roles.items():
+        self.stop_processes([process for name, process, _ in self.children if name.startswith("service-")])
+        for role in self.roles.values():
             role.stop()
         super().stop()
