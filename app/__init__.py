@@ -69,4 +69,8 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
         from app.sla import sweeper
 
         sweeper.start_in_background(app)
+    if app.config["SETTINGS"].n8n_watch_interval_seconds > 0:
+        from app.n8n import watch
+
+        watch.start_in_background(app)
     return app

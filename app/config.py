@@ -43,6 +43,12 @@ class Settings:
     # Seconds between SLA sweeps run by a background thread of the service; 0 (the default
     # here, so tests and scripts start no thread) disables it. From the environment: 60.
     sla_sweep_interval_seconds: int = 0
+    # Seconds between rounds of the execution watch (app/n8n/watch.py: workflows whose n8n
+    # execution was lost go on in a new one), run by a background thread when N8N_API_KEY is
+    # set; 0 (the default here) disables it. From the environment: 30. A workflow is asked about
+    # once it has been quiet (no callback) for n8n_watch_quiet_seconds.
+    n8n_watch_interval_seconds: int = 0
+    n8n_watch_quiet_seconds: int = 120
     # None: no server-side prepared statements (required behind Supabase's transaction pooler,
     # port 6543); a number enables them after that many uses (direct or session connections).
     db_prepare_threshold: int | None = None
@@ -176,6 +182,13 @@ class Settings:
             if sweep_interval:
                 problems.append(f"SLA_SWEEP_INTERVAL_SECONDS needs a background thread, which cannot run {where}:"
                                 " the tick or pg_cron sweeps instead (set it to 0 or leave it unset)")
+        watch_interval = integer("N8N_WATCH_INTERVAL_SECONDS", 30 if background and get("N8N_API_KEY") else 0, 0, 86_400)
+        if watch_interval and not background:
+            where = f"on {platform}" if platform != "server" else "with BACKGROUND_DUTIES=off"
+            problems.append(f"N8N_WATCH_INTERVAL_SECONDS needs a background thread, which cannot run {where}:"
+                            " the tick watches executions instead (set it to 0 or leave it unset)")
+        if watch_interval and not get("N8N_API_KEY"):
+            problems.append("N8N_WATCH_INTERVAL_SECONDS asks n8n about executions: set N8N_API_KEY")
         realtime_url = url("REALTIME_DATABASE_URL", ("postgres", "postgresql"))
         listen_url = realtime_url or database_url
         if background and listen_url and urlparse(listen_url).port == SUPABASE_TRANSACTION_POOLER_PORT:
@@ -213,6 +226,8 @@ class Settings:
             rate_limits_enabled=(get("RATE_LIMITS") or "on").lower() not in ("off", "0", "false"),
             dispatcher_enabled=dispatcher_enabled,
             sla_sweep_interval_seconds=sweep_interval,
+            n8n_watch_interval_seconds=watch_interval,
+            n8n_watch_quiet_seconds=integer("N8N_WATCH_QUIET_SECONDS", 120, 1, 86_400),
             db_prepare_threshold=None if (get("DB_PREPARE_THRESHOLD") or "none").lower() == "none"
             else integer("DB_PREPARE_THRESHOLD", 5, 0, 1000),
             realtime_database_url=realtime_url,

@@ -5,6 +5,7 @@
 | outbox: a request's own rows | right after its commit | right after its commit |
 | outbox: retries | dispatcher thread (DISPATCHER_ENABLED) and the tick | the tick |
 | SLA sweep and rollup | sweeper thread (SLA_SWEEP_INTERVAL_SECONDS), pg_cron where installed | the tick, pg_cron where installed |
+| execution watch (lost n8n executions) | watch thread (N8N_WATCH_INTERVAL_SECONDS) | the tick |
 | realtime events pruning | the /ws listener (REALTIME_PRUNE_INTERVAL_SECONDS) | the tick |
 | realtime /ws | served | 501 realtime_unavailable |
 
@@ -21,6 +22,7 @@ from flask import Flask
 
 from app.auth import Principal
 from app.n8n.dispatcher import Dispatcher
+from app.n8n.watch import ExecutionWatch
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ def describe(app: Flask) -> dict:
         "outbox": [d for d in ("afterCommit" if settings.deliver_inline else None,
                                "dispatcherThread" if "dispatcher" in app.extensions else None, tick) if d],
         "slaSweep": [d for d in ("sweeperThread" if "sla_sweeper" in app.extensions else None, tick) if d],
+        "executionWatch": [d for d in ("watchThread" if "n8n_watch" in app.extensions else None,
+                                       tick if settings.n8n_api_key else None) if d],
         "eventPruning": [d for d in ("realtimeListener" if threads and settings.realtime_prune_interval_seconds else None,
                                      tick) if d],
         "realtime": "websocket" if threads else "unavailable",
@@ -48,7 +52,8 @@ def describe(app: Flask) -> dict:
 
 def tick(app: Flask, outbox_budget_seconds: float = TICK_OUTBOX_BUDGET_SECONDS) -> dict:
     """One round of every periodic duty; each is tried whatever happened to the others.
-    Returns {"ok": bool, "outbox": ..., "slaSweep": ..., "eventPruning": ..., "durationMs": ...}."""
+    Returns {"ok": bool, "outbox": ..., "slaSweep": ..., "executionWatch": ..., "eventPruning": ...,
+    "durationMs": ...}."""
     from app.sla import sweeper
 
     settings = app.config["SETTINGS"]
@@ -73,6 +78,7 @@ def tick(app: Flask, outbox_budget_seconds: float = TICK_OUTBOX_BUDGET_SECONDS) 
         return {"skipped": "another runner holds the sweep"} if summary is None else summary
 
     duty("slaSweep", sweep)
+    duty("executionWatch", lambda: ExecutionWatch(database, settings, session=shared.session).check())
     duty("eventPruning", lambda: {"deleted": database.run(Principal.service("tick"), lambda conn: conn.execute(
         "select public.prune_realtime_events(make_interval(hours => %s)) as n",
         (settings.realtime_retention_hours,)).fetchone()["n"])})

@@ -332,6 +332,25 @@ begin
 end
 $$;
 
+-- What n8n's trigger carries about a workflow (the dispatcher adds the callback URL and keys):
+-- its type, priority, payload and tasks. Used to start a workflow and to start it again after
+-- n8n lost its execution (public.recover_lost_execution).
+create or replace function private.n8n_trigger_payload(p_workflow_id uuid) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'workflowId', w.id,
+    'workflowType', w.workflow_type,
+    'priority', w.priority,
+    'payload', w.payload,
+    'tasks', (select jsonb_agg(jsonb_build_object('taskKey', t.task_key, 'taskId', t.id, 'agentName', t.agent_name)
+                               order by t.sequence, t.task_key)
+                from public.tasks t where t.workflow_id = w.id))
+    from public.workflows w where w.id = p_workflow_id
+$$;
+revoke all on function private.n8n_trigger_payload(uuid) from public, anon, authenticated;
+
 -- ============================================================================================
 -- Workflow actions: start | pause | resume | cancel | complete
 --
@@ -372,14 +391,7 @@ begin
     update public.workflows set status = v_new_status where id = v_workflow.id;
     v_tasks_created := private.instantiate_task_plan(v_workflow.id);
     insert into public.n8n_dispatches (workflow_id, kind, payload)
-    values (v_workflow.id, 'TRIGGER', jsonb_build_object(
-      'workflowId', v_workflow.id,
-      'workflowType', v_workflow.workflow_type,
-      'priority', v_workflow.priority,
-      'payload', v_workflow.payload,
-      'tasks', (select jsonb_agg(jsonb_build_object('taskKey', t.task_key, 'taskId', t.id, 'agentName', t.agent_name) order by t.sequence, t.task_key)
-                  from public.tasks t where t.workflow_id = v_workflow.id)
-    ))
+    values (v_workflow.id, 'TRIGGER', private.n8n_trigger_payload(v_workflow.id))
     returning id into v_dispatch_id;
 
   elsif p_action = 'pause' then

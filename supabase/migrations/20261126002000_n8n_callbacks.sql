@@ -28,6 +28,12 @@ begin
   if not found then
     raise exception 'workflow % not found', v_workflow_id using errcode = 'P0002';
   end if;
+  -- An execution n8n lost (public.recover_lost_execution) was replaced by a new one; anything
+  -- it still sends would run a step twice.
+  if v_workflow.metadata -> 'lostExecutions' @> jsonb_build_array(jsonb_build_object('executionId', p_data ->> 'executionId')) then
+    raise exception 'n8n execution % was lost and the workflow goes on in another', p_data ->> 'executionId'
+      using errcode = '55000';
+  end if;
   if p_data ? 'executionId' and v_workflow.n8n_execution_id is null then
     update public.workflows set n8n_execution_id = p_data ->> 'executionId', n8n_status = 'running'
      where id = v_workflow.id;
@@ -45,6 +51,21 @@ begin
       raise exception 'unknown agent %', v_agent using errcode = '22023';
     end if;
     v_attempt := greatest(coalesce((p_data ->> 'attempt')::integer, v_task.attempt_count, 1), 1);
+    -- A step started again by the execution that replaced a lost one is the task's next attempt
+    -- (the exports number attempts within their own execution).
+    if p_data ? 'executionId' and exists (
+         select 1 from public.task_executions e
+          where e.task_id = v_task.id and e.attempt = v_attempt
+            and e.n8n_execution_id is distinct from p_data ->> 'executionId') then
+      select coalesce((select e.attempt from public.task_executions e
+                        where e.task_id = v_task.id and e.n8n_execution_id = p_data ->> 'executionId'
+                        order by e.attempt desc limit 1),
+                      case when p_type = 'task.started'
+                           then (select max(e.attempt) + 1 from public.task_executions e where e.task_id = v_task.id)
+                      end,
+                      v_attempt)
+        into v_attempt;
+    end if;
   end if;
 
   case p_type
@@ -142,7 +163,17 @@ begin
             coalesce(array(select jsonb_array_elements_text(v_new -> 'dependsOn')), '{}'),
             (select p.id from public.tasks p where p.workflow_id = v_workflow.id and p.task_key = v_new ->> 'parentTaskKey'),
             v_minutes, now(), public.add_business_minutes(now(), v_minutes), v_new -> 'input')
+    on conflict (workflow_id, task_key) do nothing
     returning jsonb_build_object('taskId', id, 'taskKey', task_key, 'newStatus', status) into v_result;
+    if v_result is null then
+      -- Added already: by the lost execution this one replaced (it injects again), else refused.
+      if not v_workflow.metadata ? 'lostExecutions' then
+        raise exception 'task % already exists in workflow %', v_new ->> 'taskKey', v_workflow.id
+          using errcode = '23505';
+      end if;
+      select jsonb_build_object('taskId', t.id, 'taskKey', t.task_key, 'newStatus', t.status, 'existed', true)
+        into v_result from public.tasks t where t.workflow_id = v_workflow.id and t.task_key = v_new ->> 'taskKey';
+    end if;
 
   when 'workflow.completed' then
     if v_workflow.status not in ('IN_PROGRESS', 'AWAITING_REVIEW') then

@@ -93,9 +93,11 @@ def test_health_says_which_duties_run_where(database_url, db):
     duties = {name: a.test_client().get("/api/health").get_json()["duties"] for name, a in
               (("server", server), ("vercel", vercel))}
     assert duties["server"] == {"platform": "server", "backgroundThreads": True, "outbox": ["afterCommit", "tick"],
-                                "slaSweep": ["tick"], "eventPruning": ["realtimeListener", "tick"], "realtime": "websocket"}
+                                "slaSweep": ["tick"], "executionWatch": [], "eventPruning": ["realtimeListener", "tick"],
+                                "realtime": "websocket"}
     assert duties["vercel"] == {"platform": "vercel", "backgroundThreads": False, "outbox": ["afterCommit", "tick"],
-                                "slaSweep": ["tick"], "eventPruning": ["tick"], "realtime": "unavailable"}
+                                "slaSweep": ["tick"], "executionWatch": [], "eventPruning": ["tick"],
+                                "realtime": "unavailable"}
     realtime = vercel.test_client().get("/api/health/realtime").get_json()
     assert realtime["status"] == "ok" and realtime["websocket"] is False
 

@@ -18,6 +18,9 @@ class FakeN8n:
         self.delay = 0.0  # seconds each POST/DELETE waits before answering (a slow or hung n8n)
         self.healthy = True  # what GET /healthz says
         self.health_checks = 0
+        # GET /api/v1/executions/{id}: the answer n8n's API gives for each id (status code, body);
+        # unknown ids answer 404.
+        self.executions: dict[str, tuple[int, dict]] = {}
         self.lock = threading.Lock()
         fake = self
 
@@ -46,6 +49,19 @@ class FakeN8n:
             do_DELETE = do_POST
 
             def do_GET(self):
+                prefix = "/api/v1/executions/"
+                if self.path.startswith(prefix):
+                    with fake.lock:
+                        fake.requests.append({"method": "GET", "path": self.path, "headers": dict(self.headers),
+                                              "json": None})
+                        status, body = fake.executions.get(self.path[len(prefix):], (404, {"message": "Not Found"}))
+                    data = json.dumps(body).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 with fake.lock:
                     fake.health_checks += 1
                 self.send_response(200 if self.path == "/healthz" and fake.healthy else 503)

@@ -1,0 +1,147 @@
+-- Executions n8n lost: a worker killed outright (out of memory, a host gone) takes the executions
+-- it was running with it. n8n 2.x gives such a job no second try ("job stalled more than
+-- maxStalledCount") and its error workflow does not run, so nothing would ever tell the service.
+-- The service's execution watch (app/n8n/watch.py; docs/reliability.md#lost-executions) asks
+-- n8n about quiet workflows; for one whose execution has ended while the workflow is still in
+-- progress, public.recover_lost_execution starts the workflow again in a new execution that
+-- skips every step already done (the trigger's `resume.done`, read by each step of the exports).
+
+-- A workflow whose execution n8n lost this many times is handed to a person instead.
+create or replace function private.lost_execution_limit() returns integer
+language sql immutable
+set search_path = ''
+as $$ select 3 $$;
+
+-- Workflows worth asking n8n about: in progress, with an execution, nothing waiting on a person
+-- or an outside answer (an execution parked at a Wait node lives in n8n's database, not on a
+-- worker), and quiet (no change to it or its tasks) for p_quiet. Oldest first.
+create or replace function public.n8n_executions_to_check(p_quiet interval, p_limit integer default 50)
+returns table (workflow_id uuid, execution_id text, quiet_since timestamptz)
+language sql stable
+set search_path = ''
+as $$
+  select w.id, w.n8n_execution_id, q.quiet_since
+    from public.workflows w
+    cross join lateral (
+      select greatest(w.updated_at, (select max(t.updated_at) from public.tasks t where t.workflow_id = w.id)) as quiet_since
+    ) q
+   where w.status = 'IN_PROGRESS'
+     and w.n8n_execution_id is not null
+     and q.quiet_since <= now() - p_quiet
+     and not exists (select 1 from public.tasks t
+                      where t.workflow_id = w.id and t.status in ('WAITING', 'AWAITING_REVIEW'))
+   order by q.quiet_since
+   limit greatest(p_limit, 0)
+$$;
+revoke all on function public.n8n_executions_to_check(interval, integer) from public, anon, authenticated;
+grant execute on function public.n8n_executions_to_check(interval, integer) to service_role;
+
+/*
+ * n8n says execution p_execution_id has ended (p_reason: what it said) while its workflow is
+ * still IN_PROGRESS. In one transaction:
+ *  - the execution is recorded as lost (workflows.metadata.lostExecutions); callbacks it might
+ *    still send are refused from now on (public.apply_n8n_event);
+ *  - each task it was running gets its attempt closed as FAILED and a timeline event, and stays
+ *    RUNNING for the new execution to take over (its start is the task's next attempt);
+ *  - a new TRIGGER is queued with `resume.done`: every task COMPLETED (with its output, which
+ *    later steps read) or SKIPPED, so the new execution skips them and nothing is done twice;
+ *  - the audit trail, the realtime stream and the workflow's watchers are told.
+ * After private.lost_execution_limit() losses the workflow is BLOCKED for a person instead.
+ * Nothing happens (recovered false, with the reason) when the workflow has moved on: another
+ * status, or another execution already. Service only.
+ */
+create or replace function public.recover_lost_execution(p_workflow_id uuid, p_execution_id text, p_reason text)
+returns jsonb
+language plpgsql
+security definer  -- writes the timeline, which only the database writes; callable by the service only
+set search_path = ''
+as $$
+declare
+  v_workflow public.workflows;
+  v_lost integer;
+  v_reason text := coalesce(nullif(p_reason, ''), 'n8n no longer runs it');
+  v_message text;
+  v_dispatch_id uuid;
+  v_interrupted text[];
+  v_done jsonb;
+begin
+  if not private.is_service() then
+    raise exception 'lost executions are recovered by the service only' using errcode = '42501';
+  end if;
+  select * into v_workflow from public.workflows where id = p_workflow_id for update;
+  if not found then
+    raise exception 'workflow % not found', p_workflow_id using errcode = 'P0002';
+  end if;
+  if v_workflow.status <> 'IN_PROGRESS' then
+    return jsonb_build_object('recovered', false, 'reason', 'workflow is ' || v_workflow.status);
+  end if;
+  if v_workflow.n8n_execution_id is distinct from p_execution_id then
+    return jsonb_build_object('recovered', false, 'reason', 'the workflow runs as another execution');
+  end if;
+
+  v_lost := coalesce(jsonb_array_length(v_workflow.metadata -> 'lostExecutions'), 0) + 1;
+  v_message := 'n8n lost execution ' || p_execution_id || ' (' || v_reason || ')';
+  select coalesce(array_agg(t.task_key order by t.sequence, t.task_key), '{}') into v_interrupted
+    from public.tasks t where t.workflow_id = v_workflow.id and t.status = 'RUNNING';
+
+  update public.task_executions e
+     set status = 'FAILED', finished_at = greatest(now(), e.started_at),
+         error_code = 'EXECUTION_LOST', error_message = v_message
+   where e.workflow_id = v_workflow.id and e.status = 'RUNNING';
+  insert into public.task_timeline_events (task_id, workflow_id, event_type, from_status, to_status, actor_type,
+                                           actor_id, message, data)
+  select t.id, t.workflow_id, 'execution_lost', t.status, t.status, 'system', 'n8n-watch',
+         v_message || case when v_lost > private.lost_execution_limit()
+                           then '; lost ' || v_lost || ' times, a person takes it from here'
+                           else '; the workflow goes on in a new execution from this step' end,
+         jsonb_build_object('executionId', p_execution_id, 'reason', v_reason, 'losses', v_lost)
+    from public.tasks t where t.workflow_id = v_workflow.id and t.status = 'RUNNING';
+
+  update public.workflows
+     set n8n_execution_id = null, n8n_status = 'lost',
+         metadata = metadata || jsonb_build_object('lostExecutions',
+           coalesce(metadata -> 'lostExecutions', '[]'::jsonb)
+             || jsonb_build_array(jsonb_build_object('executionId', p_execution_id, 'reason', v_reason,
+                                                     'at', now(), 'interruptedTasks', to_jsonb(v_interrupted))))
+   where id = v_workflow.id;
+
+  if v_lost > private.lost_execution_limit() then
+    update public.workflows set status = 'BLOCKED' where id = v_workflow.id;
+    perform private.notify_watchers(v_workflow, null, 'AGENT_FAILURE', 'URGENT',
+      v_workflow.title || ' stopped: n8n lost it ' || v_lost || ' times',
+      v_message || '. It was started again ' || (v_lost - 1) || ' times; a person takes it from here.',
+      'execution_lost:' || v_workflow.id || ':' || p_execution_id);
+    perform private.write_audit_event('workflow.execution_lost', 'workflow', v_workflow.id, v_workflow.id,
+      v_workflow.client_id, jsonb_build_object('status', jsonb_build_object('old', 'IN_PROGRESS', 'new', 'BLOCKED')),
+      jsonb_build_object('executionId', p_execution_id, 'reason', v_reason, 'losses', v_lost,
+                         'interruptedTasks', to_jsonb(v_interrupted)));
+    return jsonb_build_object('recovered', false, 'blocked', true, 'losses', v_lost,
+                              'reason', 'lost ' || v_lost || ' times');
+  end if;
+
+  select coalesce(jsonb_object_agg(t.task_key, case when t.status = 'COMPLETED' then coalesce(t.agent_output, t.result) end), '{}'::jsonb)
+    into v_done
+    from public.tasks t where t.workflow_id = v_workflow.id and t.status in ('COMPLETED', 'SKIPPED');
+  insert into public.n8n_dispatches (workflow_id, kind, payload)
+  values (v_workflow.id, 'TRIGGER', private.n8n_trigger_payload(v_workflow.id) || jsonb_build_object(
+    'resume', jsonb_build_object('lostExecutionId', p_execution_id, 'done', v_done)))
+  returning id into v_dispatch_id;
+
+  perform private.write_audit_event('workflow.execution_lost', 'workflow', v_workflow.id, v_workflow.id,
+    v_workflow.client_id, '{}'::jsonb,
+    jsonb_build_object('executionId', p_execution_id, 'reason', v_reason, 'losses', v_lost,
+                       'interruptedTasks', to_jsonb(v_interrupted), 'dispatchId', v_dispatch_id,
+                       'done', (select coalesce(jsonb_agg(k order by k), '[]'::jsonb) from jsonb_object_keys(v_done) k)));
+  perform private.notify_watchers(v_workflow, null, 'WORKFLOW_UPDATE', 'NORMAL',
+    v_workflow.title || ': started again after n8n lost it',
+    v_message || '. It goes on in a new execution; steps already done are not repeated'
+      || case when cardinality(v_interrupted) > 0
+              then ', ' || array_to_string(v_interrupted, ', ') || ' is run again' else '' end || '.',
+    'execution_lost:' || v_workflow.id || ':' || p_execution_id);
+  return jsonb_build_object('recovered', true, 'losses', v_lost, 'dispatchId', v_dispatch_id,
+                            'interruptedTasks', to_jsonb(v_interrupted),
+                            'done', (select coalesce(jsonb_agg(k order by k), '[]'::jsonb) from jsonb_object_keys(v_done) k));
+end
+$$;
+revoke all on function public.recover_lost_execution(uuid, text, text) from public, anon, authenticated;
+grant execute on function public.recover_lost_execution(uuid, text, text) to service_role;
