@@ -6,6 +6,8 @@
 //     (sha256-shortened past 200 characters): stable across retries, unique per event.
 //   failure(item) -> { message, code } of a failed agent call (error output or success: false).
 //   ran(name) -> the first output item of a node that ran in this execution, else undefined.
+//   done(taskKey) -> that task's output when it was done before n8n lost the execution this one
+//     replaced (the trigger's resume.done; null for a task skipped or without output), else undefined.
 const trigger = $('Rexera trigger').first().json.body;
 function ran(name) {
   try {
@@ -14,6 +16,9 @@ function ran(name) {
   } catch (error) {
     return undefined;
   }
+}
+function done(taskKey) {
+  return ((trigger.resume || {}).done || {})[taskKey];
 }
 function signed(type, data) {
   const full = Object.assign({ workflowId: trigger.workflowId, executionId: String($execution.id), attempt: 1 }, data);

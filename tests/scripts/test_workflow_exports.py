@@ -479,7 +479,7 @@ def _import(live, name, activate=True):
     return created["id"]
 
 
-def _trigger(live, path, workflow_type, payload, keys, workflow_id=None, agent_base_url=None):
+def _trigger(live, path, workflow_type, payload, keys, workflow_id=None, agent_base_url=None, resume=None):
     receiver = live["receiver"]
     workflow_id = workflow_id or str(uuid.uuid4())
     body = {"workflowId": workflow_id, "workflowType": workflow_type, "priority": "NORMAL", "payload": payload,
@@ -488,6 +488,8 @@ def _trigger(live, path, workflow_type, payload, keys, workflow_id=None, agent_b
             "callbackBaseUrl": receiver.base_url, "signingKey": base64.b64encode(live["key"]).decode(),
             "inboundUrl": receiver.base_url + "/webhooks/inbound", "inboundToken": "inbound",
             "agentBaseUrl": agent_base_url or live["simulator"].base_url}
+    if resume is not None:
+        body["resume"] = resume
     # n8n 2.x answers 404 for a moment after a workflow's activation, until its webhook is registered.
     deadline = time.monotonic() + 10
     while True:
@@ -666,6 +668,84 @@ def test_e2e_lien_search_closes_a_minority_of_failed_portals_and_completes(live)
     portal_step = next(event for event in receiver.events if event["type"] == "task.completed"
                        and event["data"]["taskKey"] == "portal_access")
     assert portal_step["data"]["output"]["failed"] == 1 and portal_step["data"]["output"]["total"] == 2
+
+
+# A workflow n8n lost is started again with resume.done: each step done before (completed with
+# its output, or skipped: null) is passed over, and later steps read its output from there.
+@pytest.mark.e2e
+@pytest.mark.timeout(300)
+def test_e2e_a_resumed_payoff_skips_the_steps_done_before(live):
+    assert "payoff_request.json" in live["ids"], "runs after test_e2e_exports_are_accepted_and_activate"
+    receiver = live["receiver"]
+    receiver.events.clear()
+    lender = {"lender": "First Bank", "hasIvr": False, "requiresPhone": True}
+    keys = ["identify_lender_contact", "send_payoff_request", "await_statement", "extract_payoff_data",
+            "generate_invoice", "update_crm_record", "notify_client"]
+    _trigger(live, "rexera/payoff-request", "PAYOFF_REQUEST", {
+        "address": "1 Main St, Austin, TX", "borrowerName": "Ann Lee", "lenderName": "Chase", "loanNumber": "77",
+        "payoffDate": "2026-12-01", "estimatedBalance": 200000}, keys,
+        resume={"lostExecutionId": "9", "done": {"identify_lender_contact": lender, "send_payoff_request": {"sent": 1},
+                                                 "await_statement": {"data": {"payoffAmount": 5}}}})
+    assert receiver.wait_for(lambda: any(event["type"] == "workflow.completed" for event in receiver.events))
+    assert receiver.summary() == [(kind, key) for key in keys[3:] for kind in ("task.started", "task.completed")] \
+        + [("workflow.completed", None)]
+    extract = next(event for event in receiver.events if event["type"] == "task.started")
+    assert extract["data"]["input"]["results"] == {"identify_lender_contact": lender, "send_payoff_request": {"sent": 1},
+                                                   "await_statement": {"data": {"payoffAmount": 5}}}
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(300)
+def test_e2e_a_resumed_payoff_routes_by_the_lender_found_before(live):
+    receiver = live["receiver"]
+    receiver.events.clear()
+    _trigger(live, "rexera/payoff-request", "PAYOFF_REQUEST", {
+        "address": "1 Main St, Austin, TX", "borrowerName": "Ann Lee", "lenderName": "Chase", "loanNumber": "77",
+        "payoffDate": "2026-12-01", "estimatedBalance": 200000}, ["identify_lender_contact", "send_payoff_request"],
+        resume={"lostExecutionId": "9", "done": {"identify_lender_contact": {"hasIvr": False, "requiresPhone": True}}})
+    assert receiver.wait_for(lambda: any(event["type"] == "task.waiting" for event in receiver.events))
+    assert receiver.summary()[:2] == [("task.started", "send_payoff_request"), ("task.completed", "send_payoff_request")]
+    assert receiver.events[0]["data"]["agentName"] == "florian"  # the phone call, as the lender found needs
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(300)
+def test_e2e_a_resumed_hoa_request_makes_only_the_call_left(live):
+    receiver = live["receiver"]
+    receiver.events.clear()
+    _trigger(live, "rexera/hoa-acquisition", "HOA_ACQUISITION", {
+        "address": "1 Main St", "hoaName": "Oak HOA", "documentsRequested": ["bylaws"], "buyer": "Bo",
+        "closingDate": "2026-12-01", "communicationPreference": "both"},
+        ["research_hoa_contact", "send_email_request", "make_phone_call", "await_documents"],
+        resume={"lostExecutionId": "9", "done": {"research_hoa_contact": {"contact": "x"}, "send_email_request": None}})
+    assert receiver.wait_for(lambda: any(event["type"] == "task.waiting" for event in receiver.events))
+    assert receiver.summary() == [("task.started", "make_phone_call"), ("task.completed", "make_phone_call"),
+                                  ("task.waiting", "await_documents")]
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(300)
+def test_e2e_a_resumed_lien_search_searches_only_the_portals_left(live):
+    receiver = live["receiver"]
+    receiver.events.clear()
+    keys = ["research_municipality", "portal_access", "process_documents", "quality_validation",
+            "generate_invoice", "update_crm", "notify_client"]
+    portals = [{"name": "County Clerk", "url": "https://clerk.example"}, {"name": "Tax Office", "url": "https://tax.example"}]
+    _trigger(live, "rexera/muni-lien-search", "MUNI_LIEN_SEARCH", {
+        "address": "1 Main St, Austin, TX", "county": "Travis", "parcelNumber": "1", "buyer": "B",
+        "closingDate": "2026-12-01"}, keys,
+        resume={"lostExecutionId": "9", "done": {"research_municipality": {"portals": portals},
+                                                 "portal_access:County_Clerk": {"liens": ["earlier"]}}})
+    assert receiver.wait_for(lambda: any(event["type"] in ("workflow.completed", "escalation")
+                                         for event in receiver.events))
+    started = [event["data"]["taskKey"] for event in receiver.events if event["type"] == "task.started"]
+    assert started == ["portal_access", "portal_access:Tax_Office", *keys[2:]]
+    injected = sorted(event["data"]["taskKey"] for event in receiver.events if event["type"] == "task.injected")
+    assert injected == ["portal_access:County_Clerk", "portal_access:Tax_Office"]  # the same tasks again
+    fan_in = next(event for event in receiver.events if event["type"] == "task.completed"
+                  and event["data"]["taskKey"] == "portal_access")
+    assert fan_in["data"]["output"]["total"] == 2 and {"liens": ["earlier"]} in fan_in["data"]["output"]["portals"]
+    assert receiver.events[-1]["type"] == "workflow.completed"
 
 
 SIGNING_SAMPLES = ["", "a", "€😀\n\"\\", *("x" * n for n in (55, 56, 57, 63, 64, 65, 119, 120, 128, 4097))]
