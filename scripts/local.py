@@ -441,6 +441,9 @@ class System:
             "CONSOLE_LOCAL_SIGN_IN": "on",
             "DISPATCHER_ENABLED": "on",
             "SLA_SWEEP_INTERVAL_SECONDS": os.environ.get("SLA_SWEEP_INTERVAL_SECONDS") or "60",
+            # The execution watch (lost n8n executions): the service's defaults unless set here.
+            **{name: os.environ[name] for name in ("N8N_WATCH_INTERVAL_SECONDS", "N8N_WATCH_QUIET_SECONDS")
+               if os.environ.get(name)},
             "PORT": str(self.args.port),
             "HOST": "127.0.0.1",
             "PYTHONPATH": str(ROOT),

@@ -39,14 +39,17 @@ class FakeN8n:
                         status, body = fake.answers.pop(0)
                     if self.path.endswith("/stop") and not fake.has_stop:
                         status, body = 404, {"message": "not found"}
+                self.reply(status, body)
+
+            do_DELETE = do_POST
+
+            def reply(self, status: int, body) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-
-            do_DELETE = do_POST
 
             def do_GET(self):
                 prefix = "/api/v1/executions/"
@@ -55,12 +58,7 @@ class FakeN8n:
                         fake.requests.append({"method": "GET", "path": self.path, "headers": dict(self.headers),
                                               "json": None})
                         status, body = fake.executions.get(self.path[len(prefix):], (404, {"message": "Not Found"}))
-                    data = json.dumps(body).encode()
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
+                    self.reply(status, body)
                     return
                 with fake.lock:
                     fake.health_checks += 1

@@ -13,15 +13,7 @@ from app.db import Database
 from app.n8n.dispatcher import CircuitBreaker, Dispatcher, OutboxListener, backoff_seconds
 from app.webhooks.signing import encode_key, workflow_key
 from tests.db.factories import make_workflow, start_workflow
-from tests.n8n.fake_n8n import FakeN8n
 from tests.service_fixtures import CALLBACK_SECRET, TransactionalDatabase, make_settings
-
-
-@pytest.fixture
-def n8n():
-    fake = FakeN8n()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

@@ -7,15 +7,7 @@ import pytest
 
 from app.n8n.watch import ExecutionWatch
 from tests.db.factories import make_workflow, start_workflow
-from tests.n8n.fake_n8n import FakeN8n
 from tests.service_fixtures import TransactionalDatabase, make_settings
-
-
-@pytest.fixture
-def n8n():
-    fake = FakeN8n()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
