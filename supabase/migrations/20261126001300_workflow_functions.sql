@@ -408,6 +408,13 @@ begin
     end if;
     v_new_status := 'IN_PROGRESS';
     update public.workflows set status = v_new_status where id = v_workflow.id;
+    -- Blocked because n8n lost its execution too often (public.recover_lost_execution): nothing
+    -- runs it any more, so resuming starts it again where it stopped, and the count starts over.
+    if v_workflow.n8n_status = 'lost' and v_workflow.n8n_execution_id is null then
+      update public.workflows set metadata = metadata || jsonb_build_object('lossesInARow', 0) where id = v_workflow.id;
+      v_dispatch_id := private.queue_resumed_trigger(v_workflow.id,
+                                                     v_workflow.metadata -> 'lostExecutions' -> -1 ->> 'executionId');
+    end if;
 
   elsif p_action = 'cancel' then
     if v_workflow.status in ('COMPLETED', 'CANCELLED') then

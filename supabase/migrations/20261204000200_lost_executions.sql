@@ -36,6 +36,30 @@ $$;
 revoke all on function public.n8n_executions_to_check(interval, integer) from public, anon, authenticated;
 grant execute on function public.n8n_executions_to_check(interval, integer) to service_role;
 
+-- Queues the trigger that starts a workflow again after n8n lost its execution: the workflow's
+-- trigger payload with `resume.done`, every task COMPLETED (with its output, which later steps
+-- read) or SKIPPED, for the exports to pass over. Returns the outbox row's id.
+create or replace function private.queue_resumed_trigger(p_workflow_id uuid, p_lost_execution_id text) returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_done jsonb;
+  v_dispatch_id uuid;
+begin
+  select coalesce(jsonb_object_agg(t.task_key, case when t.status = 'COMPLETED' then coalesce(t.agent_output, t.result) end),
+                  '{}'::jsonb)
+    into v_done
+    from public.tasks t where t.workflow_id = p_workflow_id and t.status in ('COMPLETED', 'SKIPPED');
+  insert into public.n8n_dispatches (workflow_id, kind, payload)
+  values (p_workflow_id, 'TRIGGER', private.n8n_trigger_payload(p_workflow_id) || jsonb_build_object(
+    'resume', jsonb_build_object('lostExecutionId', p_lost_execution_id, 'done', v_done)))
+  returning id into v_dispatch_id;
+  return v_dispatch_id;
+end
+$$;
+revoke all on function private.queue_resumed_trigger(uuid, text) from public, anon, authenticated;
+
 /*
  * n8n says execution p_execution_id has ended (p_reason: what it said) while its workflow is
  * still IN_PROGRESS. In one transaction:
@@ -46,7 +70,9 @@ grant execute on function public.n8n_executions_to_check(interval, integer) to s
  *  - a new TRIGGER is queued with `resume.done`: every task COMPLETED (with its output, which
  *    later steps read) or SKIPPED, so the new execution skips them and nothing is done twice;
  *  - the audit trail, the realtime stream and the workflow's watchers are told.
- * After private.lost_execution_limit() losses the workflow is BLOCKED for a person instead.
+ * After private.lost_execution_limit() losses in a row the workflow is BLOCKED for a person
+ * instead; the person's resume (public.workflow_action) starts it again the same way and counts
+ * from zero.
  * Nothing happens (recovered false, with the reason) when the workflow has moved on: another
  * status, or another execution already. Service only.
  */
@@ -79,7 +105,7 @@ begin
     return jsonb_build_object('recovered', false, 'reason', 'the workflow runs as another execution');
   end if;
 
-  v_lost := coalesce(jsonb_array_length(v_workflow.metadata -> 'lostExecutions'), 0) + 1;
+  v_lost := coalesce((v_workflow.metadata ->> 'lossesInARow')::integer, 0) + 1;
   v_message := 'n8n lost execution ' || p_execution_id || ' (' || v_reason || ')';
   select coalesce(array_agg(t.task_key order by t.sequence, t.task_key), '{}') into v_interrupted
     from public.tasks t where t.workflow_id = v_workflow.id and t.status = 'RUNNING';
@@ -99,7 +125,7 @@ begin
 
   update public.workflows
      set n8n_execution_id = null, n8n_status = 'lost',
-         metadata = metadata || jsonb_build_object('lostExecutions',
+         metadata = metadata || jsonb_build_object('lossesInARow', v_lost, 'lostExecutions',
            coalesce(metadata -> 'lostExecutions', '[]'::jsonb)
              || jsonb_build_array(jsonb_build_object('executionId', p_execution_id, 'reason', v_reason,
                                                      'at', now(), 'interruptedTasks', to_jsonb(v_interrupted))))
@@ -119,13 +145,8 @@ begin
                               'reason', 'lost ' || v_lost || ' times');
   end if;
 
-  select coalesce(jsonb_object_agg(t.task_key, case when t.status = 'COMPLETED' then coalesce(t.agent_output, t.result) end), '{}'::jsonb)
-    into v_done
-    from public.tasks t where t.workflow_id = v_workflow.id and t.status in ('COMPLETED', 'SKIPPED');
-  insert into public.n8n_dispatches (workflow_id, kind, payload)
-  values (v_workflow.id, 'TRIGGER', private.n8n_trigger_payload(v_workflow.id) || jsonb_build_object(
-    'resume', jsonb_build_object('lostExecutionId', p_execution_id, 'done', v_done)))
-  returning id into v_dispatch_id;
+  v_dispatch_id := private.queue_resumed_trigger(v_workflow.id, p_execution_id);
+  select d.payload -> 'resume' -> 'done' into v_done from public.n8n_dispatches d where d.id = v_dispatch_id;
 
   perform private.write_audit_event('workflow.execution_lost', 'workflow', v_workflow.id, v_workflow.id,
     v_workflow.client_id, '{}'::jsonb,

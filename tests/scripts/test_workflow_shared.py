@@ -44,7 +44,7 @@ def test_the_committed_exports_carry_their_shared_files_exactly(capsys):
     assert tool.main([]) == 0
     assert tool.main(["--check"]) == 0
     assert capsys.readouterr().out == ""
-    assert carriers(EXPORTS) == 63
+    assert carriers(EXPORTS) == 64
 
 
 def test_an_edit_inside_a_shared_block_is_named_with_where_to_make_it(exports, capsys):
@@ -86,7 +86,7 @@ def test_a_sweeping_change_is_one_edit_of_a_shared_file_then_apply(exports, caps
     shared.write_text(before.replace(old, new))
     assert tool.main(["--dir", str(exports)]) == 1
     out = capsys.readouterr().out
-    assert out.count("shared block sign-callback differs") == 63
+    assert out.count("shared block sign-callback differs") == 64
     assert "reads `if (id.length > 200) id = trigger.workflowId" in out
     assert "`if (id.length > 180) id = trigger.workflowId" in out
     assert tool.main(["--apply", "--dir", str(exports)]) == 0

@@ -134,6 +134,22 @@ def test_after_the_limit_a_person_takes_over(db, interrupted):
                         (f"execution_lost:{interrupted['id']}:exec-4",)).fetchall()
     assert urgent and all(n["priority"] == "URGENT" and "4 times" in n["title"] for n in urgent)
 
+    # The person resumes it: it starts again where it stopped, and the count starts over.
+    db.execute("update public.n8n_dispatches set status = 'DELIVERED' where workflow_id = %s", (interrupted["id"],))
+    act_as(db, PEOPLE["operator"])
+    resumed = db.execute("select public.workflow_action(%s, 'resume') as r", (interrupted["id"],)).fetchone()["r"]
+    act_as_service(db)
+    assert resumed["newStatus"] == "IN_PROGRESS" and resumed["dispatchId"]
+    trigger = db.execute("select status, payload from public.n8n_dispatches where id = %s",
+                         (resumed["dispatchId"],)).fetchone()
+    assert trigger["status"] == "PENDING"
+    assert trigger["payload"]["resume"] == {"lostExecutionId": "exec-4",
+                                            "done": {"identify_lender_contact": {"lender": "First Bank"}}}
+    db.execute("update public.workflows set n8n_execution_id = 'exec-5' where id = %s", (interrupted["id"],))
+    db.execute("update public.n8n_dispatches set status = 'DELIVERED' where workflow_id = %s", (interrupted["id"],))
+    again = recover(db, interrupted["id"], "exec-5")
+    assert again["recovered"] is True and again["losses"] == 1
+
 
 @pytest.mark.parametrize("person", sorted(PEOPLE))
 def test_only_the_service_recovers(db, interrupted, person):
