@@ -78,7 +78,8 @@ def tick(app: Flask, outbox_budget_seconds: float = TICK_OUTBOX_BUDGET_SECONDS) 
         return {"skipped": "another runner holds the sweep"} if summary is None else summary
 
     duty("slaSweep", sweep)
-    duty("executionWatch", lambda: ExecutionWatch(database, settings, session=shared.session).check())
+    duty("executionWatch", lambda: ExecutionWatch(database, settings, session=shared.session,
+                                                  metrics=app.extensions.get("metrics")).check())
     duty("eventPruning", lambda: {"deleted": database.run(Principal.service("tick"), lambda conn: conn.execute(
         "select public.prune_realtime_events(make_interval(hours => %s)) as n",
         (settings.realtime_retention_hours,)).fetchone()["n"])})

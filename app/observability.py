@@ -73,6 +73,10 @@ class Metrics:
         self.db_time = Histogram("rexera_db_transaction_duration_seconds", "Time spent in database transactions",
                                  registry=r, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
         self.websocket_connections = Gauge("rexera_websocket_connections", "Open WebSocket connections", registry=r)
+        self.lost_executions = Counter("rexera_n8n_executions_lost_total",
+                                       "n8n executions lost with their worker, found by this process's execution watch,"
+                                       " by what followed (recovered: started again; blocked: handed to a person)",
+                                       ["outcome"], registry=r)
         r.register(BusinessCollector(app))
 
 

@@ -49,11 +49,12 @@ class Round:
 
 class ExecutionWatch:
     def __init__(self, database: Database, settings: Settings, session: requests.Session | None = None,
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, metrics=None):
         self.database = database
         self.settings = settings
         self.session = session or requests.Session()
         self.timeout = timeout
+        self.metrics = metrics  # app.observability.Metrics: counts what followed each loss
 
     def execution_state(self, execution_id: str) -> tuple[str, str] | None:
         """(status, reason) as n8n's API tells it; "missing" when n8n has no such execution;
@@ -114,6 +115,9 @@ class ExecutionWatch:
             result = self.database.run(PRINCIPAL, lambda conn: conn.execute(
                 "select public.recover_lost_execution(%s, %s, %s) as r",
                 (row["workflow_id"], row["execution_id"], reason)).fetchone()["r"])
+            outcome = "recovered" if result.get("recovered") else "blocked" if result.get("blocked") else None
+            if outcome and self.metrics is not None:
+                self.metrics.lost_executions.labels(outcome).inc()
             if result.get("recovered"):
                 summary.recovered += 1
                 log.warning("execution watch: n8n lost execution %s of workflow %s (%s); started again, skipping %s",
@@ -140,7 +144,7 @@ def start_in_background(app) -> threading.Event:
     """Started by the app factory when N8N_WATCH_INTERVAL_SECONDS > 0: one thread per process."""
     settings = app.config["SETTINGS"]
     stop = threading.Event()
-    watch = ExecutionWatch(app.extensions["database"], settings)
+    watch = ExecutionWatch(app.extensions["database"], settings, metrics=app.extensions.get("metrics"))
     thread = threading.Thread(target=run_forever, args=(watch, stop, settings.n8n_watch_interval_seconds),
                               name="n8n-watch", daemon=True)
     thread.start()

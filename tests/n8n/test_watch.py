@@ -21,10 +21,15 @@ def running(db):
     return workflow
 
 
-def watch_for(db, database_url, n8n, **overrides):
+def watch_for(db, database_url, n8n, metrics=None, **overrides):
     settings = make_settings(database_url, **{"n8n_base_url": n8n.url, "n8n_api_key": "api-key",
                                               "n8n_watch_quiet_seconds": 0, **overrides})
-    return ExecutionWatch(TransactionalDatabase(db), settings, timeout=2)
+    return ExecutionWatch(TransactionalDatabase(db), settings, timeout=2, metrics=metrics)
+
+
+def lost_counted(app, outcome):
+    return app.extensions["metrics"].registry.get_sample_value("rexera_n8n_executions_lost_total",
+                                                               {"outcome": outcome}) or 0
 
 
 def triggers(db, workflow_id):
@@ -37,11 +42,14 @@ def triggers(db, workflow_id):
     ("crashed", (200, {"id": "41", "finished": False, "status": "crashed"})),
     ("missing", None),
 ])
-def test_a_lost_execution_is_started_again_once(db, database_url, n8n, running, status, answer):
+def test_a_lost_execution_is_started_again_once(app, db, database_url, n8n, running, status, answer):
     if answer:
         n8n.executions["41"] = answer
-    watch = watch_for(db, database_url, n8n)
+    watch = watch_for(db, database_url, n8n, metrics=app.extensions["metrics"])
+    counted = lost_counted(app, "recovered")
     assert watch.check() == {"checked": 1, "lost": 1, "recovered": 1, "blocked": 0, "unreachable": 0}
+    assert lost_counted(app, "recovered") == counted + 1
+    assert "rexera_n8n_executions_lost_total" in app.test_client().get("/metrics").get_data(as_text=True)
     [asked] = [r for r in n8n.requests if r["method"] == "GET"]
     assert asked["path"] == "/api/v1/executions/41" and asked["headers"]["X-N8N-API-KEY"] == "api-key"
     [trigger] = triggers(db, running["id"])
@@ -85,6 +93,17 @@ def test_a_workflow_not_quiet_long_enough_is_not_asked_about(db, database_url, n
 def test_without_an_api_key_the_watch_says_why_it_skips(db, database_url, n8n, running):
     summary = watch_for(db, database_url, n8n, n8n_api_key=None).check()
     assert "N8N_API_KEY" in summary["skipped"] and n8n.requests == []
+
+
+def test_a_fourth_loss_in_a_row_is_counted_as_handed_to_a_person(app, db, database_url, n8n, running):
+    db.execute("update public.workflows set metadata = metadata || '{\"lossesInARow\": 3}' where id = %s",
+               (running["id"],))
+    n8n.executions["41"] = (200, {"id": "41", "status": "error"})
+    counted = lost_counted(app, "blocked")
+    summary = watch_for(db, database_url, n8n, metrics=app.extensions["metrics"]).check()
+    assert summary == {"checked": 1, "lost": 1, "recovered": 0, "blocked": 1, "unreachable": 0}
+    assert lost_counted(app, "blocked") == counted + 1
+    assert triggers(db, running["id"]) == []
 
 
 def test_runners_take_turns_by_round(db, database_url, n8n, running):
