@@ -33,6 +33,15 @@ PRINCIPAL = Principal.service("n8n-watch")
 # its SLA clock: n8n finished what it was given, or a person stopped it.
 LOST = frozenset({"error", "crashed"})
 ROUND_LIMIT = 50  # workflows asked about per round
+# How n8n words the loss of an execution with its worker, when it reports one to the error
+# workflow: a crashed execution (2.x, found when a worker's heartbeat stops) and a stalled job.
+LOST_WORDS = ("workflow did not finish, possible out-of-memory issue", "job stalled more than maxstalledcount")
+
+
+def lost_in_words(message: str) -> bool:
+    """Whether n8n's error message says the execution was lost rather than failed."""
+    message = message.lower()
+    return any(words in message for words in LOST_WORDS)
 
 
 @dataclasses.dataclass

@@ -8,6 +8,7 @@ from psycopg.types.json import Jsonb
 
 from app.auth import Principal
 from app.n8n import delivery
+from app.n8n.watch import lost_in_words
 from app.db import get_db
 from app.errors import ApiError, error_response
 from app.inputs import json_body
@@ -71,7 +72,10 @@ def callback():
 @bp.post("/errors")
 def error_report():
     """The error workflow's report of an execution that failed unhandled: marks the workflow
-    owning that execution failed and escalates it. Idempotent by execution id."""
+    owning that execution failed and escalates it. Idempotent by execution id. An execution n8n
+    lost with its worker (n8n's own words for it: app.n8n.watch.lost_in_words) is no failure of
+    the workflow's: it goes on in a new execution (public.recover_lost_execution), and a later
+    report of an execution already replaced changes nothing."""
     token = current_app.config["SETTINGS"].n8n_error_webhook_token
     if token is None:
         raise ApiError(503, "error reports are not configured here (N8N_ERROR_WEBHOOK_TOKEN)", "unavailable")
@@ -85,10 +89,21 @@ def error_report():
     error = report.get("error") if isinstance(report.get("error"), (dict, str)) else None
 
     def work(conn):
+        message = error.get("message") if isinstance(error, dict) else error
         owner = conn.execute("select id from public.workflows where n8n_execution_id = %s", (execution_id,)).fetchone()
         if owner is None:
-            raise ApiError(404, f"no workflow runs as n8n execution {execution_id}", "not_found")
-        message = error.get("message") if isinstance(error, dict) else error
+            replaced = conn.execute("select id from public.workflows where metadata -> 'lostExecutions' @> %s",
+                                    (Jsonb([{"executionId": execution_id}]),)).fetchone()
+            if replaced is None:
+                raise ApiError(404, f"no workflow runs as n8n execution {execution_id}", "not_found")
+            return {"statusCode": 200, "replay": True, "body": {
+                "received": True, "applied": False, "workflowId": str(replaced["id"]),
+                "reason": f"n8n execution {execution_id} was lost and its workflow goes on in another"}}
+        if isinstance(message, str) and lost_in_words(message):
+            recovered = conn.execute("select public.recover_lost_execution(%s, %s, %s) as r",
+                                     (owner["id"], execution_id, f"n8n's error workflow: {message[:500]}")).fetchone()["r"]
+            return {"statusCode": 200, "replay": False, "body": {
+                "received": True, "workflowId": str(owner["id"]), "lostExecution": recovered}}
         return conn.execute(
             "select public.apply_n8n_event('n8n_error', %s, 'workflow.failed', %s) as r",
             (execution_id, Jsonb({"workflowId": str(owner["id"]), "executionId": execution_id,

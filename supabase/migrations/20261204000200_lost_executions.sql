@@ -66,7 +66,8 @@ revoke all on function private.queue_resumed_trigger(uuid, text) from public, an
  *  - the execution is recorded as lost (workflows.metadata.lostExecutions); callbacks it might
  *    still send are refused from now on (public.apply_n8n_event);
  *  - each task it was running gets its attempt closed as FAILED and a timeline event, and stays
- *    RUNNING for the new execution to take over (its start is the task's next attempt);
+ *    RUNNING for the new execution to take over (its start is the task's next attempt); a wait
+ *    it had been answered on keeps that answer for the new execution's wait;
  *  - a new TRIGGER is queued with `resume.done`: every task COMPLETED (with its output, which
  *    later steps read) or SKIPPED, so the new execution skips them and nothing is done twice;
  *  - the audit trail, the realtime stream and the workflow's watchers are told.
@@ -110,6 +111,22 @@ begin
   select coalesce(array_agg(t.task_key order by t.sequence, t.task_key), '{}') into v_interrupted
     from public.tasks t where t.workflow_id = v_workflow.id and t.status = 'RUNNING';
 
+  -- A wait the lost execution had been answered on: the answer is kept for the new execution's
+  -- wait, which takes it at once (task.waiting with metadata.pendingInbound, as when an answer
+  -- comes before its wait is announced).
+  update public.tasks t
+     set metadata = t.metadata || jsonb_build_object('pendingInbound', d.payload -> 'body')
+    from (select distinct on (d.payload ->> 'taskId') d.payload, d.created_at, d.payload ->> 'taskId' as task_id
+            from public.n8n_dispatches d
+           where d.workflow_id = v_workflow.id and d.kind = 'RESUME' and d.status in ('DELIVERED', 'PENDING', 'FAILED')
+           order by d.payload ->> 'taskId', d.created_at desc) d
+   where t.workflow_id = v_workflow.id and t.status = 'RUNNING' and t.id::text = d.task_id
+     and d.created_at >= (select max(e.created_at) from public.task_timeline_events e
+                           where e.task_id = t.id and e.to_status = 'WAITING');
+  -- Not delivered yet: the lost execution's resume URL leads nowhere.
+  update public.n8n_dispatches d
+     set status = 'DEAD', last_error = 'n8n lost the execution waiting for it; the answer goes to the new execution'
+   where d.workflow_id = v_workflow.id and d.kind = 'RESUME' and d.status in ('PENDING', 'FAILED');
   update public.task_executions e
      set status = 'FAILED', finished_at = greatest(now(), e.started_at),
          error_code = 'EXECUTION_LOST', error_message = v_message

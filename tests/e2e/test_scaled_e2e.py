@@ -248,6 +248,17 @@ def _collect(sock: websocket.WebSocket, until: float) -> list[dict]:
     return events
 
 
+@pytest.mark.timeout(900)
+def test_the_demo_runs_against_it_unchanged(scaled):
+    """`python3 scripts/local.py demo` (the README's demo, against a system already up) through
+    HAProxy: the three workflows complete."""
+    result = subprocess.run([sys.executable, "scripts/local.py", "demo", "--state-dir", str(scaled.state_dir)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=840)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert "all three workflows COMPLETED" in result.stdout, result.stdout[-4000:]
+    assert scaled.running["baseUrl"] == scaled.base  # the balancer's port, as the demo was given it
+
+
 @pytest.mark.timeout(600)
 def test_sockets_through_the_balancer_on_different_instances_each_receive_every_event(scaled):
     before = scaled.query("select coalesce(max(seq), 0) as seq from public.realtime_events")[0]["seq"]

@@ -8,6 +8,7 @@ import pytest
 from tests.db.factories import make_workflow, start_workflow, tasks_of
 from tests.db.world import PEOPLE
 from tests.support import act_as, act_as_service
+from tests.service_fixtures import ERROR_TOKEN
 from tests.webhooks.test_n8n_callbacks import post_event
 
 
@@ -18,7 +19,7 @@ def recover(db, workflow_id, execution_id="exec-1", reason="error"):
 
 def triggers(db, workflow_id):
     return db.execute("select status, payload from public.n8n_dispatches where workflow_id = %s and kind = 'TRIGGER'"
-                      " order by created_at", (workflow_id,)).fetchall()
+                      " order by payload ? 'resume', created_at", (workflow_id,)).fetchall()
 
 
 @pytest.fixture
@@ -193,3 +194,63 @@ def test_the_watch_asks_about_quiet_workflows_only(db, interrupted):
     db.execute("update public.tasks set status = 'RUNNING' where id = %s", (tasks["send_payoff_request"]["id"],))
     db.execute("update public.workflows set n8n_execution_id = null where id = %s", (interrupted["id"],))
     assert interrupted["id"] not in listed()
+
+
+@pytest.mark.parametrize("message", ["Workflow did not finish, possible out-of-memory issue",
+                                     "job stalled more than maxStalledCount"])
+def test_n8n_reporting_a_lost_execution_to_the_error_workflow_starts_it_again(client, db, interrupted, message):
+    headers = {"X-N8N-Error-Token": ERROR_TOKEN}
+    report = {"executionId": "exec-1", "error": {"message": message}}
+    first = client.post("/webhooks/n8n/errors", json=report, headers=headers)
+    assert first.status_code == 200, first.json
+    assert first.json["lostExecution"]["recovered"] is True
+    assert first.json["lostExecution"]["interruptedTasks"] == ["send_payoff_request"]
+    workflow = db.execute("select status, metadata from public.workflows where id = %s", (interrupted["id"],)).fetchone()
+    assert workflow["status"] == "IN_PROGRESS"
+    assert workflow["metadata"]["lostExecutions"][0]["reason"] == f"n8n's error workflow: {message}"
+    assert len([t for t in triggers(db, interrupted["id"]) if t["status"] == "PENDING"]) == 1
+    # n8n reports it again (a crashed execution, then its stalled job): nothing more happens.
+    again = client.post("/webhooks/n8n/errors", json=report, headers=headers)
+    assert again.status_code == 200 and again.json["applied"] is False and "was lost" in again.json["reason"]
+    assert len([t for t in triggers(db, interrupted["id"]) if t["status"] == "PENDING"]) == 1
+    assert db.execute("select count(*) n from public.notifications where dedupe_key like %s",
+                      (f"workflow_failed:{interrupted['id']}%",)).fetchone()["n"] == 0
+
+
+def test_an_ordinary_error_report_still_fails_the_workflow(client, db, interrupted):
+    answer = client.post("/webhooks/n8n/errors", json={"executionId": "exec-1", "error": {"message": "409 - refused"}},
+                         headers={"X-N8N-Error-Token": ERROR_TOKEN})
+    assert answer.status_code == 200
+    assert db.execute("select status from public.workflows where id = %s", (interrupted["id"],)).fetchone()["status"] == "FAILED"
+    assert len(triggers(db, interrupted["id"])) == 1
+
+
+@pytest.mark.parametrize("delivered", [True, False], ids=["resume delivered", "resume not delivered yet"])
+def test_a_wait_answered_before_the_loss_is_answered_again_in_the_new_execution(client, db, delivered):
+    workflow = make_workflow(db)
+    start_workflow(db, workflow["id"])
+    db.execute("update public.n8n_dispatches set status = 'DELIVERED' where workflow_id = %s", (workflow["id"],))
+    for event, data in [("task.started", {"taskKey": "identify_lender_contact"}),
+                        ("task.completed", {"taskKey": "identify_lender_contact", "output": {}}),
+                        ("task.started", {"taskKey": "send_payoff_request", "agentName": "mia"}),
+                        ("task.completed", {"taskKey": "send_payoff_request", "output": {}}),
+                        ("task.waiting", {"taskKey": "await_statement", "resumeUrl": "http://127.0.0.1:5678/webhook-waiting/1"})]:
+        assert post_event(client, workflow["id"], event, **data).status_code == 200
+    task = tasks_of(db, workflow["id"])["await_statement"]
+    db.execute("select public.task_action(%s, 'resume', %s)", (task["id"], '{"body": {"payoffAmount": 5}}'))
+    if delivered:
+        db.execute("update public.n8n_dispatches set status = 'DELIVERED' where workflow_id = %s", (workflow["id"],))
+    assert tasks_of(db, workflow["id"])["await_statement"]["status"] == "RUNNING"
+    assert recover(db, workflow["id"])["interruptedTasks"] == ["await_statement"]
+    kept = tasks_of(db, workflow["id"])["await_statement"]["metadata"]["pendingInbound"]
+    assert kept["payoffAmount"] == 5
+    stale = db.execute("select status from public.n8n_dispatches where workflow_id = %s and kind = 'RESUME'",
+                       (workflow["id"],)).fetchall()
+    assert [r["status"] for r in stale] == ["DELIVERED" if delivered else "DEAD"]
+    # The new execution announces the wait again and is resumed at once with the same answer.
+    waiting = post_event(client, workflow["id"], "task.waiting", executionId="exec-2", taskKey="await_statement",
+                         resumeUrl="http://127.0.0.1:5678/webhook-waiting/2")
+    assert waiting.status_code == 200 and waiting.json["result"]["resumedWithPendingInbound"] is True
+    resumes = db.execute("select status, payload from public.n8n_dispatches where workflow_id = %s and kind = 'RESUME'"
+                         " and status = 'PENDING'", (workflow["id"],)).fetchall()
+    assert len(resumes) == 1 and resumes[0]["payload"]["body"]["payoffAmount"] == 5
