@@ -12,26 +12,54 @@ language sql immutable
 set search_path = ''
 as $$ select 3 $$;
 
--- Workflows worth asking n8n about: in progress, with an execution, nothing waiting on a person
--- or an outside answer (an execution parked at a Wait node lives in n8n's database, not on a
--- worker), and quiet (no change to it or its tasks) for p_quiet. Oldest first.
+-- When the watch last asked n8n about each workflow's execution, so that every round asks about
+-- the ones asked about longest ago.
+create table private.n8n_execution_checks (
+  workflow_id uuid primary key references public.workflows (id) on delete cascade,
+  execution_id text not null,
+  checked_at timestamptz not null default now()
+);
+comment on table private.n8n_execution_checks is
+  'When the execution watch (app/n8n/watch.py) last asked n8n about a workflow''s execution.';
+revoke all on private.n8n_execution_checks from public, anon, authenticated;
+
+-- The next workflows to ask n8n about, recorded as asked: in progress, with an execution, quiet
+-- (no change to it or its tasks) for p_quiet; those never asked about first, then those asked
+-- about longest ago. Workflows parked at a wait are asked about too (an execution lost while
+-- announcing its wait never parks), in their turn. Runners may ask at once: rows another is
+-- taking are skipped.
 create or replace function public.n8n_executions_to_check(p_quiet interval, p_limit integer default 50)
 returns table (workflow_id uuid, execution_id text, quiet_since timestamptz)
-language sql stable
+language plpgsql
+security definer
 set search_path = ''
 as $$
-  select w.id, w.n8n_execution_id, q.quiet_since
-    from public.workflows w
-    cross join lateral (
-      select greatest(w.updated_at, (select max(t.updated_at) from public.tasks t where t.workflow_id = w.id)) as quiet_since
-    ) q
-   where w.status = 'IN_PROGRESS'
-     and w.n8n_execution_id is not null
-     and q.quiet_since <= now() - p_quiet
-     and not exists (select 1 from public.tasks t
-                      where t.workflow_id = w.id and t.status in ('WAITING', 'AWAITING_REVIEW'))
-   order by q.quiet_since
-   limit greatest(p_limit, 0)
+#variable_conflict use_column
+begin
+  if not private.is_service() then
+    raise exception 'the execution watch is the service''s' using errcode = '42501';
+  end if;
+  return query
+  with picked as (
+    select w.id, w.n8n_execution_id, q.quiet_since, c.checked_at
+      from public.workflows w
+      cross join lateral (
+        select greatest(w.updated_at, (select max(t.updated_at) from public.tasks t where t.workflow_id = w.id)) as quiet_since
+      ) q
+      left join private.n8n_execution_checks c on c.workflow_id = w.id and c.execution_id = w.n8n_execution_id
+     where w.status = 'IN_PROGRESS'
+       and w.n8n_execution_id is not null
+       and q.quiet_since <= now() - p_quiet
+     order by c.checked_at nulls first, q.quiet_since
+     limit greatest(p_limit, 0)
+     for update of w skip locked
+  ), asked as (
+    insert into private.n8n_execution_checks as c (workflow_id, execution_id, checked_at)
+    select p.id, p.n8n_execution_id, clock_timestamp() from picked p
+    on conflict (workflow_id) do update set execution_id = excluded.execution_id, checked_at = excluded.checked_at
+  )
+  select p.id, p.n8n_execution_id, p.quiet_since from picked p order by p.checked_at nulls first, p.quiet_since;
+end
 $$;
 revoke all on function public.n8n_executions_to_check(interval, integer) from public, anon, authenticated;
 grant execute on function public.n8n_executions_to_check(interval, integer) to service_role;
@@ -65,9 +93,10 @@ revoke all on function private.queue_resumed_trigger(uuid, text) from public, an
  * still IN_PROGRESS. In one transaction:
  *  - the execution is recorded as lost (workflows.metadata.lostExecutions); callbacks it might
  *    still send are refused from now on (public.apply_n8n_event);
- *  - each task it was running gets its attempt closed as FAILED and a timeline event, and stays
- *    RUNNING for the new execution to take over (its start is the task's next attempt); a wait
- *    it had been answered on keeps that answer for the new execution's wait;
+ *  - each task it was running or waiting on gets its attempt closed as FAILED and a timeline
+ *    event, and keeps its status for the new execution to take over (a start is the task's next
+ *    attempt); a wait it had been answered on keeps that answer for the new execution's wait, and
+ *    one not answered yet forgets the lost execution's resume URL;
  *  - a new TRIGGER is queued with `resume.done`: every task COMPLETED (with its output, which
  *    later steps read) or SKIPPED, so the new execution skips them and nothing is done twice;
  *  - the audit trail, the realtime stream and the workflow's watchers are told.
@@ -109,20 +138,28 @@ begin
   v_lost := coalesce((v_workflow.metadata ->> 'lossesInARow')::integer, 0) + 1;
   v_message := 'n8n lost execution ' || p_execution_id || ' (' || v_reason || ')';
   select coalesce(array_agg(t.task_key order by t.sequence, t.task_key), '{}') into v_interrupted
-    from public.tasks t where t.workflow_id = v_workflow.id and t.status = 'RUNNING';
+    from public.tasks t where t.workflow_id = v_workflow.id and t.status in ('RUNNING', 'WAITING');
 
-  -- A wait the lost execution had been answered on: the answer is kept for the new execution's
-  -- wait, which takes it at once (task.waiting with metadata.pendingInbound, as when an answer
-  -- comes before its wait is announced).
+  -- A wait the lost execution had been answered on (the resume delivered, still queued, or
+  -- refused because n8n had finished the execution already): the answer is kept for the new
+  -- execution's wait, which takes it at once (task.waiting with metadata.pendingInbound, as when
+  -- an answer comes before its wait is announced).
   update public.tasks t
      set metadata = t.metadata || jsonb_build_object('pendingInbound', d.payload -> 'body')
     from (select distinct on (d.payload ->> 'taskId') d.payload, d.created_at, d.payload ->> 'taskId' as task_id
             from public.n8n_dispatches d
-           where d.workflow_id = v_workflow.id and d.kind = 'RESUME' and d.status in ('DELIVERED', 'PENDING', 'FAILED')
+           where d.workflow_id = v_workflow.id and d.kind = 'RESUME'
            order by d.payload ->> 'taskId', d.created_at desc) d
    where t.workflow_id = v_workflow.id and t.status = 'RUNNING' and t.id::text = d.task_id
      and d.created_at >= (select max(e.created_at) from public.task_timeline_events e
                            where e.task_id = t.id and e.to_status = 'WAITING');
+  -- A wait the lost execution announced and nobody answered yet: its resume URL leads nowhere
+  -- now, so an answer that comes before the new execution announces the wait again waits for it
+  -- (public.receive_inbound keeps it as metadata.pendingInbound).
+  delete from private.n8n_resume_urls u using public.tasks t
+   where u.task_id = t.id and t.workflow_id = v_workflow.id and t.status = 'WAITING';
+  update public.tasks set resume_url = null
+   where workflow_id = v_workflow.id and status = 'WAITING' and resume_url is not null;
   -- Not delivered yet: the lost execution's resume URL leads nowhere.
   update public.n8n_dispatches d
      set status = 'DEAD', last_error = 'n8n lost the execution waiting for it; the answer goes to the new execution'
@@ -138,7 +175,7 @@ begin
                            then '; lost ' || v_lost || ' times, a person takes it from here'
                            else '; the workflow goes on in a new execution from this step' end,
          jsonb_build_object('executionId', p_execution_id, 'reason', v_reason, 'losses', v_lost)
-    from public.tasks t where t.workflow_id = v_workflow.id and t.status = 'RUNNING';
+    from public.tasks t where t.workflow_id = v_workflow.id and t.status in ('RUNNING', 'WAITING');
 
   update public.workflows
      set n8n_execution_id = null, n8n_status = 'lost',

@@ -180,20 +180,48 @@ def test_a_task_injected_again_by_the_replacing_execution_is_the_same_task(clien
                       (workflow["id"], task["taskKey"])).fetchone()["n"] == 1
 
 
-def test_the_watch_asks_about_quiet_workflows_only(db, interrupted):
-    def listed(quiet="0 seconds"):
-        return {r["workflow_id"] for r in db.execute(
-            "select workflow_id from public.n8n_executions_to_check(%s::interval, 1000)", (quiet,)).fetchall()}
+def test_the_watch_asks_about_quiet_workflows_in_turn(db, interrupted):
+    def listed(quiet="0 seconds", limit=1000):
+        return [r["workflow_id"] for r in db.execute(
+            "select workflow_id from public.n8n_executions_to_check(%s::interval, %s)", (quiet, limit)).fetchall()]
 
+    db.execute("delete from private.n8n_execution_checks")
     # Rows written in this test's transaction carry its start time: "quiet for 0 s" takes them.
-    assert interrupted["id"] in listed()
     assert interrupted["id"] not in listed("1 hour")
-    tasks = tasks_of(db, interrupted["id"])
-    db.execute("update public.tasks set status = 'WAITING' where id = %s", (tasks["send_payoff_request"]["id"],))
-    assert interrupted["id"] not in listed()
-    db.execute("update public.tasks set status = 'RUNNING' where id = %s", (tasks["send_payoff_request"]["id"],))
+    everyone = listed()
+    assert interrupted["id"] in everyone
+    # Asked about in turn: those asked longest ago come first, one a call here.
+    other = make_workflow(db)
+    start_workflow(db, other["id"])
+    db.execute("update public.workflows set n8n_execution_id = 'exec-other' where id = %s", (other["id"],))
+    assert listed(limit=1) == [other["id"]]  # never asked about
+    assert listed(limit=1) == [everyone[0]]
+    # A parked wait is asked about too, in its turn; a workflow without an execution is not.
+    db.execute("update public.tasks set status = 'WAITING' where workflow_id = %s and task_key = 'send_payoff_request'",
+               (interrupted["id"],))
+    db.execute("delete from private.n8n_execution_checks")
+    assert interrupted["id"] in listed()
     db.execute("update public.workflows set n8n_execution_id = null where id = %s", (interrupted["id"],))
     assert interrupted["id"] not in listed()
+
+
+def test_a_wait_lost_before_it_was_answered_takes_the_answer_in_the_new_execution(client, db, interrupted):
+    assert post_event(client, interrupted["id"], "task.completed", taskKey="send_payoff_request",
+                      output={}).status_code == 200
+    assert post_event(client, interrupted["id"], "task.waiting", taskKey="await_statement",
+                      resumeUrl="http://127.0.0.1:5678/webhook-waiting/1?signature=abc").status_code == 200
+    assert recover(db, interrupted["id"])["interruptedTasks"] == ["await_statement"]
+    task = tasks_of(db, interrupted["id"])["await_statement"]
+    assert task["status"] == "WAITING" and task["resume_url"] is None
+    assert db.execute("select count(*) n from private.n8n_resume_urls where task_id = %s", (task["id"],)).fetchone()["n"] == 0
+    # The statement comes before the new execution announces the wait again: it is kept...
+    received = db.execute("select public.receive_inbound('payoff_statement', %s, %s) as r",
+                          (interrupted["id"], '{"payoffAmount": 7}')).fetchone()["r"]
+    assert received["forwarded"] is False
+    # ...and the new execution's wait takes it at once.
+    waiting = post_event(client, interrupted["id"], "task.waiting", executionId="exec-2", taskKey="await_statement",
+                         resumeUrl="http://127.0.0.1:5678/webhook-waiting/2?signature=def")
+    assert waiting.status_code == 200 and waiting.json["result"]["resumedWithPendingInbound"] is True
 
 
 @pytest.mark.parametrize("message", ["Workflow did not finish, possible out-of-memory issue",
@@ -225,8 +253,9 @@ def test_an_ordinary_error_report_still_fails_the_workflow(client, db, interrupt
     assert len(triggers(db, interrupted["id"])) == 1
 
 
-@pytest.mark.parametrize("delivered", [True, False], ids=["resume delivered", "resume not delivered yet"])
-def test_a_wait_answered_before_the_loss_is_answered_again_in_the_new_execution(client, db, delivered):
+@pytest.mark.parametrize("delivery", ["DELIVERED", "PENDING", "DEAD"],
+                         ids=["resume delivered", "resume not delivered yet", "resume refused: n8n finished it"])
+def test_a_wait_answered_before_the_loss_is_answered_again_in_the_new_execution(client, db, delivery):
     workflow = make_workflow(db)
     start_workflow(db, workflow["id"])
     db.execute("update public.n8n_dispatches set status = 'DELIVERED' where workflow_id = %s", (workflow["id"],))
@@ -238,15 +267,15 @@ def test_a_wait_answered_before_the_loss_is_answered_again_in_the_new_execution(
         assert post_event(client, workflow["id"], event, **data).status_code == 200
     task = tasks_of(db, workflow["id"])["await_statement"]
     db.execute("select public.task_action(%s, 'resume', %s)", (task["id"], '{"body": {"payoffAmount": 5}}'))
-    if delivered:
-        db.execute("update public.n8n_dispatches set status = 'DELIVERED' where workflow_id = %s", (workflow["id"],))
+    db.execute("update public.n8n_dispatches set status = %s where workflow_id = %s and kind = 'RESUME'",
+               (delivery, workflow["id"]))
     assert tasks_of(db, workflow["id"])["await_statement"]["status"] == "RUNNING"
     assert recover(db, workflow["id"])["interruptedTasks"] == ["await_statement"]
     kept = tasks_of(db, workflow["id"])["await_statement"]["metadata"]["pendingInbound"]
     assert kept["payoffAmount"] == 5
     stale = db.execute("select status from public.n8n_dispatches where workflow_id = %s and kind = 'RESUME'",
                        (workflow["id"],)).fetchall()
-    assert [r["status"] for r in stale] == ["DELIVERED" if delivered else "DEAD"]
+    assert [r["status"] for r in stale] == ["DELIVERED" if delivery == "DELIVERED" else "DEAD"]
     # The new execution announces the wait again and is resumed at once with the same answer.
     waiting = post_event(client, workflow["id"], "task.waiting", executionId="exec-2", taskKey="await_statement",
                          resumeUrl="http://127.0.0.1:5678/webhook-waiting/2")
