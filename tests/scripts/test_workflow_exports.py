@@ -429,6 +429,8 @@ class CallbackReceiver:
 
 
 live_simulator_module: list = []
+PAYOFF = {"address": "1 Main St, Austin, TX", "borrowerName": "Ann Lee", "lenderName": "Chase", "loanNumber": "77",
+          "payoffDate": "2026-12-01", "estimatedBalance": 200000}
 
 
 @pytest.fixture(scope="module", params=list(N8N_LOCAL.LINES.values()), ids=lambda version: f"n8n-{version}")
@@ -526,9 +528,7 @@ def test_e2e_payoff_runs_with_signed_callbacks_and_resumes(live):
     receiver.events.clear()
     keys = ["identify_lender_contact", "send_payoff_request", "await_statement", "extract_payoff_data",
             "generate_invoice", "update_crm_record", "notify_client"]
-    workflow_id, execution_id = _trigger(live, "rexera/payoff-request", "PAYOFF_REQUEST", {
-        "address": "1 Main St, Austin, TX", "borrowerName": "Ann Lee", "lenderName": "Chase", "loanNumber": "77",
-        "payoffDate": "2026-12-01", "estimatedBalance": 200000}, keys)
+    workflow_id, execution_id = _trigger(live, "rexera/payoff-request", "PAYOFF_REQUEST", PAYOFF, keys)
     assert receiver.wait_for(lambda: any(event["type"] == "task.waiting" for event in receiver.events))
     waiting = next(event for event in receiver.events if event["type"] == "task.waiting")
     # The wait is announced a moment before n8n parks the execution; until then n8n answers 409
@@ -681,17 +681,14 @@ def test_e2e_a_resumed_payoff_skips_the_steps_done_before(live):
     lender = {"lender": "First Bank", "hasIvr": False, "requiresPhone": True}
     keys = ["identify_lender_contact", "send_payoff_request", "await_statement", "extract_payoff_data",
             "generate_invoice", "update_crm_record", "notify_client"]
-    _trigger(live, "rexera/payoff-request", "PAYOFF_REQUEST", {
-        "address": "1 Main St, Austin, TX", "borrowerName": "Ann Lee", "lenderName": "Chase", "loanNumber": "77",
-        "payoffDate": "2026-12-01", "estimatedBalance": 200000}, keys,
-        resume={"lostExecutionId": "9", "done": {"identify_lender_contact": lender, "send_payoff_request": {"sent": 1},
-                                                 "await_statement": {"data": {"payoffAmount": 5}}}})
+    done = {"identify_lender_contact": lender, "send_payoff_request": {"sent": 1},
+            "await_statement": {"data": {"payoffAmount": 5}}}
+    _trigger(live, "rexera/payoff-request", "PAYOFF_REQUEST", PAYOFF, keys, resume={"lostExecutionId": "9", "done": done})
     assert receiver.wait_for(lambda: any(event["type"] == "workflow.completed" for event in receiver.events))
     assert receiver.summary() == [(kind, key) for key in keys[3:] for kind in ("task.started", "task.completed")] \
         + [("workflow.completed", None)]
     extract = next(event for event in receiver.events if event["type"] == "task.started")
-    assert extract["data"]["input"]["results"] == {"identify_lender_contact": lender, "send_payoff_request": {"sent": 1},
-                                                   "await_statement": {"data": {"payoffAmount": 5}}}
+    assert extract["data"]["input"]["results"] == done
 
 
 @pytest.mark.e2e
@@ -699,10 +696,8 @@ def test_e2e_a_resumed_payoff_skips_the_steps_done_before(live):
 def test_e2e_a_resumed_payoff_routes_by_the_lender_found_before(live):
     receiver = live["receiver"]
     receiver.events.clear()
-    _trigger(live, "rexera/payoff-request", "PAYOFF_REQUEST", {
-        "address": "1 Main St, Austin, TX", "borrowerName": "Ann Lee", "lenderName": "Chase", "loanNumber": "77",
-        "payoffDate": "2026-12-01", "estimatedBalance": 200000}, ["identify_lender_contact", "send_payoff_request"],
-        resume={"lostExecutionId": "9", "done": {"identify_lender_contact": {"hasIvr": False, "requiresPhone": True}}})
+    _trigger(live, "rexera/payoff-request", "PAYOFF_REQUEST", PAYOFF, ["identify_lender_contact", "send_payoff_request"],
+             resume={"lostExecutionId": "9", "done": {"identify_lender_contact": {"hasIvr": False, "requiresPhone": True}}})
     assert receiver.wait_for(lambda: any(event["type"] == "task.waiting" for event in receiver.events))
     assert receiver.summary()[:2] == [("task.started", "send_payoff_request"), ("task.completed", "send_payoff_request")]
     assert receiver.events[0]["data"]["agentName"] == "florian"  # the phone call, as the lender found needs
