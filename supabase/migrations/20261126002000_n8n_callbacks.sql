@@ -52,8 +52,9 @@ begin
     end if;
     v_attempt := greatest(coalesce((p_data ->> 'attempt')::integer, v_task.attempt_count, 1), 1);
     -- A step started again by the execution that replaced a lost one is the task's next attempt
-    -- (the exports number attempts within their own execution).
-    if p_data ? 'executionId' and exists (
+    -- (the exports number attempts within their own execution). Only after a loss: the usual
+    -- callback pays nothing for it.
+    if v_workflow.metadata ? 'lostExecutions' and p_data ? 'executionId' and exists (
          select 1 from public.task_executions e
           where e.task_id = v_task.id and e.attempt = v_attempt
             and e.n8n_execution_id is distinct from p_data ->> 'executionId') then
