@@ -27,6 +27,7 @@ BAR = 24
 # Events of the three workflows come on three channels, each in order; held this long, they are
 # printed in the stream's order (their ids) however the channels interleave.
 REORDER_SECONDS = 0.3
+FINAL_EVENT_GRACE_SECONDS = 3.0  # how long the demo waits for the stream's last events once the API shows the end
 KEY_WIDTH = 40  # task keys longer than this are cut in the summary (portal_access:<portal> can be long)
 
 
@@ -93,6 +94,7 @@ class Watched:
         self.sla = "ON_TIME"
         self.started = time.monotonic()
         self.finished: float | None = None
+        self.final_event = False  # the stream's event for the final status came
         self.replied: set[str] = set()
         self.tasks: dict[str, dict] = {}
 
@@ -104,12 +106,15 @@ class Watched:
         self.total = len(planned)
         self.completed = sum(t["status"] in ("COMPLETED", "SKIPPED") for t in planned)
 
-    def bar(self) -> str:
+    def bar(self, status: str | None = None) -> str:
+        """The progress bar; `status` is the one a stream event announces (the bar prints the
+        status that event moved to, even when the API has moved on since)."""
+        status = status or self.status
         if not self.total:
-            return f"{self.type:<17} [{'.' * BAR}]  the plan is not written yet  {self.status}"
+            return f"{self.type:<17} [{'.' * BAR}]  the plan is not written yet  {status}"
         done = int(BAR * self.completed / self.total)
         percent = round(100 * self.completed / self.total)
-        return f"{self.type:<17} [{'#' * done}{'.' * (BAR - done)}] {percent:3d}% {self.completed}/{self.total} {self.status}"
+        return f"{self.type:<17} [{'#' * done}{'.' * (BAR - done)}] {percent:3d}% {self.completed}/{self.total} {status}"
 
 
 class Demo:
@@ -201,9 +206,13 @@ class Demo:
             move = f"{previous} → {event['status']}" if previous else event["status"]
             self.print(f"  #{event.get('id')} {watched.type:<17} task {event.get('taskKey')}: {move}")
         elif kind == "workflow_status_changed" and watched:
-            self.refresh(watched)  # the bar as the API shows it now, not as of the last poll
-            watched.status = event["status"]
-            self.print(f"  #{event.get('id')} {watched.bar()}")
+            # The counts as the API shows them now; the status stays the API's too. An event can
+            # come after a poll saw a later status (the stream runs through another instance, or
+            # the reorder hold), and must not take the workflow back to it.
+            self.refresh(watched)
+            self.print(f"  #{event.get('id')} {watched.bar(event['status'])}")
+            if event["status"] in FINAL:
+                watched.final_event = True
         elif kind == "error":
             self.print(f"  /ws error: {event.get('message')}")
         elif kind == "closed":
@@ -230,6 +239,7 @@ class Demo:
                     self.reply_when_waiting(watched)
                 if all(w.status in FINAL for w in self.watched.values()):
                     break
+        self.drain(in_order, until=min(deadline, time.monotonic() + FINAL_EVENT_GRACE_SECONDS))
         for event in in_order.due(float("inf")):
             self.on_event(event)
         self.summary()
@@ -244,6 +254,17 @@ class Demo:
                 why = "out of time" if w.status not in FINAL else f"ended {w.status}"
                 self.print(f"{w.type} did not complete ({why}); open tasks: {', '.join(stuck) or 'none'}")
         return 1
+
+    def drain(self, in_order: "InOrder", until: float) -> None:
+        """The polls saw every workflow final; the stream's events for it may still be on their
+        way. Print them as they come, for a short while at most."""
+        while time.monotonic() < until and not all(w.final_event for w in self.watched.values()):
+            try:
+                in_order.push(self.events.get(timeout=0.1), time.monotonic())
+            except queue.Empty:
+                pass
+            for event in in_order.due(time.monotonic()):
+                self.on_event(event)
 
     def summary(self) -> None:
         rows = [("workflow", "status", "tasks", "duration s", "SLA")]  # tasks: done (completed or skipped)/planned

@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 import io
 
+import pytest
+
 from tests.scripts.test_script_help import ROOT
 
 spec = importlib.util.spec_from_file_location("demo_script", ROOT / "scripts" / "demo.py")
@@ -57,3 +59,39 @@ def test_the_summary_keeps_its_columns_with_long_task_keys():
     assert len(lines) == 2
     assert len({line.index("COMPLETED") for line in lines}) == 1  # the status column lines up
     assert long_key not in out.getvalue() and long_key[:demo.KEY_WIDTH - 1] + "…" in out.getvalue()
+
+
+@pytest.mark.parametrize("late", ["PENDING", "IN_PROGRESS", "WAITING", "BLOCKED"])
+@pytest.mark.parametrize("final", sorted(demo.FINAL))
+def test_a_stream_event_that_comes_after_the_api_showed_the_end_does_not_take_the_workflow_back(late, final):
+    """Through a balancer the stream can lag the API: the poll sees the final status, then the
+    event of an earlier change arrives. The bar prints that event's status; the workflow keeps
+    the API's, and the demo's verdict with it."""
+    out = io.StringIO()
+    runner = demo.Demo("http://127.0.0.1:1", "token", b"secret", out=out)
+    watched = watched_with({"a": "COMPLETED", "b": "COMPLETED"})
+    runner.watched = {"w1": watched}
+    runner.refresh = lambda w: setattr(w, "status", final)  # what the API says now
+    runner.refresh(watched)
+    runner.on_event({"type": "workflow_status_changed", "workflowId": "w1", "id": 7, "status": late})
+    assert watched.status == final and not watched.final_event
+    assert f"2/2 {late}" in out.getvalue()
+    runner.on_event({"type": "workflow_status_changed", "workflowId": "w1", "id": 8, "status": final})
+    assert watched.status == final and watched.final_event
+
+
+def test_after_the_end_the_demo_prints_the_stream_events_still_on_their_way_and_stops_at_the_last():
+    out = io.StringIO()
+    runner = demo.Demo("http://127.0.0.1:1", "token", b"secret", out=out)
+    watched = watched_with({"a": "COMPLETED"})
+    watched.status = "COMPLETED"
+    runner.watched = {"w1": watched}
+    runner.refresh = lambda w: None
+    for event_id, status in ((5, "IN_PROGRESS"), (6, "COMPLETED")):
+        runner.events.put({"type": "workflow_status_changed", "workflowId": "w1", "id": event_id, "status": status})
+    in_order = demo.InOrder(hold=0.05)
+    started = demo.time.monotonic()
+    runner.drain(in_order, until=started + 5)
+    assert demo.time.monotonic() - started < 2  # it stopped at the final event, not at the limit
+    assert watched.final_event and watched.status == "COMPLETED"
+    assert out.getvalue().index("1/1 IN_PROGRESS") < out.getvalue().index("1/1 COMPLETED")
