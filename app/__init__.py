@@ -18,7 +18,9 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
     unless given (tests)."""
     app = Flask(__name__)
     app.config["SETTINGS"] = settings or Settings.from_env()
-    app.config["MAX_CONTENT_LENGTH"] = app.config["SETTINGS"].max_body_bytes
+    # One byte past the limit: a body sent in chunks is cut there by Werkzeug without a word, and
+    # app.inputs refuses what is longer than the limit (413, as for a Content-Length over it).
+    app.config["MAX_CONTENT_LENGTH"] = app.config["SETTINGS"].max_body_bytes + 1
     app.json.sort_keys = False
 
     from app import api, auth, db, errors, inputs, observability, ratelimits, realtime

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 
 import psycopg
 from flask import Flask, g, jsonify, request
@@ -121,6 +120,7 @@ def init_app(app: Flask) -> None:
         return error_response(500, "internal_error", "something went wrong on our side")
 
 
+CANONICAL_UUID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
 RESOURCE_PATH = re.compile(r"^/api/(workflows|tasks|communications|documents|counterparties)/([^/]+)(/.*)?$")
 SINGULAR = {"workflows": "workflow", "tasks": "task", "communications": "communication", "documents": "document",
             "counterparties": "counterparty"}
@@ -130,9 +130,7 @@ def not_found_message() -> str:
     """What a path that matches no route got wrong: an id that is not one, or no such endpoint."""
     match = RESOURCE_PATH.match(request.path)
     if match:
-        try:
-            uuid.UUID(match.group(2))
-        except ValueError:
+        if not CANONICAL_UUID.match(match.group(2)):  # as the routes read ids (Werkzeug's uuid converter)
             return (f"{match.group(2)!r} is not a {SINGULAR[match.group(1)]} id: ids are UUIDs, "
                     "e.g. 2c1f6b5e-8d4a-4f3e-9b7a-1d2e3f4a5b6c")
     return f"no endpoint {request.method} {request.path}: the API is described at /api/docs"

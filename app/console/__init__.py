@@ -26,6 +26,7 @@ from flask import Blueprint, Flask, current_app, g, jsonify, render_template, re
 
 from app.console import sign_in
 from app.errors import ApiError
+from app.inputs import json_body
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -110,22 +111,16 @@ def json_from_this_origin() -> dict:
     origin = request.headers.get("Origin")
     if origin is not None and urlparse(origin).netloc != request.host:
         raise ApiError(403, "sign-in calls are accepted from this service's own console only", "cross_origin")
-    if request.mimetype != "application/json":
-        raise ApiError(415, "send the body as application/json", "unsupported_media_type")
-    body = request.get_json(silent=True)
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object", "bad_request")
-    return body
+    return json_body()  # parsed and checked as every body is (app/inputs.py)
 
 
 def text_field(body: dict, name: str, max_length: int = 500) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value.strip():
-        raise ApiError(422, f"{name} is required", "validation_error", {name: ["required"]})
+        raise ApiError(422, f"{name} is required", "validation_error", {"json": {name: ["required"]}})
     if len(value) > max_length:
-        raise ApiError(422, f"{name} is too long", "validation_error", {name: [f"at most {max_length} characters"]})
+        raise ApiError(422, f"{name} is too long", "validation_error",
+                       {"json": {name: [f"at most {max_length} characters"]}})
     return value
 
 

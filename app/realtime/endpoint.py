@@ -31,6 +31,7 @@ from wsproto.events import Ping, TextMessage
 from app import auth
 from app.auth import Principal
 from app.errors import ApiError
+from app.inputs import NotJson, loads
 from app.realtime.channels import Channel, ChannelError
 from app.realtime.gate import Gate
 from app.realtime.hub import EVENT_COLUMNS, Hub, StreamEvent, Subscriber
@@ -254,8 +255,8 @@ class Session:
             raise ApiError(401, f"send {{\"type\": \"auth\", \"token\": ...}} within {timeout} s, or ?token=",
                            "missing_credentials")
         try:
-            message = json.loads(raw)
-        except (TypeError, ValueError, RecursionError):  # RecursionError: nested too deeply to parse
+            message = loads(raw)
+        except (TypeError, NotJson):
             message = None
         if not isinstance(message, dict) or message.get("type") != "auth" or not isinstance(message.get("token"), str):
             raise ApiError(401, 'the first message must be {"type": "auth", "token": "<access token>"}',
@@ -321,11 +322,9 @@ class Session:
         if len(raw) > MAX_MESSAGE_BYTES:
             raise ProtocolError("invalid_message", f"messages are at most {MAX_MESSAGE_BYTES} bytes")
         try:
-            message = json.loads(raw)
-        except ValueError as error:
-            raise ProtocolError("invalid_json", f"the message is not JSON: {error.msg}") from None
-        except RecursionError:
-            raise ProtocolError("invalid_json", "the message is nested too deeply") from None
+            message = loads(raw)
+        except NotJson as error:
+            raise ProtocolError("invalid_json", f"the message is not JSON: {error}") from None
         if not isinstance(message, dict):
             raise ProtocolError("invalid_message", "a message is a JSON object with a type")
         return message

@@ -5,6 +5,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import re
 import uuid
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
@@ -27,20 +28,38 @@ class CamelSchema(Schema):
         field_obj.data_key = camelcase(field_obj.data_key or field_name)
 
 
+# What the OpenAPI document promises (format: date, format: date-time) and no more: the standard
+# library also reads ISO 8601's other spellings (20261215, week dates like 2026-W50-1, basic
+# times like 20261215T143000Z), which a client sending them almost surely did not mean.
+CALENDAR_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}:?\d{2})?$")
+
+
 class IsoDate(fields.Date):
-    """A calendar date, whose error says the format expected."""
+    """A calendar date written YYYY-MM-DD, whose error says the format expected."""
 
     default_error_messages = {"invalid": "Not a valid date: use YYYY-MM-DD, e.g. 2026-12-15.",
                               "format": "Not a valid date: use YYYY-MM-DD, e.g. 2026-12-15."}
 
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not CALENDAR_DATE.match(value):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
 
 class IsoDateTime(fields.AwareDateTime):
-    """A moment with its time zone, whose error says the format expected."""
+    """A moment with its time zone (RFC 3339: 2026-12-15T14:30:00Z), whose error says the format
+    expected."""
 
     default_error_messages = {"invalid": "Not a valid date and time: use ISO 8601 with a time zone, "
                                          "e.g. 2026-12-15T14:30:00Z or 2026-12-15T09:30:00-05:00.",
                               "invalid_awareness": "Give a time zone: e.g. 2026-12-15T14:30:00Z.",
                               "format": "Not a valid date and time: use ISO 8601, e.g. 2026-12-15T14:30:00Z."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not DATE_TIME.match(value):
+            raise self.make_error("invalid")
+        return super()._deserialize(value.upper(), attr, data, **kwargs)  # RFC 3339 allows t and z
 
 
 def snakecase(name: str) -> str:

@@ -115,7 +115,7 @@ class WorkflowUpdate(CamelSchema):
     priority = fields.String(validate=validate.OneOf(PRIORITIES))
     hil_id = fields.UUID(allow_none=True)
     manager_id = fields.UUID(allow_none=True)
-    due_date = fields.AwareDateTime(allow_none=True)
+    due_date = IsoDateTime(allow_none=True)
     metadata = fields.Dict()
 
 

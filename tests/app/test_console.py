@@ -209,7 +209,7 @@ def test_every_sign_in_call_must_be_json_from_this_origin(browser, db, path):
     form = browser.post(path, data={"code": "x", "email": "a@b.c", "password": "p"})
     assert form.status_code == 415 and form.get_json()["error"]["code"] == "unsupported_media_type"
     not_object = browser.post(path, data="[1]", headers=JSON)
-    assert not_object.status_code == 400
+    assert not_object.status_code == 422 and not_object.get_json()["error"]["details"] == {"json": {"_schema": ["send a JSON object"]}}
     for response in (cross, form, not_object):
         assert refresh_cookie(response) is None
     assert db.execute("select count(*) as n from private.console_sign_in_codes").fetchone()["n"] == 0
@@ -303,7 +303,7 @@ def test_password_sign_in_is_off_without_the_supabase_settings(client):
                                          ({"email": ["a"], "password": "x"}, "email")])
 def test_password_sign_in_names_what_is_missing(browser, body, field):
     response = browser.post("/console/auth/password", json=body)
-    assert response.status_code == 422 and field in response.get_json()["error"]["details"]
+    assert response.status_code == 422 and field in response.get_json()["error"]["details"]["json"]
 
 
 def test_sign_in_tries_are_limited_per_address(_session_connection, db):

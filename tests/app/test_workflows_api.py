@@ -208,6 +208,8 @@ def test_nul_characters_are_refused_not_a_server_error(as_, db, changes, field):
     ("/api/workflows/123", "'123' is not a workflow id: ids are UUIDs"),
     ("/api/tasks/not-an-id/actions", "'not-an-id' is not a task id"),
     ("/api/documents/42", "'42' is not a document id"),
+    ("/api/workflows/0e53b6875dd14496b8748961a1a669e3", "'0e53b6875dd14496b8748961a1a669e3' is not a workflow id"),
+    ("/api/counterparties/{0e53b687-5dd1-4496-b874-8961a1a669e3}", "is not a counterparty id"),
     ("/api/workflowz", "no endpoint GET /api/workflowz: the API is described at /api/docs"),
 ])
 def test_a_path_that_names_nothing_says_what_was_wrong(as_, path, says):
@@ -219,10 +221,14 @@ def test_a_path_that_names_nothing_says_what_was_wrong(as_, path, says):
 @pytest.mark.parametrize("field, value, says", [
     ("payoffDate", "15/12/2026", "use YYYY-MM-DD"),
     ("payoffDate", "2026-13-01", "use YYYY-MM-DD"),
+    ("payoffDate", "20261215", "use YYYY-MM-DD"),  # ISO 8601's basic spelling: not what the document says
+    ("payoffDate", "2026-W50-1", "use YYYY-MM-DD"),  # a week date
 ])
-def test_a_bad_date_says_the_format_expected(as_, field, value, says):
+def test_a_bad_date_says_the_format_expected(as_, db, field, value, says):
+    before = db.execute("select count(*) as n from public.workflows").fetchone()["n"]
     response = create(as_("client_user_a"), payload={**PAYOFF, field: value})
     assert response.status_code == 422
+    assert db.execute("select count(*) as n from public.workflows").fetchone()["n"] == before
     assert says in json.dumps(response.json["error"]["details"])
 
 

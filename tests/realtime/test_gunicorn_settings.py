@@ -69,6 +69,48 @@ def test_what_gunicorn_refuses_itself_is_answered_in_the_error_shape(gunicorn_se
     assert set(error) == {"code", "message", "details", "requestId"}
 
 
+def with_length(path: str, body: bytes) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n").encode() + body
+
+
+def chunked(path: str, body: bytes, piece: int = 65536) -> bytes:
+    """A POST whose body comes in chunks, with no Content-Length (as a streaming client sends)."""
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n" \
+           "Connection: close\r\n\r\n"
+    pieces = [body[i:i + piece] for i in range(0, len(body), piece)]
+    return head.encode() + b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+
+
+MAX_BODY = 1_000_000  # Settings.max_body_bytes
+# Endpoints that read the body before asking who calls: the answer shows what the body got.
+BODY_FIRST = ["/webhooks/inbound/payoff-statement", "/webhooks/inbound/hoa-documents", "/console/auth/code"]
+
+
+@pytest.mark.parametrize("path", BODY_FIRST)
+@pytest.mark.parametrize("size", [MAX_BODY + 1, MAX_BODY + 100, 3 * MAX_BODY], ids=["limit+1", "limit+100", "3 MB"])
+@pytest.mark.parametrize("framing", [chunked, with_length], ids=["chunked", "Content-Length"])
+def test_a_body_over_the_limit_is_a_413_the_client_reads_however_it_is_sent(gunicorn_service, path, size, framing):
+    # The client sends it all before reading: the answer must reach it, not a connection reset.
+    body = b'{"workflowId": "' + b"x" * (size - 18) + b'"}'
+    assert len(body) == size
+    line, headers, answer = raw_request(gunicorn_service, framing(path, body))
+    assert line.startswith("HTTP/1.1 413 "), (line, answer[:300])
+    assert json.loads(answer)["error"]["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize("path", BODY_FIRST)
+def test_a_chunked_body_at_the_limit_is_read_whole(gunicorn_service, path):
+    # Valid JSON of exactly the limit: read to its end and parsed, so the answer is about what
+    # it says (a missing credential, a wrong field), never that it is too large or cut short.
+    body = b'{"workflowId": "' + b"x" * (MAX_BODY - 18) + b'"}'
+    assert len(body) == MAX_BODY
+    line, _, answer = raw_request(gunicorn_service, chunked(path, body))
+    status = int(line.split()[1])
+    assert status in (401, 403, 404, 422), (line, answer[:300])
+    assert json.loads(answer)["error"]["code"] not in ("payload_too_large", "invalid_body")
+
+
 @pytest.fixture(scope="module", params=WORKERS)
 def gunicorn_service(realtime_database, request):
     """On each kind of worker: both answer gunicorn's refusals in the error shape."""

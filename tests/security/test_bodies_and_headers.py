@@ -1,5 +1,7 @@
-"""Oversized bodies (413), bodies nested too deeply to parse (400, no recursion error) and
-oversized headers: refused in the one error shape, nothing written."""
+"""Oversized bodies (413), bodies nested too deeply to parse (400, no recursion error), numbers
+JSON does not define or no number here can hold (400), bodies that are not objects (422) and
+oversized headers: refused in the one error shape, nothing written, on every endpoint that
+takes a body (the API's, the webhooks', the console's sign-in)."""
 from __future__ import annotations
 
 import io
@@ -22,6 +24,8 @@ JSON_ENDPOINTS = [
     ("post", "/api/views/notifications/read"),
     ("post", "/webhooks/n8n"), ("post", "/webhooks/n8n/errors"), ("post", "/webhooks/inbound/payoff-statement"),
     ("post", "/webhooks/inbound/hoa-documents"), ("post", "/webhooks/inbound/client-message"),
+    ("post", "/console/auth/password"), ("post", "/console/auth/code"), ("post", "/console/auth/refresh"),
+    ("post", "/console/auth/sign-out"),
 ]
 IDS = [f"{m} {p}" for m, p in JSON_ENDPOINTS]
 
@@ -61,6 +65,52 @@ def test_a_deeply_nested_body_is_a_400(as_, unchanged, method, path, body):
     response = getattr(as_("operator"), method)(path, data=body, headers=credentials(path, body))
     error = assert_refused(response, 400)
     assert error["code"] == "invalid_body" and "nested" in error["message"]
+
+
+BIG_INTEGER = "9" * 4301  # one digit more than Python reads into an int by default
+NUMBERS_NOT_HELD = {
+    "NaN": ("NaN", "NaN is not a JSON value"), "Infinity": ("Infinity", "Infinity is not a JSON value"),
+    "-Infinity": ("-Infinity", "-Infinity is not a JSON value"),
+    "1e999": ("1e999", "out of range"), "-1e999": ("-1e999", "out of range"), "1.5E+400": ("1.5E+400", "out of range"),
+    "integer of 4301 digits": (BIG_INTEGER, "4301 digits is too long"),
+    "negative integer of 4301 digits": ("-" + BIG_INTEGER, "4301 digits is too long"),
+}
+
+
+@pytest.mark.parametrize("method, path", JSON_ENDPOINTS, ids=IDS)
+@pytest.mark.parametrize("kind", NUMBERS_NOT_HELD)
+def test_a_number_json_does_not_define_or_nothing_here_holds_is_a_400(as_, unchanged, method, path, kind):
+    number, says = NUMBERS_NOT_HELD[kind]
+    for body in (f'{{"metadata": {{"x": {number}}}}}', f'{{"a": [1, {number}]}}', f'{{"title": "t", "n": {number}}}'):
+        data = body.encode()
+        response = getattr(as_("operator"), method)(path, data=data, headers=credentials(path, data))
+        error = assert_refused(response, 400)
+        assert error["code"] == "invalid_body" and says in error["message"], (body[:80], error)
+
+
+NOT_OBJECTS = {"array": b"[]", "array of an object": b'[{"title": "x"}]', "string": b'"x"', "number": b"1",
+               "null": b"null", "true": b"true"}
+
+
+@pytest.mark.parametrize("method, path", JSON_ENDPOINTS, ids=IDS)
+@pytest.mark.parametrize("kind", NOT_OBJECTS)
+def test_a_body_that_is_not_a_json_object_is_a_422(as_, unchanged, method, path, kind):
+    body = NOT_OBJECTS[kind]
+    response = getattr(as_("operator"), method)(path, data=body, headers=credentials(path, body))
+    error = assert_refused(response, 422)
+    assert error["code"] == "validation_error" and "JSON object" in error["message"]
+    assert error["details"] == {"json": {"_schema": ["send a JSON object"]}}
+
+
+def test_large_and_precise_numbers_within_reach_are_stored_as_sent(as_, db):
+    # JSON numbers PostgreSQL's jsonb holds: a 4300-digit integer, 1e308, tiny and negative ones.
+    big = int("9" * 4300)
+    body = '{"metadata": {"big": %s, "large": 1e308, "tiny": 5e-324, "negative": -12345678901234567890}}' % ("9" * 4300)
+    response = as_("operator").patch(f"/api/workflows/{A101}", data=body, content_type="application/json")
+    assert response.status_code == 200, response.json
+    stored = db.execute("select metadata->'big' as big, metadata->'large' as large, metadata->'negative' as negative"
+                        " from public.workflows where id = %s", (A101,)).fetchone()
+    assert stored["big"] == big and stored["large"] == 10**308 and stored["negative"] == -12345678901234567890
 
 
 def test_a_nested_body_within_the_parsers_reach_is_handled_normally(as_, db):
