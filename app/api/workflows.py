@@ -41,11 +41,16 @@ class Workflows(MethodView):
         """Create a workflow (PENDING until started)."""
         principal = current_principal()
         data["payload"] = validate_payload(data["type"], data["payload"])
-        if "client_id" not in data:
-            if not principal.is_client:
-                raise ApiError(422, "clientId is required", "validation_error", {"json": {"clientId": ["required"]}})
-            data["client_id"] = principal.client_id
-        return get_db().run(principal, lambda conn: service.create_workflow(conn, principal, data))
+
+        def work(conn):
+            # In the transaction, which first finds whether the person still counts (else 401).
+            if "client_id" not in data:
+                if not principal.is_client:
+                    raise ApiError(422, "clientId is required", "validation_error", {"json": {"clientId": ["required"]}})
+                data["client_id"] = principal.client_id
+            return service.create_workflow(conn, principal, data)
+
+        return get_db().run(principal, work)
 
 
 @blp.route("/<uuid:workflow_id>")
@@ -70,7 +75,7 @@ class WorkflowById(MethodView):
                 raise not_found(workflow_id)
             if "payload" in changes:
                 changes["payload"] = validate_payload(current["workflow_type"], {**current["payload"], **changes["payload"]})
-            updated = service.update_workflow(conn, workflow_id, changes)
+            updated = service.update_workflow(conn, current_principal(), workflow_id, changes)
             if updated is None:
                 raise ApiError(403, "your role may not change this workflow now", "forbidden")
             return updated

@@ -29,6 +29,15 @@ class ContactIn(CamelSchema):
     is_primary = StrictBoolean(load_default=False)
 
 
+def at_most_entries(count: int):
+    """An object of at most `count` entries (validate.Length would be documented as maxLength,
+    which JSON Schema applies to strings only; the field says maxProperties)."""
+    def check(value) -> None:
+        if len(value) > count:
+            raise ValidationError(f"at most {count} entries")
+    return check
+
+
 class CounterpartyCreate(CamelSchema):
     type = fields.String(required=True, validate=validate.OneOf(COUNTERPARTY_TYPES))
     name = Text(300, required=True, validate=not_blank)
@@ -37,7 +46,8 @@ class CounterpartyCreate(CamelSchema):
     website = http_url(500)
     address = fields.Dict(keys=fields.String(validate=validate.Length(1, 50)),
                           values=fields.String(validate=validate.Length(max=500), allow_none=True),
-                          validate=[validate.Length(max=20), json_object(max_bytes=10_000, max_depth=2)])
+                          validate=[at_most_entries(20), json_object(max_bytes=10_000, max_depth=2)],
+                          metadata={"maxProperties": 20})
     has_ivr = StrictBoolean(load_default=False)
     requires_phone = StrictBoolean(load_default=False)
     contacts = fields.List(fields.Nested(ContactIn), validate=validate.Length(max=50), load_default=list)

@@ -11,6 +11,7 @@ from psycopg.types.json import Jsonb
 from app.errors import ApiError
 from app.schemas import snakecase
 from app.services.listing import NEWEST_FIRST, Filters, Order, attach_collection, fetch_page
+from app.services.people import check_hil_person
 
 FINAL_WORKFLOW_STATUSES = ("COMPLETED", "CANCELLED", "FAILED")
 
@@ -86,16 +87,6 @@ def get_task(conn: psycopg.Connection, task_id: uuid.UUID, include: list[str] = 
     return attach_includes(conn, [row], list(include))[0] if row else None
 
 
-def check_assignee(conn: psycopg.Connection, person_id: uuid.UUID | None) -> None:
-    """Tasks are assigned to active HIL people only."""
-    if person_id is None:
-        return
-    found = conn.execute("select 1 from public.user_profiles where id = %s and user_type = 'hil_user' and is_active",
-                         (person_id,)).fetchone()
-    if found is None:
-        raise invalid("assignedTo", "not an active HIL person")
-
-
 INSERT_TASK = """
 insert into public.tasks (workflow_id, client_id, task_key, task_type, title, description, sequence, executor_type,
                           agent_name, assigned_to, priority, depends_on, parent_task_id, sla_minutes, sla_started_at,
@@ -140,7 +131,7 @@ def create_task(conn: psycopg.Connection, data: dict) -> dict:
         (data["depends_on"], workflow["id"])).fetchone()["keys"]
     if unknown:
         raise invalid("dependsOn", f"not task keys of this workflow: {', '.join(sorted(unknown))}")
-    check_assignee(conn, data.get("assigned_to"))
+    check_hil_person(conn, data.get("assigned_to"), "assignedTo")
     values = {
         "description": None, "agent_name": None, "assigned_to": None, "parent_task_id": None, "sla_minutes": None,
         **data,
@@ -153,7 +144,7 @@ def create_task(conn: psycopg.Connection, data: dict) -> dict:
 def update_task(conn: psycopg.Connection, task_id: uuid.UUID, changes: dict) -> dict | None:
     """The updated task, or None when the caller may see it but not change it."""
     if "assigned_to" in changes:
-        check_assignee(conn, changes["assigned_to"])
+        check_hil_person(conn, changes["assigned_to"], "assignedTo")
     assignments, params = [], []
     for column, value in changes.items():
         if column == "metadata":

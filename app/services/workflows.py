@@ -9,6 +9,7 @@ from psycopg.types.json import Jsonb
 
 from app.auth import Principal
 from app.services.listing import Filters, page_from_rows, page_statement
+from app.services.people import check_hil_person
 
 DEFAULT_TITLES = {
     "MUNI_LIEN_SEARCH": "Municipal lien search",
@@ -79,9 +80,21 @@ def get_workflow(conn: psycopg.Connection, workflow_id: uuid.UUID) -> dict | Non
     return conn.execute("select * from public.workflows where id = %s", (workflow_id,)).fetchone()
 
 
+def check_staff(conn: psycopg.Connection, principal: Principal, data: dict) -> None:
+    """The owner and the manager a caller names are active HIL people (the manager a manager).
+    A client names nobody: the database refuses that (403, private.guard_client_workflow_write)."""
+    if principal.is_client:
+        return
+    if "hil_id" in data:
+        check_hil_person(conn, data["hil_id"], "hilId")
+    if "manager_id" in data:
+        check_hil_person(conn, data["manager_id"], "managerId", manager=True)
+
+
 def create_workflow(conn: psycopg.Connection, principal: Principal, data: dict) -> dict:
     payload = data["payload"]
     title = data.get("title") or f"{DEFAULT_TITLES[data['type']]}: {payload.get('address', '')}".strip(": ")
+    check_staff(conn, principal, data)
     return conn.execute(
         """insert into public.workflows (workflow_type, client_id, title, payload, priority, hil_owner_id,
                                          manager_id, created_by, due_date, metadata)
@@ -96,7 +109,8 @@ UPDATABLE_COLUMNS = {"title": "title", "payload": "payload", "priority": "priori
                      "manager_id": "manager_id", "due_date": "due_date", "metadata": "metadata"}
 
 
-def update_workflow(conn: psycopg.Connection, workflow_id: uuid.UUID, changes: dict) -> dict | None:
+def update_workflow(conn: psycopg.Connection, principal: Principal, workflow_id: uuid.UUID, changes: dict) -> dict | None:
+    check_staff(conn, principal, changes)
     columns = {UPDATABLE_COLUMNS[k]: (Jsonb(v) if k in ("payload", "metadata") else v) for k, v in changes.items()}
     if not columns:
         return get_workflow(conn, workflow_id)

@@ -95,6 +95,9 @@ def hoa_documents():
     return receive("hoa_documents", data, {})
 
 
+FINISHED = ("COMPLETED", "CANCELLED", "FAILED")
+
+
 @bp.post("/client-message")
 def client_message():
     """A client's message on their workflow: recorded (client-visible), the owner notified, a
@@ -105,6 +108,10 @@ def client_message():
     changes = data.get("payload_changes") or {}
 
     def work(conn):
+        # Once the transaction has found the person still counts (else 401), what they may do.
+        if not principal.is_client:
+            raise ApiError(403, "client messages come from client users; HIL people write to a workflow with "
+                                "POST /api/communications", "forbidden")
         # As the client: the workflow must be theirs, and the message is theirs.
         workflow = conn.execute("select id, workflow_type, payload, status from public.workflows where id = %s",
                                 (workflow_id,)).fetchone()
@@ -117,10 +124,15 @@ def client_message():
                      (workflow_id, data["message"], principal.user_id))
         # As the service, in the same transaction: a refusal anywhere below writes nothing.
         switch_principal(conn, Principal.service("inbound:client_message"))
+        status = conn.execute("select status from public.workflows where id = %s for update",
+                              (workflow_id,)).fetchone()["status"]  # as it is now, held until the end
         if payload is not None:
+            if status in FINISHED:
+                raise ApiError(409, f"the workflow is {status}: its order can no longer change; send the message "
+                                    "without payloadChanges, or place a new order", "invalid_state")
             conn.execute("update public.workflows set payload = %s where id = %s", (Jsonb(payload), workflow_id))
         injected = None
-        if workflow["workflow_type"] == "PAYOFF_REQUEST" and workflow["status"] not in ("COMPLETED", "CANCELLED", "FAILED"):
+        if workflow["workflow_type"] == "PAYOFF_REQUEST" and status not in FINISHED:
             injected = conn.execute(
                 "select public.apply_n8n_event('inbound', %s, 'task.injected', %s) as r",
                 (f"client-message:{uuid.uuid4()}", Jsonb({"workflowId": str(workflow_id), "task": {

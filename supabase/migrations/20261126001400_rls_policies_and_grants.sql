@@ -165,28 +165,35 @@ create policy "Client users can edit their own pending workflows" on public.work
   using (client_id = (select private.client_id()) and status = 'PENDING')
   with check (client_id = (select private.client_id()) and status = 'PENDING');
 
--- What a client may change on a pending workflow: its description, not its staffing or state.
-create or replace function private.guard_client_workflow_update() returns trigger
+-- What a client may write on a workflow: its description, not its staffing or state. A client's
+-- new workflow has nobody assigned; a pending one keeps who HIL assigned.
+create or replace function private.guard_client_workflow_write() returns trigger
 language plpgsql
 set search_path = ''
 as $$
 begin
-  if private.is_client() and (
-       new.hil_owner_id is distinct from old.hil_owner_id
+  if not private.is_client() then
+    return new;
+  end if;
+  if tg_op = 'INSERT' then
+    if new.hil_owner_id is not null or new.manager_id is not null then
+      raise exception 'client users may not choose who works on a workflow (hilId, managerId)'
+        using errcode = '42501';
+    end if;
+  elsif new.hil_owner_id is distinct from old.hil_owner_id
     or new.manager_id is distinct from old.manager_id
     or new.n8n_execution_id is distinct from old.n8n_execution_id
     or new.n8n_status is distinct from old.n8n_status
     or new.sla_status is distinct from old.sla_status
-    or new.created_by is distinct from old.created_by
-  ) then
+    or new.created_by is distinct from old.created_by then
     raise exception 'client users may change only the title, payload, priority, due date and metadata'
       using errcode = '42501';
   end if;
   return new;
 end
 $$;
-create trigger workflows_guard_client_update before update on public.workflows
-  for each row execute function private.guard_client_workflow_update();
+create trigger workflows_guard_client_write before insert or update on public.workflows
+  for each row execute function private.guard_client_workflow_write();
 
 create policy "HIL people can read every dependency" on public.workflow_dependencies
   for select to authenticated using ((select private.is_hil()));

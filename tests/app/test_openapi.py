@@ -76,3 +76,35 @@ def test_the_interactive_docs_load_nothing_from_another_host(client):
     policy = page.headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]
     assert 'data-spec-url="/api/openapi.json"' in text
+
+
+KEYWORDS_OF = {"string": {"maxLength", "minLength", "pattern"}, "array": {"maxItems", "minItems", "uniqueItems"},
+               "object": {"maxProperties", "minProperties"}, "number": {"maximum", "minimum", "exclusiveMaximum",
+                                                                       "exclusiveMinimum", "multipleOf"}}
+KEYWORDS_OF["integer"] = KEYWORDS_OF["number"]
+
+
+def schemas_in(node, where="#"):
+    """Every schema object of the document with where it is (a walk of the whole tree)."""
+    if isinstance(node, dict):
+        if isinstance(node.get("type"), str):
+            yield where, node
+        for key, child in node.items():
+            yield from schemas_in(child, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            yield from schemas_in(child, f"{where}/{index}")
+
+
+def test_every_limit_in_the_document_applies_to_the_type_it_is_on(client):
+    # JSON Schema ignores a keyword on a value of another type (maxLength on an object says
+    # nothing), so a limit written on the wrong type is a limit the document does not tell.
+    spec = client.get("/api/openapi.json").json
+    misplaced = []
+    for where, schema in schemas_in(spec):
+        foreign = {k for kind, keywords in KEYWORDS_OF.items() if kind != schema["type"] for k in keywords}
+        foreign -= KEYWORDS_OF.get(schema["type"], set())
+        misplaced += [f"{where}: {k} on {schema['type']}" for k in sorted(foreign & set(schema))]
+    assert misplaced == []
+    address = spec["components"]["schemas"]["CounterpartyCreate"]["properties"]["address"]
+    assert address["maxProperties"] == 20

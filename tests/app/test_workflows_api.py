@@ -236,3 +236,60 @@ def test_a_bad_date_says_the_format_expected(as_, db, field, value, says):
 def test_a_bad_created_after_says_the_format_expected(as_, value):
     response = as_("operator").get(f"/api/workflows?createdAfter={value}")
     assert response.status_code == 422 and "2026-12-15T14:30:00Z" in json.dumps(response.json["error"]["details"])
+
+
+# ---- Who works on a workflow: hilId and managerId -----------------------------------------------
+OPERATOR, MANAGER = row("C001"), row("C002")
+NOT_STAFF = {  # (the id, what the answer says)
+    "a client user": (row("A011"), "not an active HIL person"),
+    "another client's user": (row("B011"), "not an active HIL person"),
+    "nobody": (uuid.UUID("0e53b687-5dd1-4496-b874-8961a1a669e3"), "not an active HIL person"),
+}
+
+
+def count_workflows(db) -> int:
+    return db.execute("select count(*) as n from public.workflows").fetchone()["n"]
+
+
+@pytest.mark.parametrize("person", ["client_user_a", "client_admin_a"])
+@pytest.mark.parametrize("field, value", [("hilId", OPERATOR), ("managerId", MANAGER)])
+def test_a_client_does_not_choose_who_works_on_a_new_workflow(as_, db, person, field, value):
+    before = count_workflows(db)
+    response = create(as_(person), **{field: str(value)})
+    assert response.status_code == 403 and response.json["error"]["code"] == "forbidden", response.json
+    assert "hilId, managerId" in json.dumps(response.json["error"])
+    assert count_workflows(db) == before
+
+
+@pytest.mark.parametrize("person", ["operator", "manager"])
+@pytest.mark.parametrize("field", ["hilId", "managerId"])
+@pytest.mark.parametrize("kind", NOT_STAFF)
+def test_only_active_hil_people_own_or_manage_a_workflow(as_, db, person, field, kind):
+    value, says = NOT_STAFF[kind]
+    before = count_workflows(db)
+    created = create(as_(person), clientId=str(CLIENT_A), **{field: str(value)})
+    assert created.status_code == 422 and created.json["error"]["details"] == {"json": {field: [says]}}, created.json
+    assert count_workflows(db) == before
+    stored = db.execute("select hil_owner_id, manager_id from public.workflows where id = %s", (row("A101"),)).fetchone()
+    patched = as_(person).patch(f"/api/workflows/{row('A101')}", json={field: str(value)})
+    assert patched.status_code == 422 and patched.json["error"]["details"] == {"json": {field: [says]}}, patched.json
+    assert db.execute("select hil_owner_id, manager_id from public.workflows where id = %s", (row("A101"),)).fetchone() == stored
+
+
+def test_a_deactivated_hil_person_and_an_operator_as_manager_are_refused(as_, db):
+    created = create(as_("manager"), clientId=str(CLIENT_A), managerId=str(OPERATOR))
+    assert created.status_code == 422 and created.json["error"]["details"] == {"json": {"managerId": ["not a HIL manager"]}}
+    db.execute("update public.user_profiles set is_active = false where id = %s", (OPERATOR,))
+    patched = as_("manager").patch(f"/api/workflows/{row('A101')}", json={"hilId": str(OPERATOR)})
+    assert patched.status_code == 422 and patched.json["error"]["details"] == {"json": {"hilId": ["not an active HIL person"]}}
+
+
+def test_hil_people_staff_a_workflow_and_may_clear_it(as_, db):
+    created = create(as_("operator"), clientId=str(CLIENT_A), hilId=str(OPERATOR), managerId=str(MANAGER))
+    assert created.status_code == 201, created.json
+    stored = db.execute("select hil_owner_id, manager_id from public.workflows where id = %s", (created.json["id"],)).fetchone()
+    assert stored == {"hil_owner_id": OPERATOR, "manager_id": MANAGER}
+    cleared = as_("manager").patch(f"/api/workflows/{created.json['id']}", json={"hilId": None, "managerId": None})
+    assert cleared.status_code == 200, cleared.json
+    stored = db.execute("select hil_owner_id, manager_id from public.workflows where id = %s", (created.json["id"],)).fetchone()
+    assert stored == {"hil_owner_id": None, "manager_id": None}

@@ -144,3 +144,41 @@ def test_a_client_message_is_one_unit(as_, db, payoff, table, when, sqlstate, st
         assert changed_tables(before, fingerprint(db)) == []
     else:
         assert response.json["taskInjected"] is None
+
+
+@pytest.mark.parametrize("person", ["operator", "manager", "agent_a", "unprovisioned", "anon"])
+def test_only_a_client_user_sends_a_client_message(as_, db, payoff, person):
+    # HIL people write through /api/communications; a message here is the client's voice, with
+    # the client's user as sender, and it injects the client's update task: nobody else's token.
+    before = fingerprint(db)
+    response = as_(person).post("/webhooks/inbound/client-message", json={
+        "workflowId": str(payoff["id"]), "message": "from someone else", "payloadChanges": {"loanNumber": "CHANGED"}})
+    assert response.status_code in (401, 403), response.json
+    assert response.json["error"]["code"] != "internal_error"
+    assert changed_tables(before, fingerprint(db)) == []
+
+
+def finish(client, db, workflow_id, status):
+    if status == "CANCELLED":
+        db.execute("select public.workflow_action(%s, 'cancel')", (workflow_id,))
+    else:
+        event = {"COMPLETED": "workflow.completed", "FAILED": "workflow.failed"}[status]
+        assert post_event(client, workflow_id, event, event_id=f"evt-{status}").status_code == 200
+    assert db.execute("select status from public.workflows where id = %s", (workflow_id,)).fetchone()["status"] == status
+
+
+@pytest.mark.parametrize("status", ["COMPLETED", "CANCELLED", "FAILED"])
+def test_a_finished_order_keeps_its_payload_and_still_takes_messages(as_, client, db, payoff, status):
+    finish(client, db, payoff["id"], status)
+    before = fingerprint(db)
+    response = as_("client_user_a").post("/webhooks/inbound/client-message", json={
+        "workflowId": str(payoff["id"]), "message": "change it", "payloadChanges": {"loanNumber": "CHANGED"}})
+    assert response.status_code == 409 and response.json["error"]["code"] == "invalid_state", response.json
+    assert status in response.json["error"]["message"]
+    assert changed_tables(before, fingerprint(db)) == []
+    # A message alone is kept (a client may write about a finished order); no task is injected.
+    response = as_("client_user_a").post("/webhooks/inbound/client-message", json={
+        "workflowId": str(payoff["id"]), "message": "thanks"})
+    assert response.status_code == 202 and response.json["taskInjected"] is None and not response.json["payloadChanged"]
+    stored = db.execute("select payload->>'loanNumber' as n from public.workflows where id = %s", (payoff["id"],)).fetchone()
+    assert stored["n"] != "CHANGED"
