@@ -73,8 +73,9 @@ API_CONFIG = {
                                 "back office, with actions, views and a realtime event stream.\n\n"
                                 "Every request: a person's token has role \"authenticated\" and a profile that is "
                                 "active (else 401 invalid_token or person_inactive); bodies are JSON "
-                                "(Content-Type: application/json, else 415; empty 400 missing_body; not JSON 400 "
-                                "invalid_body); each query parameter is given once (lists are comma-separated; a "
+                                "objects (Content-Type: application/json, else 415; empty 400 missing_body; not JSON, "
+                                "NaN, Infinity or a number out of range 400 invalid_body; not an object 422; over "
+                                "1,000,000 bytes 413); each query parameter is given once (lists are comma-separated; a "
                                 "repeat is 422 repeated_parameter); NUL and lone surrogates anywhere are 422 "
                                 "unstorable_text naming the field; a row you may not see answers as one that does "
                                 "not exist. Every error has the one shape below."},
@@ -110,6 +111,9 @@ def init_app(app: Flask) -> None:
 
     for schema in PAYLOAD_SCHEMAS.values():
         api.spec.components.schema(schema.__name__, schema=schema)
+    from app.webhooks import openapi as webhooks
+
+    webhooks.document(api)
     app.extensions["api"] = api
 
     import swagger_ui_bundle

@@ -45,11 +45,16 @@ def test_no_generated_request_gets_a_server_error_or_breaks_the_schema(app, db):
     db.execute("savepoint fuzz_case")
     figures = fuzz(app, int(os.environ.get("FUZZ_EXAMPLES", "6")),
                    reset=lambda: db.execute("rollback to savepoint fuzz_case"))
-    assert figures.failures == []
+    assert figures.failures == [], "\n".join(" | ".join(map(str, failure))[:500] for failure in figures.failures)
     assert figures.server_errors == 0
     assert figures.total >= 31 * 3 * 2 * 5
     # Authenticated cases reach the data, not only the front door.
-    assert figures.statuses[200] > figures.total // 10 and figures.statuses[401] == 0
+    assert figures.statuses[200] > figures.total // 10
+    # Every case carries its caller's credentials (the machine webhooks' too: signed, or the
+    # token the body's workflow or the error workflow has), except the negative cases where
+    # schemathesis leaves them out on purpose, which are refused for that alone.
+    refused = {key for key in figures.unauthenticated if not (key[2] == "negative" and key[3] == "missing_credentials")}
+    assert refused == set()
 
 
 def test_the_security_schemes_tell_callers_how_to_authenticate(client):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import uuid
 from collections.abc import Callable
 
 import schemathesis
@@ -22,7 +23,8 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
                                                status_code_conformance)
 
 from tests.db.world import PEOPLE, row
-from tests.service_fixtures import AGENT_KEY
+from app.webhooks.signing import inbound_token, signed_headers, workflow_key
+from tests.service_fixtures import AGENT_KEY, CALLBACK_SECRET, ERROR_TOKEN
 from tests.support import mint_token
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -53,6 +55,8 @@ class Figures:
 
     cases: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     statuses: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    answers: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # (operation, caller, mode, status)
+    unauthenticated: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # ..., the 401's code
     unicode_edges: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     failures: list[tuple] = dataclasses.field(default_factory=list)
 
@@ -65,11 +69,16 @@ class Figures:
         return sum(count for status, count in self.statuses.items() if status >= 500)
 
 
+def response_json(response):
+    """The body of schemathesis' response or of Werkzeug's (the machine webhooks' cases)."""
+    return json.loads(response.get_data() if hasattr(response, "get_data") else response.content)
+
+
 def check_error_shape(response) -> str | None:
     if response.status_code < 400:
         return None
     try:
-        body = response.json()
+        body = response_json(response)
     except ValueError:
         return "error response is not JSON"
     if not isinstance(body, dict) or set(body) != {"error"} or set(body["error"]) != ERROR_KEYS:
@@ -136,6 +145,45 @@ def send_with_edge(app, case, headers: dict, edge: str, pick: int):
                                   headers=headers, **data)
 
 
+# The webhooks n8n and outside parties call authenticate with what the body names (the
+# workflow's key signs a callback, the workflow's inbound token admits a statement) or with the
+# error workflow's token: the fuzzer sends them as those callers would, so cases reach the data.
+MACHINE_WEBHOOKS = ("/webhooks/n8n", "/webhooks/n8n/errors", "/webhooks/inbound/payoff-statement",
+                    "/webhooks/inbound/hoa-documents")
+
+
+def world_workflow(body, use_world: int, pick: int):
+    """The body with its workflow id (workflowId, or data.workflowId) taken from the world."""
+    if not use_world or not isinstance(body, dict):
+        return body
+    ids = WORLD_IDS["workflow_id"]
+    if isinstance(body.get("workflowId"), str):
+        return {**body, "workflowId": str(ids[pick % len(ids)])}
+    if isinstance(body.get("data"), dict) and isinstance(body["data"].get("workflowId"), str):
+        return {**body, "data": {**body["data"], "workflowId": str(ids[pick % len(ids)])}}
+    return body
+
+
+def send_webhook(app, case, body, pick: int):
+    """A machine webhook's case with the credentials its caller would send for that body."""
+    if body is None or isinstance(body, NotSet):
+        data = b""
+    elif isinstance(body, (bytes, bytearray)):  # negative mode: raw bytes, sent as they are
+        data = bytes(body)
+    else:
+        data = json.dumps(body).encode()
+    headers = {"Content-Type": case.media_type or "application/json"}
+    named = (body.get("workflowId") if isinstance(body, dict) else None) or \
+        (body.get("data", {}).get("workflowId") if isinstance(body, dict) and isinstance(body.get("data"), dict) else None)
+    if case.path == "/webhooks/n8n" and isinstance(named, str):
+        headers.update(signed_headers(workflow_key(CALLBACK_SECRET, named), f"evt-fuzz-{pick}-{uuid.uuid4().hex}", data))
+    elif case.path == "/webhooks/n8n/errors":
+        headers["X-N8N-Error-Token"] = ERROR_TOKEN
+    elif isinstance(named, str):
+        headers["Authorization"] = f"Bearer {inbound_token(CALLBACK_SECRET, named)}"
+    return app.test_client().open(case.formatted_path, method=case.method.upper(), data=data, headers=headers)
+
+
 def run_operation(app, operation, label, caller, mode, examples, figures, reset, seed) -> None:
     headers = caller_headers(caller)
     @given(case=operation.as_strategy(generation_mode=mode), use_world=st.integers(0, 4), pick=st.integers(0, 99),
@@ -158,13 +206,23 @@ def run_operation(app, operation, label, caller, mode, examples, figures, reset,
             error = (edged.get_json(silent=True) or {}).get("error") or {}
             # A path that names no route (negative mode) is answered before any body is read.
             refused_first = edged.status_code in (404, 405) and mode is GenerationMode.NEGATIVE
+            # So is a query parameter given several times (negative mode sends a list as repeats).
+            refused_first |= (edged.status_code == 422 and error.get("code") == "repeated_parameter"
+                              and any(isinstance(value, list) for value in (case.query or {}).values()))
             if set(error) != ERROR_KEYS or not (refused_first or (edged.status_code == 422
                                                                  and error["code"] == "unstorable_text")):
                 figures.failures.append((label, caller, mode.value, f"unstorable text answered {edged.status_code} "
                                          f"{str(error)[:200]}, not 422 unstorable_text", repr(edge)))
             return
-        response = case.call(headers=headers)
+        if case.path in MACHINE_WEBHOOKS:
+            response = send_webhook(app, case, world_workflow(case.body, use_world and mode is GenerationMode.POSITIVE,
+                                                              pick), pick)
+        else:
+            response = case.call(headers=headers)
         figures.statuses[response.status_code] += 1
+        figures.answers[(label, caller, mode.value, response.status_code)] += 1
+        if response.status_code == 401:
+            figures.unauthenticated[(label, caller, mode.value, response_json(response)["error"]["code"])] += 1
         problems = []
         shape = check_error_shape(response)
         if shape:
