@@ -5,7 +5,8 @@ from __future__ import annotations
 from app.api import Blueprint, json_response
 from app.auth import current_principal
 from app.db import get_db
-from app.schemas.views import DashboardArgs, MarkRead, Marked, NotificationArgs, PerformanceArgs, SlaArgs
+from app.schemas.views import (DashboardArgs, DashboardView, MarkRead, Marked, NotificationArgs, NotificationsView,
+                               PerformanceArgs, PerformanceView, SlaArgs, SlaView)
 
 blp = Blueprint("views", __name__, url_prefix="/api/views", description="Dashboards and reports")
 
@@ -17,7 +18,7 @@ def call_view(sql: str, params: tuple):
 
 @blp.route("/dashboard")
 @blp.arguments(DashboardArgs(), location="query")
-@blp.response(200)
+@blp.response(200, DashboardView)
 def dashboard(args):
     """Summary counts, the HIL task queue by SLA risk (filtered by task status, workflow type,
     client, assignee, or a search of workflow id, title, address and loan number), active
@@ -29,7 +30,7 @@ def dashboard(args):
 
 @blp.route("/performance")
 @blp.arguments(PerformanceArgs(), location="query")
-@blp.response(200)
+@blp.response(200, PerformanceView)
 def performance(args):
     """System, per-agent and per-workflow-type performance over a timeframe."""
     return call_view("select public.performance_view(%s, %s, %s)::text as view",
@@ -38,7 +39,7 @@ def performance(args):
 
 @blp.route("/sla")
 @blp.arguments(SlaArgs(), location="query")
-@blp.response(200)
+@blp.response(200, SlaView)
 def sla(args):
     """SLA summary, open alerts, and live tracking with business time remaining."""
     return call_view("select public.sla_view(now(), %s)::text as view", (args["limit"],))
@@ -46,7 +47,7 @@ def sla(args):
 
 @blp.route("/notifications")
 @blp.arguments(NotificationArgs(), location="query")
-@blp.response(200)
+@blp.response(200, NotificationsView)
 def notifications(args):
     """Your notifications, with counts by type and priority."""
     return call_view("select public.notifications_view(%s, %s, %s, %s, %s)::text as view",

@@ -1,7 +1,8 @@
-"""Arguments of the four read-only views (their bodies come whole from SQL, in camelCase)."""
+"""The four read-only views: their arguments, and what they answer (documents that come whole from
+SQL, in camelCase)."""
 from __future__ import annotations
 
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import INCLUDE, ValidationError, fields, validate, validates_schema
 
 from app.schemas import PRIORITIES, TASK_STATUSES, WORKFLOW_TYPES, CamelSchema, comma_list
 
@@ -55,3 +56,92 @@ class MarkRead(CamelSchema):
 
 class Marked(CamelSchema):
     marked = fields.Integer()
+
+
+# ---- What the views answer (documents PostgreSQL writes; what a client may read of them is
+# decided there). Lists whose items vary with the caller are objects of the fields named.
+class ViewPart(CamelSchema):
+    class Meta:
+        unknown = INCLUDE  # documented: additionalProperties
+
+
+def count(description: str | None = None):
+    return fields.Integer(required=True, metadata={"description": description} if description else {})
+
+
+def rate(description: str):
+    return fields.Float(required=True, allow_none=True, metadata={"description": description + " (null: nothing to measure)"})
+
+
+class DashboardSummary(ViewPart):
+    active_workflows = count()
+    pending_workflows = count()
+    completed_workflows = count()
+    tasks_awaiting_hil = count("tasks a person must act on")
+    tasks_at_risk = count()
+    tasks_breached = count()
+    unread_notifications = count()
+
+
+class DashboardMetrics(ViewPart):
+    workflows_created = count()
+    workflows_completed = count()
+    avg_completion_minutes = rate("mean minutes from start to completion")
+    sla_compliance_rate = rate("share of finished tasks within their SLA")
+
+
+class DashboardView(ViewPart):
+    timeframe = fields.String(required=True, metadata={"enum": TIMEFRAMES})
+    generated_at = fields.DateTime(required=True)
+    summary = fields.Nested(DashboardSummary, required=True)
+    task_queue = fields.List(fields.Dict(), required=True, metadata={"description": "tasks needing a person, most at risk first"})
+    active_workflows = fields.List(fields.Dict(), required=True)
+    team = fields.List(fields.Dict(), required=True, metadata={"description": "who holds what (HIL people only; empty for clients)"})
+    recent_notifications = fields.List(fields.Dict(), required=True)
+    metrics = fields.Nested(DashboardMetrics, required=True)
+
+
+class PerformanceSystem(ViewPart):
+    total_workflows = count()
+    completed_workflows = count()
+    failed_workflows = count()
+    total_tasks = count()
+    success_rate = rate("share of agent tasks that succeeded")
+    total_cost_usd = fields.Float(required=True, metadata={"description": "agent cost (0 for client users)"})
+    avg_completion_minutes = rate("mean minutes from start to completion")
+
+
+class PerformanceView(ViewPart):
+    timeframe = fields.String(required=True, metadata={"enum": TIMEFRAMES})
+    generated_at = fields.DateTime(required=True)
+    system = fields.Nested(PerformanceSystem, required=True)
+    agents = fields.List(fields.Dict(), required=True, metadata={"description": "per agent (HIL people only)"})
+    workflow_types = fields.List(fields.Dict(), required=True,
+                                 metadata={"description": "per workflow type, with SLA compliance per day (daily)"})
+
+
+class SlaSummary(ViewPart):
+    active = count()
+    on_time = count()
+    at_risk = count()
+    breached = count()
+    compliance_rate = rate("share of finished tasks within their SLA")
+
+
+class SlaView(ViewPart):
+    generated_at = fields.DateTime(required=True)
+    summary = fields.Nested(SlaSummary, required=True)
+    alerts = fields.List(fields.Dict(), required=True, metadata={"description": "open SLA alerts"})
+    tracking = fields.List(fields.Dict(), required=True,
+                           metadata={"description": "open tasks with their business time remaining"})
+
+
+class NotificationsView(ViewPart):
+    notifications = fields.List(fields.Dict(), required=True)
+    total_count = count()
+    has_more = fields.Boolean(required=True)
+    unread_count = count()
+    counts_by_type = fields.Dict(keys=fields.String(metadata={"enum": NOTIFICATION_TYPES}), values=fields.Integer(),
+                                 required=True)
+    counts_by_priority = fields.Dict(keys=fields.String(metadata={"enum": PRIORITIES}), values=fields.Integer(),
+                                     required=True)

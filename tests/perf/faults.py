@@ -13,7 +13,7 @@ agent_failures    the agent simulator failing 30 % of calls (transient 503s; --f
 The callback scenarios need the PostgreSQL 15 server binaries (a private cluster; the shared
 server is never restarted); the n8n ones need n8n (scripts/n8n_local.py install) and PostgreSQL at
 $TEST_DATABASE_URL. Each writes tests/perf/results/faults_<scenario>.json and .md and prints the
-table; the exit code is 1 when anything was duplicated or lost.
+table; the exit code is 1 when anything was duplicated or lost (timings are reported, not judged).
 """
 from __future__ import annotations
 
@@ -36,8 +36,9 @@ CATCH_UP_SECONDS = 5  # n8n_down: every queued trigger delivered this soon after
 
 
 def verdict(figures: dict) -> bool:
-    caught_up = figures.get("seconds_from_n8n_back_to_all_triggers_delivered")
-    return figures["duplicated"] == 0 and figures["lost"] == 0 and (caught_up is None or caught_up <= CATCH_UP_SECONDS)
+    """Nothing duplicated, nothing lost. How soon the outbox caught up after n8n came back is a
+    figure, reported against its target in the table (it depends on how busy the machine is)."""
+    return figures["duplicated"] == 0 and figures["lost"] == 0
 
 
 def markdown(name: str, figures: dict) -> str:
