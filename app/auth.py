@@ -85,6 +85,9 @@ class Principal:
         return cls("agent", "authenticated", claims, role="agent", agent_name=agent_name, workflow_id=workflow_id)
 
 
+LATEST_EXP = 253_402_300_799  # 9999-12-31T23:59:59Z: the last moment a timestamp here can show
+
+
 def _uuid_or_none(value) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value)) if value else None
@@ -140,7 +143,7 @@ class TokenVerifier:
     def _verify_signature(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError:
+        except (jwt.InvalidTokenError, UnicodeError):  # UnicodeError: a lone surrogate (from a /ws message)
             raise ApiError(401, "the token is not a JWT", "invalid_token") from None
         algorithm = header.get("alg")
         options = {"require": ["exp", "sub", "aud"]}
@@ -163,8 +166,10 @@ class TokenVerifier:
             raise ApiError(401, f"the token is not valid: {error}", "invalid_token") from None
         # PyJWT also accepts a numeric string as exp (the cache compares it with a float) and
         # any string as sub; a person is a user id, or the audit trail cannot name them.
-        if type(claims["exp"]) not in (int, float) or _uuid_or_none(claims["sub"]) is None:
-            raise ApiError(401, "the token's exp must be a number and its sub a user id", "invalid_token")
+        if type(claims["exp"]) not in (int, float) or not 0 < claims["exp"] <= LATEST_EXP \
+                or _uuid_or_none(claims["sub"]) is None:
+            raise ApiError(401, "the token's exp must be a time before the year 10000 and its sub a user id",
+                           "invalid_token")
         # A person's token says so: Supabase gives signed-in people "role": "authenticated". An
         # anon key, the service-role key or a token without a role is nobody's token here.
         if claims.get("role") != "authenticated":

@@ -14,6 +14,7 @@ import errno
 import json
 import logging
 import random
+import re
 import socket
 import struct
 import sys
@@ -44,6 +45,7 @@ CLOSE_TOKEN_EXPIRED = 4002
 CLOSE_ACCESS_REVOKED = 4003
 CLOSE_TOO_SLOW = 4008
 CLOSE_NO_PONG = 1008
+CLOSE_TOO_BIG = 1009
 CLOSE_SERVER_ERROR = 1011
 CLOSE_GOING_AWAY = 1001
 CLOSE_REPLY_SECONDS = 1.0  # how long a client has to answer our close before the connection is shut
@@ -231,6 +233,7 @@ class Session:
                 self._accept_token(request.args["token"])
             else:
                 self._accept_token(self._await_auth_message())
+            self._refuse_expired(self.expires_at)
             self._require_current_person(self.principal)
         except ApiError as error:
             self._send_error(error.code, error.message)
@@ -238,6 +241,13 @@ class Session:
             return False
         self._send_json({"type": "authenticated", "role": self.principal.role, "expiresAt": self._expiry_iso()})
         return True
+
+    @staticmethod
+    def _refuse_expired(expires_at: float | None) -> None:
+        """A token past its exp is refused here (4001), though REST still takes it within the few
+        seconds of clock skew it allows: a socket would only be closed again at once (4002)."""
+        if expires_at is not None and expires_at <= time.time():
+            raise ApiError(401, "the token has expired", "token_expired")
 
     def _require_current_person(self, principal: Principal) -> None:
         """A person's token counts only while the person does (the check every request makes),
@@ -282,6 +292,7 @@ class Session:
                 (self.principal.claims.get("sub"), self.principal.claims.get("app_metadata")):
             raise ProtocolError("token_mismatch", "a refreshed token must be for the same caller with the same role")
         try:
+            self._refuse_expired(float(claims["exp"]))
             self._require_current_person(fresh)
         except ApiError as error:
             raise ProtocolError(error.code, error.message) from None
@@ -290,6 +301,10 @@ class Session:
 
     # -- messages ----------------------------------------------------------------------------
     def _handle(self, raw) -> None:
+        if isinstance(raw, str) and len(raw.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES:
+            # simple-websocket counts the characters of a text message; the limit is in bytes.
+            self._close(CLOSE_TOO_BIG, f"a message is at most {MAX_MESSAGE_BYTES} bytes")
+            raise SocketGone()
         try:
             message = self._parse(raw)
             kind = message.get("type")
@@ -319,8 +334,6 @@ class Session:
     def _parse(raw) -> dict:
         if not isinstance(raw, str):
             raise ProtocolError("invalid_message", "send JSON text messages")
-        if len(raw) > MAX_MESSAGE_BYTES:
-            raise ProtocolError("invalid_message", f"messages are at most {MAX_MESSAGE_BYTES} bytes")
         try:
             message = loads(raw)
         except NotJson as error:
@@ -369,19 +382,21 @@ class Session:
             rows = conn.execute(query).fetchall()
             # Events after `since` may have been pruned (older than the retention): say so.
             expired = since < conn.execute("select public.realtime_pruned_up_to() as up_to").fetchone()["up_to"]
-        for row in rows[:limit]:
-            self._send_event(StreamEvent.from_row(row))
-        self._send_json({"type": "replayed", "channel": str(channel), "count": min(len(rows), limit),
+        sent = sum(self._send_event(StreamEvent.from_row(row)) for row in rows[:limit])
+        # count: the events sent now (one this socket already had is not sent again).
+        self._send_json({"type": "replayed", "channel": str(channel), "count": sent,
                          "complete": len(rows) <= limit and not expired, "expired": expired})
 
     # -- writing -----------------------------------------------------------------------------
-    def _send_event(self, event: StreamEvent) -> None:
+    def _send_event(self, event: StreamEvent) -> bool:
+        """Send it unless this socket already has; whether it was sent."""
         if event.seq in self._delivered:
-            return
+            return False
         self._delivered[event.seq] = None
         if len(self._delivered) > DELIVERED_MEMORY:
             self._delivered.popitem(last=False)
         self._send_text(event.text)
+        return True
 
     def _send_error(self, code: str, message: str, details=None) -> None:
         """The SPEC's {"type": "error", "code", "message"} carrying the API's one error shape."""
@@ -441,9 +456,13 @@ class Session:
         return datetime.fromtimestamp(self.expires_at, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+EVENT_ID_TEXT = re.compile(r"[0-9]{1,19}")  # ASCII digits only (str.isdigit also takes ² and ١)
+
+
 def _event_id(value) -> int:
     """An event id (`since`): a non-negative integer, as a number or a string of digits."""
-    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
+    if isinstance(value, bool) or not (isinstance(value, int)
+                                       or (isinstance(value, str) and EVENT_ID_TEXT.fullmatch(value))):
         raise ProtocolError("invalid_since", "since must be an event id (a non-negative integer)")
     number = int(value)
     if number < 0 or number > 2 ** 63 - 1:
