@@ -16,11 +16,14 @@ import sys
 import threading
 import time
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import requests
 import websocket
 
-from app.webhooks.signing import inbound_token
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.webhooks.signing import inbound_token  # noqa: E402
 
 FINAL = {"COMPLETED", "FAILED", "CANCELLED"}
 BAR = 24

@@ -7,7 +7,8 @@ the workflows, and the service with its dispatcher and SLA sweeper; then, if ask
                                       scripts/local_scaled.py)
     python3 scripts/local.py demo [--demo-timeout 600] (against a system already up)
     python3 scripts/local.py links                     (fresh console sign-in links, one per demo person)
-    python3 scripts/local.py reset                     (stop nothing; delete the state directory)
+    python3 scripts/local.py reset                     (stop nothing; delete the state directory, only
+                                                        one local.py made: it holds secrets.json or running.json)
 
 up installs what it needs on first use (.venv with requirements.txt, n8n through npm into a
 cache outside the checkout), then:
@@ -60,6 +61,8 @@ CONSOLE_PEOPLE = [(OPERATOR_EMAIL, "HIL operator"), ("manager@rexera.example", "
                   (CLIENT_EMAIL, "client user, Acme Title"), ("admin@acmetitle.example", "client admin, Acme Title"),
                   ("client@beaconescrow.example", "client user, Beacon Escrow")]
 SIGN_IN_LINK_MINUTES = 30
+# Files only local.py writes into its state directory: reset deletes a directory holding one of them.
+STATE_MARKERS = ("secrets.json", "running.json")
 
 
 class Failure(Exception):
@@ -277,13 +280,19 @@ def cluster_directory(state: State) -> Path:
     if subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(state.path)],
                       capture_output=True).returncode == 0:
         return preferred
-    import tempfile
-
-    elsewhere = Path(tempfile.gettempdir()) / f"rexera-postgres-{hashlib.sha256(str(state.path).encode()).hexdigest()[:12]}"
+    elsewhere = elsewhere_cluster_directory(state)
     elsewhere.mkdir(mode=0o700, exist_ok=True)
     (state.path / "postgres-location").write_text(str(elsewhere) + "\n")
     say(f"the postgres user cannot reach {state.path}; the cluster lives in {elsewhere}")
     return elsewhere
+
+
+def elsewhere_cluster_directory(state: State) -> Path:
+    """The cluster's directory under the system's temporary directory, one per state directory:
+    the only path outside it that reset deletes."""
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"rexera-postgres-{hashlib.sha256(str(state.path).encode()).hexdigest()[:12]}"
 
 
 def prepare_database(url: str) -> None:
@@ -647,18 +656,29 @@ def command_links(args: argparse.Namespace) -> int:
 
 def command_reset(args: argparse.Namespace) -> int:
     state = State(Path(args.state_dir).resolve())
-    running = state.running()
+    if not state.path.exists():
+        say(f"nothing to remove at {state.path}")
+        return 0
+    if not any((state.path / name).is_file() for name in STATE_MARKERS):
+        print(f"[local] {state.path} is not a local.py state directory (it holds no {' or '.join(STATE_MARKERS)}): "
+              "nothing removed", file=sys.stderr)
+        return 2
+    try:
+        running = state.running()
+    except ValueError:  # a half-written running.json: nothing can be running from it
+        running = None
     if running is not None and _alive(running.get("pid")):
         print(f"[local] the system is running (pid {running['pid']}): stop it with Ctrl-C first", file=sys.stderr)
         return 2
-    if state.path.exists():
-        location = state.path / "postgres-location"
-        if location.exists():
-            shutil.rmtree(location.read_text().strip(), ignore_errors=True)
-        shutil.rmtree(state.path)
-        say(f"removed {state.path}")
-    else:
-        say(f"nothing to remove at {state.path}")
+    location = state.path / "postgres-location"
+    if location.is_file():
+        cluster = Path(location.read_text().strip())
+        if cluster == elsewhere_cluster_directory(state):
+            shutil.rmtree(cluster, ignore_errors=True)
+        else:
+            say(f"left {cluster} alone: postgres-location names no cluster of this state directory")
+    shutil.rmtree(state.path)
+    say(f"removed {state.path}")
     return 0
 
 
@@ -670,13 +690,25 @@ def _alive(pid) -> bool:
         return False
 
 
+def port_number(text: str) -> int:
+    """A TCP port, from --port or PORT (argparse converts the default through this too)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535); check --port or PORT")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="local.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", nargs="?", default="up", choices=["up", "demo", "links", "reset"])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")),
+    parser.add_argument("--port", type=port_number, default=os.environ.get("PORT", "8000"),
                         help="the API's port (default $PORT or 8000)")
     parser.add_argument("--state-dir", default=os.environ.get("REXERA_STATE_DIR", str(DEFAULT_STATE_DIR)),
-                        help="where state, logs and secrets live (default .local)")
+                        help="where state, logs and secrets live (default $REXERA_STATE_DIR or .local)")
     parser.add_argument("--demo", action="store_true", help="up: run the demo once up, then stop")
     parser.add_argument("--demo-timeout", type=float, default=600, help="seconds the demo may take (default 600)")
     parser.add_argument("--n8n-port", type=int, default=0, help="n8n's port (default: a free one)")
@@ -699,6 +731,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    if Path(args.state_dir).exists() and not Path(args.state_dir).is_dir():
+        print(f"[local] {Path(args.state_dir).resolve()} is not a directory: --state-dir (or REXERA_STATE_DIR) "
+              "names local.py's state directory", file=sys.stderr)
+        return 2
     if args.command != "reset":
         ensure_venv(argv)
     sys.path.insert(0, str(ROOT))

@@ -1,7 +1,8 @@
 """Apply the database migrations (and optionally the seeds) to a PostgreSQL database.
 
-Exit codes: 0 up to date, 1 a migration or seed failed (rolled back), 2 bad usage or
-unreachable database.
+Exit codes: 0 up to date, 1 a migration or seed failed (rolled back), 2 bad usage, a malformed
+database URL or unreachable database, 130 interrupted (Ctrl-C; the migration in progress rolls
+back). Every failure is one line on stderr, without the database password.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg  # noqa: E402
 
 from app.migrations import MigrationError, apply_migrations, create_database_if_missing  # noqa: E402
+from scripts.admin_cli import database_failure, database_url_problem, interrupted, printable  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error("no database: pass --database-url or set DATABASE_URL")
+    problem = database_url_problem(args.database_url)
+    if problem:
+        print(f"migrate.py: {problem}", file=sys.stderr)
+        return 2
 
     try:
         if args.create_database and create_database_if_missing(args.database_url):
@@ -40,11 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         report = apply_migrations(args.database_url, bootstrap=args.bootstrap, seed=args.seed,
                                   demo=args.demo, log=print)
     except MigrationError as error:
-        print(f"migration failed, rolled back: {error}", file=sys.stderr)
+        print(printable(f"migration failed, rolled back: {error}", args.database_url), file=sys.stderr)
         return 1
-    except psycopg.OperationalError as error:
-        print(f"cannot reach the database: {str(error).strip().splitlines()[0]}", file=sys.stderr)
-        return 2
+    except psycopg.Error as error:
+        message, code = database_failure(error, args.database_url)
+        print(message, file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        return interrupted("migrate.py")
     print(f"done: {len(report.applied)} migration(s) applied")
     return 0
 

@@ -5,7 +5,8 @@ With --inbound-for WORKFLOW_ID instead: the workflow's inbound token (from N8N_C
 the bearer an outside party (a lender, an HOA) sends to /webhooks/inbound/payoff-statement or
 /webhooks/inbound/hoa-documents; n8n gets it with the trigger and puts it in its e-mails.
 
-Exit codes: 0 printed, 1 no such person, 2 usage or configuration problem.
+Exit codes: 0 printed, 1 no such person, 2 usage or configuration problem (a malformed database
+URL, an unreachable or unmigrated database included), one line on stderr.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scripts.admin_cli import database_failure, database_url_problem, positive_int  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -27,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     who.add_argument("--email")
     who.add_argument("--user-id", type=uuid.UUID)
     who.add_argument("--inbound-for", type=uuid.UUID, metavar="WORKFLOW_ID")
-    parser.add_argument("--expires-in", type=int, default=3600, help="seconds (default 3600)")
+    parser.add_argument("--expires-in", type=positive_int, default=3600, metavar="SECONDS",
+                        help="seconds the token is valid, more than 0 (default 3600)")
     args = parser.parse_args(argv)
     if args.inbound_for:
         return print_inbound_token(parser, args.inbound_for)
@@ -36,12 +40,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("set SUPABASE_JWT_SECRET (at least 32 characters), the same value the service uses")
     if not args.database_url:
         parser.error("pass --database-url or set DATABASE_URL")
+    problem = database_url_problem(args.database_url)
+    if problem:
+        print(f"mint_token.py: {problem}", file=sys.stderr)
+        return 2
     try:
         with psycopg.connect(args.database_url, connect_timeout=5) as conn:
             token = token_for(conn, secret, email=args.email, user_id=args.user_id, expires_in=args.expires_in)
-    except psycopg.OperationalError as error:
-        print(f"cannot reach the database: {str(error).strip().splitlines()[0]}", file=sys.stderr)
-        return 2
+    except psycopg.Error as error:
+        message, code = database_failure(error, args.database_url)
+        print(message, file=sys.stderr)
+        return code
     if token is None:
         print(f"no such person: {args.email or args.user_id}", file=sys.stderr)
         return 1

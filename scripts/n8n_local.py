@@ -496,10 +496,12 @@ def _load_or_create_secret(path: Path, make: Callable[[], str]) -> str:
 
 
 def _read_state(data_dir: Path) -> dict[str, Any] | None:
+    """What n8n.json says; None when there is none or it is not the object start() writes."""
     try:
-        return json.loads((data_dir / STATE_NAME).read_text())
+        state = json.loads((data_dir / STATE_NAME).read_text())
     except (OSError, ValueError):
         return None
+    return state if isinstance(state, dict) else None
 
 
 def _state_alive(state: Mapping[str, Any] | None) -> bool:
@@ -1029,6 +1031,11 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("stop", "status"):
+        state_file = Path(args.data_dir).expanduser().absolute() / STATE_NAME
+        if state_file.exists() and _read_state(state_file.parent) is None:
+            print(f"n8n_local.py: {state_file} is not the state n8n_local.py writes; taken as no n8n running",
+                  file=sys.stderr)
     try:
         if args.command == "install":
             if args.version == "all" and args.cache_dir:

@@ -34,7 +34,8 @@ A check that needs one that failed is skipped (status skip). Each check gives up
 one JSON document instead of the table.
 
 Exit codes: 0 every check ok (warnings allowed); 1 at least one check failed; 2 the script could
-not run (bad arguments, an unreadable or malformed env file).
+not run (bad arguments, a --workflows-dir that does not exist, is not a directory or holds no
+export, an unreadable or malformed env file); 130 interrupted.
 """
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ from app.auth import TokenVerifier  # noqa: E402
 from app.config import ConfigError, Settings  # noqa: E402
 from app.errors import ApiError  # noqa: E402
 from app.n8n.cloud import (MANAGED_TAG, AuthError, Instance, N8nApiError, N8nClient, PlanError,  # noqa: E402
-                           RetryPolicy, Sync, api_base, load_exports)
+                           RetryPolicy, Sync, api_base, exports_directory_problem, load_exports, without_userinfo)
+from scripts.admin_cli import interrupted  # noqa: E402
 
 EXPORTS_DIR = ROOT / "n8n_workflows"
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
@@ -80,7 +82,8 @@ CHECKED_SECRETS = ("N8N_CALLBACK_SECRET", "N8N_WEBHOOK_TOKEN", "N8N_ERROR_WEBHOO
                    "AGENT_API_KEYS", "CRON_SECRET")
 # Never printed either (kept out of every line, whatever a library's message says).
 OTHER_SECRETS = ("N8N_API_KEY", "SUPABASE_SERVICE_ROLE_KEY", "OPERATOR_TOKEN", "CLIENT_TOKEN")
-URLS_WITH_PASSWORDS = ("DATABASE_URL", "REALTIME_DATABASE_URL", "REDIS_URL")
+URLS_WITH_PASSWORDS = ("DATABASE_URL", "REALTIME_DATABASE_URL", "REDIS_URL", "N8N_BASE_URL", "SUPABASE_URL",
+                       "PUBLIC_BASE_URL")
 STRONG_LENGTH = 32
 # Public, shipped outside this repository: the Supabase CLI's local JWT secret.
 WELL_KNOWN = {"super-secret-jwt-token-with-at-least-32-characters-long": "the Supabase CLI's local default"}
@@ -175,11 +178,12 @@ def secret_values(env: dict[str, str]) -> list[str]:
 
 
 def agent_keys(text: str) -> list[tuple[str, str]]:
-    """(agent, key) of AGENT_API_KEYS, as app.config reads it."""
+    """(agent, key) of AGENT_API_KEYS, as app.config reads it; an entry without "=" is all key
+    (agent ""), so that no part of it is ever shown as a name."""
     pairs = []
     for entry in filter(None, (e.strip() for e in text.split(","))):
-        name, _, key = entry.partition("=")
-        pairs.append((name.strip().lower(), key.strip()))
+        name, sep, key = entry.partition("=")
+        pairs.append((name.strip().lower(), key.strip()) if sep else ("", entry))
     return pairs
 
 
@@ -634,8 +638,11 @@ class SecretRules:
             return Result(row, WARN, "not set: no agent can call the API")
         failures, warnings = [], []
         for agent, key in pairs:
-            if not agent or len(key) < 16:
-                failures.append(f"{agent or '(no name)'}: {len(key)} characters, at least 16 are needed")
+            if not agent:
+                failures.append("an entry is not agent=key (nothing of it is shown)")
+                continue
+            if len(key) < 16:
+                failures.append(f"{agent}: {len(key)} characters, at least 16 are needed")
                 continue
             why = weakness(key)
             if why:
@@ -717,7 +724,9 @@ def run_checks(ctx: Context) -> list[Result]:
 
 
 def scrub(text: str, hidden: list[str]) -> str:
-    """The last line of defence: a secret that reached a message anyway is cut out."""
+    """The last line of defence: a secret that reached a message anyway is cut out, and so is the
+    user:password@ of every URL."""
+    text = without_userinfo(text)
     for value in hidden:
         text = text.replace(value, "[secret]")
     return " ".join(text.split())
@@ -780,6 +789,17 @@ def load_env(path: Path | None, environ: dict[str, str]) -> dict[str, str]:
 
 def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    problem = exports_directory_problem(args.workflows_dir)
+    if problem:
+        print(f"preflight.py: --workflows-dir: {problem}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        return run(args, environ)
+    except KeyboardInterrupt:
+        return interrupted("preflight.py")
+
+
+def run(args: argparse.Namespace, environ: dict[str, str] | None) -> int:
     try:
         env = load_env(args.env_file, dict(os.environ) if environ is None else environ)
     except EnvFileError as error:

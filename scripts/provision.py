@@ -28,12 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import provisioning  # noqa: E402
 from app.provisioning import ConfigurationError, ProvisioningError  # noqa: E402
+from scripts.admin_cli import EXIT_INTERRUPTED, not_migrated  # noqa: E402
 
 if TYPE_CHECKING:
     import httpx
 
 EXIT_UNEXPECTED = 3
-EXIT_INTERRUPTED = 130
+# What provisioning writes; their absence means the migrations were not applied.
+WRITTEN_TABLES = ("public.clients", "auth.users", "public.user_profiles")
 
 
 class Parser(argparse.ArgumentParser):
@@ -98,16 +100,26 @@ def one_line(message: str, secrets: list[str]) -> str:
     return " ".join(message.split())
 
 
+def connect(database_url: str):
+    """provisioning.connect, refusing (exit 2) a database the migrations were not applied to."""
+    conn = provisioning.connect(database_url)
+    problem = not_migrated(conn, WRITTEN_TABLES)
+    if problem:
+        conn.close()
+        raise ConfigurationError(problem)
+    return conn
+
+
 def run(args: argparse.Namespace, http_client: httpx.Client | None) -> dict:
     if args.noun == "client":
         client = provisioning.check_client(args.name, args.domain)
         hosted_settings(args.hosted)  # same rule for both nouns; clients are written the same way
-        with provisioning.connect(args.database_url) as conn:
+        with connect(args.database_url) as conn:
             return provisioning.provision_client(conn, client)
 
     user = provisioning.check_user(args.email, args.role, args.client_id, args.full_name)
     hosted = hosted_settings(args.hosted)
-    with provisioning.connect(args.database_url) as conn:
+    with connect(args.database_url) as conn:
         if hosted is None:
             return provisioning.provision_local_user(conn, user)
         admin = provisioning.auth_admin(*hosted, http_client=http_client)

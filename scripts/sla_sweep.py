@@ -2,8 +2,9 @@
 
 For cron jobs and operators where neither the service's sweep runner nor pg_cron runs it. Safe
 next to them: it waits its turn on the sweep lock, and every write is once only.
-Exit codes: 0 swept, 1 the sweep failed (database unreachable, an error in the sweep), 2 bad
-arguments.
+Exit codes: 0 swept, 1 the sweep failed (an error in the sweep), 2 bad arguments, a malformed
+database URL, an unreachable or unmigrated database, 130 interrupted (Ctrl-C, while waiting for
+the sweep lock too; nothing is written). Every failure is one line on stderr.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import psycopg  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
 from app.sla.sweeper import sweep  # noqa: E402
+from scripts.admin_cli import database_failure, database_url_problem, interrupted  # noqa: E402
 
 
 def instant(text: str) -> datetime:
@@ -41,15 +43,21 @@ def main(argv: list[str] | None = None) -> int:
     if not args.database_url:
         print("sla_sweep: --database-url or DATABASE_URL is required", file=sys.stderr)
         return 2
+    problem = database_url_problem(args.database_url)
+    if problem:
+        print(f"sla_sweep: {problem}", file=sys.stderr)
+        return 2
 
     try:
         # A direct connection without a request role is the service path; committed on exit.
         with psycopg.connect(args.database_url, row_factory=dict_row, connect_timeout=10) as conn:
             summary = sweep(conn, args.now, wait=True)
     except psycopg.Error as error:  # one line, no traceback, for the operator
-        message = (str(error).strip().splitlines() or [""])[0]
-        print(f"sla_sweep failed: {type(error).__name__}: {message}", file=sys.stderr)
-        return 1
+        message, code = database_failure(error, args.database_url)
+        print(f"sla_sweep failed: {message}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        return interrupted("sla_sweep")
     print(json.dumps(summary, default=str, sort_keys=True))
     return 0
 

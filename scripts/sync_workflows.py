@@ -10,7 +10,9 @@ N8N_API_KEY, both read from the environment only; the key is never printed. Work
 matched by name. NAME is a workflow name or an export's file name (payoff_request[.json]).
 
 Exit codes: 0 done (diff: in step); 1 diff: repository and instance differ; 2 an error (bad
-settings, n8n refused, or some workflows failed: the summary names what was applied and what not).
+settings, a --dir without exports or with a broken one, n8n refused or answered something else
+than its API's shape, or some workflows failed: the summary names what was applied and what
+not); 130 interrupted. No URL's user:password@ is printed.
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.n8n.cloud import N8nApiError, N8nClient, PlanError, RetryPolicy, Sync, status_table  # noqa: E402
+from app.n8n.cloud import (N8nApiError, N8nClient, PlanError, RetryPolicy, Sync, base_url_problem,  # noqa: E402
+                           status_table, without_userinfo)
 
 EXPORTS_DIR = Path(__file__).resolve().parent.parent / "n8n_workflows"
 EXIT_DIFFER, EXIT_ERROR = 1, 2
@@ -95,12 +98,16 @@ def main(argv: list[str] | None = None, *, retry: RetryPolicy | None = None) -> 
     if missing:
         print(f"sync_workflows.py: set {' and '.join(missing)} in the environment", file=sys.stderr)
         return EXIT_ERROR
+    problem = base_url_problem(base_url)
+    if problem:
+        print(f"sync_workflows.py: N8N_BASE_URL {without_userinfo(problem)}", file=sys.stderr)
+        return EXIT_ERROR
     client = N8nClient(base_url, api_key, retry=retry, say=lambda line: print(line, file=sys.stderr, flush=True))
     sync = Sync(client, args.dir, say=lambda line: print(line, flush=True))
     try:
         return run(args, sync)
     except (N8nApiError, PlanError, OSError) as error:
-        print(f"sync_workflows.py: {str(error).replace(api_key, '[N8N_API_KEY]')}", file=sys.stderr)
+        print(f"sync_workflows.py: {without_userinfo(str(error)).replace(api_key, '[N8N_API_KEY]')}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("sync_workflows.py: interrupted", file=sys.stderr)

@@ -3,7 +3,8 @@
     python scripts/validate_workflows.py [files...]
 
 Prints one finding per line, `file: node: problem` (node `-` for the workflow as a whole), and
-exits 1 if there is any, 0 otherwise (2 on bad usage). File-based only: the task plans come
+exits 1 if there is any, 0 otherwise (2 on bad usage: an unknown option, a directory or
+a file that does not exist). File-based only: the task plans come
 from supabase/seed.sql, the shared code from the shared/ folder next to the files (or
 n8n_workflows/shared/ when there is none), nothing is queried.
 
@@ -285,7 +286,8 @@ def validate_file(path: Path, plans: dict[str, list[str]] | None = None) -> list
         shared = workflow_shared.load_shared(shared_dir(path))
     except (OSError, ValueError) as error:
         return validate(workflow, plans) + [("-", f"cannot read the shared code: {error}")]
-    return validate(workflow, plans) + workflow_shared.check_workflow(workflow, shared)
+    return validate(workflow, plans) + workflow_shared.check_workflow(workflow, shared,
+                                                                      shared_dir(path).parent.resolve().name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,6 +295,13 @@ def main(argv: list[str] | None = None) -> int:
     if any(arg in ("-h", "--help") for arg in args):
         print(__doc__)
         return 0
+    for arg in args:
+        problem = (f"unknown option {arg}" if arg.startswith("-") else
+                   f"{arg} is a directory: name its exports ({arg.rstrip('/')}/*.json)" if Path(arg).is_dir() else
+                   f"{arg} does not exist" if not Path(arg).exists() else None)
+        if problem:
+            print(f"validate_workflows.py: {problem} (see --help)", file=sys.stderr)
+            return 2
     files = [Path(arg) for arg in args] or sorted(DEFAULT_DIR.glob("*.json"))
     if not files:
         print("validate_workflows.py: no exports found", file=sys.stderr)

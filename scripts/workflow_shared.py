@@ -19,7 +19,9 @@ an unclosed or nested marker, a node that calls a function of a shared file with
 its block, and an export not in the form pull writes. --apply rewrites every block from its file
 (an empty marked block gets filled) and writes the exports in pull's form; a sweeping change to
 shared code is one edit of the shared file, then --apply, then push. Exit 0 when nothing is
-left to report, 1 otherwise. scripts/validate_workflows.py runs the same block checks.
+left to report, 1 otherwise (an export that is not UTF-8 JSON of a workflow's structure is
+reported and left alone), 2 bad usage: a --dir that does not exist, is not a directory or holds
+no export. scripts/validate_workflows.py runs the same block checks.
 """
 from __future__ import annotations
 
@@ -52,8 +54,10 @@ def block_text(name: str, content: str) -> str:
     return f"{open_line(name)}\n{content}{CLOSE}\n"
 
 
-def shared_path(name: str) -> str:
-    return f"n8n_workflows/shared/{name}.js"
+def shared_path(name: str, folder: str = "n8n_workflows") -> str:
+    """How messages name a shared file: the exports' folder (its name: the export's own path is on
+    the same line), shared/, the file."""
+    return f"{folder}/shared/{name}.js"
 
 
 def load_shared(directory: Path) -> dict[str, str]:
@@ -80,7 +84,7 @@ class Block:
         return code[self.start:self.end]
 
 
-def find_blocks(code: str) -> tuple[list[Block], list[str]]:
+def find_blocks(code: str, folder: str = "n8n_workflows") -> tuple[list[Block], list[str]]:
     """The marked blocks of a Code node's JavaScript, and the marker problems."""
     blocks: list[Block] = []
     problems: list[str] = []
@@ -107,7 +111,7 @@ def find_blocks(code: str) -> tuple[list[Block], list[str]]:
         offset += len(line)
     if current is not None:
         problems.append(f"shared block {current.name} is not closed (its `{CLOSE}` line is missing): "
-                        f"restore it from {shared_path(current.name)} with scripts/workflow_shared.py --apply "
+                        f"restore it from {shared_path(current.name, folder)} with scripts/workflow_shared.py --apply "
                         "after adding that line back")
     return blocks, problems
 
@@ -127,24 +131,24 @@ def _first_difference(found: str, wanted: str) -> str:
     return f"the block has {len(found_lines) - 2} line(s), the file {len(wanted_lines) - 2}"
 
 
-def check_code(code: str, shared: dict[str, str]) -> list[str]:
-    """Problems of one Code node's JavaScript against the shared files."""
-    blocks, problems = find_blocks(code)
+def check_code(code: str, shared: dict[str, str], folder: str = "n8n_workflows") -> list[str]:
+    """Problems of one Code node's JavaScript against the shared files (in folder/shared/)."""
+    blocks, problems = find_blocks(code, folder)
     carried = set()
     for block in blocks:
         carried.add(block.name)
         if block.name not in shared:
-            problems.append(f"carries shared block {block.name}, but {shared_path(block.name)} does not exist "
+            problems.append(f"carries shared block {block.name}, but {shared_path(block.name, folder)} does not exist "
                             f"(shared files: {', '.join(sorted(shared)) or 'none'})")
             continue
         wanted = block_text(block.name, shared[block.name])
         if block.text(code).partition("\n")[2].startswith(CLOSE):
             problems.append(f"shared block {block.name} is empty: scripts/workflow_shared.py --apply fills it in "
-                            f"from {shared_path(block.name)}")
+                            f"from {shared_path(block.name, folder)}")
         elif block.text(code) != wanted:
-            problems.append(f"shared block {block.name} differs from {shared_path(block.name)} "
+            problems.append(f"shared block {block.name} differs from {shared_path(block.name, folder)} "
                             f"({_first_difference(block.text(code), wanted)}): code in a shared block is edited in "
-                            f"{shared_path(block.name)}, not in the editor; make the change there if it is wanted, "
+                            f"{shared_path(block.name, folder)}, not in the editor; make the change there if it is wanted, "
                             "then run scripts/workflow_shared.py --apply (it rewrites every copy, this one included)")
     for name, content in shared.items():
         if name in carried:
@@ -177,10 +181,10 @@ def _code_nodes(workflow):
                 yield node, code
 
 
-def check_workflow(workflow, shared: dict[str, str]) -> list[tuple[str, str]]:
+def check_workflow(workflow, shared: dict[str, str], folder: str = "n8n_workflows") -> list[tuple[str, str]]:
     """[(node name, problem)] for every Code node of one parsed export."""
     return [(str(node.get("name")), problem) for node, code in _code_nodes(workflow)
-            for problem in check_code(code, shared)]
+            for problem in check_code(code, shared, folder)]
 
 
 def apply_code(code: str, shared: dict[str, str]) -> str:
@@ -203,6 +207,15 @@ def apply_workflow(workflow: dict, shared: dict[str, str]) -> list[str]:
     return changed
 
 
+def structure_problem(workflow) -> str | None:
+    """What in an export's structure pull's form cannot be made of (app/n8n/cloud.py); None when nothing."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from app.n8n.cloud import structure_problem
+
+    return structure_problem(workflow)
+
+
 def pull_form(workflow: dict) -> str:
     """The export as scripts/sync_workflows.py pull writes it (app/n8n/cloud.py)."""
     if str(REPO_ROOT) not in sys.path:
@@ -221,22 +234,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR,
                         help="the exports (*.json) and their shared/ folder (default: n8n_workflows/)")
     args = parser.parse_args(argv)
+    if not args.dir.is_dir():
+        print(f"workflow_shared.py: --dir {args.dir} {'is not a directory' if args.dir.exists() else 'does not exist'}",
+              file=sys.stderr)
+        return 2
+    files = sorted(args.dir.glob("*.json"))
+    if not files:
+        print(f"workflow_shared.py: --dir {args.dir} holds no export (*.json)", file=sys.stderr)
+        return 2
     try:
         shared = load_shared(args.dir / "shared")
     except (OSError, ValueError) as error:
         print(f"workflow_shared.py: {error}", file=sys.stderr)
         return 1
-    files = sorted(args.dir.glob("*.json"))
-    if not files:
-        print(f"workflow_shared.py: no exports in {args.dir}", file=sys.stderr)
-        return 1
+    folder = args.dir.resolve().name
     findings = 0
     for path in files:
-        text = path.read_text()
         try:
+            text = path.read_text(encoding="utf-8")
             workflow = json.loads(text)
-        except ValueError as error:
+        except ValueError as error:  # UnicodeDecodeError included
             print(f"{path}: -: cannot read JSON: {error}")
+            findings += 1
+            continue
+        problem = structure_problem(workflow)
+        if problem:
+            print(f"{path}: -: {problem}")
             findings += 1
             continue
         if args.apply:
@@ -246,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                 path.write_text(rewritten)
                 print(f"{path}: rewrote the shared blocks of {len(changed)} node(s)" if changed
                       else f"{path}: rewrote it in the form pull writes")
-        for node, problem in check_workflow(workflow, shared):
+        for node, problem in check_workflow(workflow, shared, folder):
             print(f"{path}: {node}: {problem}")
             findings += 1
         if not args.apply and pull_form(workflow) != text:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -107,6 +108,26 @@ def _retry_after_seconds(value: str) -> float | None:
     return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
 
 
+USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s'\"]*@")
+
+
+def without_userinfo(text: str) -> str:
+    """The text with the user:password@ of every URL in it cut out, so it can be printed."""
+    return USERINFO.sub(r"\1", text)
+
+
+def base_url_problem(base_url: str) -> str | None:
+    """Why N8N_BASE_URL cannot be an n8n instance's address; None when it can."""
+    try:
+        parsed = urlsplit(base_url.strip())
+        parsed.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError as error:
+        return f"is not a URL ({error})"
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return "must be an http(s) URL with a host, e.g. https://rexera-staging.app.n8n.cloud"
+    return None
+
+
 def api_base(base_url: str) -> str:
     """https://x.app.n8n.cloud, .../ or .../api/v1 -> https://x.app.n8n.cloud/api/v1"""
     base = base_url.strip().rstrip("/")
@@ -123,6 +144,7 @@ class N8nClient:
                  session: requests.Session | None = None, timeout: float = 30,
                  say: Callable[[str], None] = lambda line: None):
         self.base_url = api_base(base_url)
+        self.shown_url = without_userinfo(self.base_url)  # what messages name
         self.retry = retry or RetryPolicy()
         self.say = say
         self.session = session or requests.Session()
@@ -143,7 +165,7 @@ class N8nClient:
             except (requests.ConnectionError, requests.Timeout) as error:
                 refused = isinstance(error, requests.ConnectionError) and not isinstance(error, requests.ReadTimeout)
                 if last or (unsafe and not refused):
-                    raise N8nApiError(f"{what}: n8n at {self.base_url} could not be reached "
+                    raise N8nApiError(f"{what}: n8n at {self.shown_url} could not be reached "
                                       f"({type(error).__name__}) after {attempt} attempt(s)") from None
                 self._wait(what, type(error).__name__, self.retry.delay(attempt))
                 continue
@@ -159,7 +181,7 @@ class N8nClient:
                 self._wait(what, str(status), delay)
                 continue
             if status in (401, 403):
-                raise AuthError(f"n8n at {self.base_url} refused the API key ({status} {_message(response)}): "
+                raise AuthError(f"n8n at {self.shown_url} refused the API key ({status} {_message(response)}): "
                                 "check N8N_API_KEY (and its scopes) for this instance", status)
             if status == 404:
                 raise NotFoundError(f"{what}: not found (404 {_message(response)})", status)
@@ -184,7 +206,11 @@ class N8nClient:
             if cursor:
                 query["cursor"] = cursor
             page = self.request("GET", path, params=query)
-            yield from page.get("data") or []
+            items = page.get("data") if isinstance(page, dict) else None
+            if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+                raise N8nApiError(f"GET {path}: n8n answered {_shape(page)}, not a page of objects "
+                                  "({\"data\": [...]}); is N8N_BASE_URL an n8n instance?")
+            yield from items
             cursor = page.get("nextCursor")
             if not cursor:
                 return
@@ -203,11 +229,20 @@ class N8nClient:
             return None
         return {200: 2, 405: 1}.get(response.status_code)
 
+    def object_request(self, method: str, path: str, *, body: Any = None, unsafe: bool = False,
+                       needs: tuple[str, ...] = ()) -> dict:
+        """request() whose answer must be a JSON object holding the keys `needs`."""
+        answer = self.request(method, path, body=body, unsafe=unsafe)
+        if not isinstance(answer, dict) or any(key not in answer for key in needs):
+            wanted = f"an object with {', '.join(needs)}" if needs else "an object"
+            raise N8nApiError(f"{method} {path}: n8n answered {_shape(answer)}, not {wanted}")
+        return answer
+
     def create_workflow(self, body: dict) -> dict:
-        return self.request("POST", "/workflows", body=body, unsafe=True)
+        return self.object_request("POST", "/workflows", body=body, unsafe=True, needs=("id",))
 
     def update_workflow(self, workflow_id: str, body: dict) -> dict:
-        return self.request("PUT", f"/workflows/{workflow_id}", body=body)
+        return self.object_request("PUT", f"/workflows/{workflow_id}", body=body)
 
     def delete_workflow(self, workflow_id: str) -> None:
         self.request("DELETE", f"/workflows/{workflow_id}")
@@ -222,10 +257,19 @@ class N8nClient:
         return list(self.paginate("/tags"))
 
     def create_tag(self, name: str) -> dict:
-        return self.request("POST", "/tags", body={"name": name}, unsafe=True)
+        return self.object_request("POST", "/tags", body={"name": name}, unsafe=True, needs=("id",))
 
     def set_workflow_tags(self, workflow_id: str, tag_ids: list[str]) -> list[dict]:
         return self.request("PUT", f"/workflows/{workflow_id}/tags", body=[{"id": i} for i in tag_ids])
+
+
+def _shape(answer: Any) -> str:
+    """What kind of JSON n8n answered, for a message (never its content)."""
+    if answer is None:
+        return "an empty body or null"
+    if isinstance(answer, dict):
+        return f"an object with keys {', '.join(sorted(map(str, answer))[:8]) or '(none)'}"
+    return {list: "a JSON list", str: "a JSON string", bool: "a JSON boolean"}.get(type(answer), "a JSON number")
 
 
 def _message(response: requests.Response) -> str:
@@ -451,17 +495,70 @@ def unified_diff(export: dict, remote: dict | None, workflow_names: dict[str, st
 # The repository and the instance, side by side
 # ============================================================================================
 
+def structure_problem(workflow: Any) -> str | None:
+    """What in a workflow's structure the sync cannot work with (an export, or one n8n lists);
+    None when nothing. nodes, connections and settings may be left out."""
+    if not isinstance(workflow, dict):
+        return "not a JSON object"
+    if not isinstance(workflow.get("name"), str) or not workflow["name"].strip():
+        return "no workflow name (a non-empty string)"
+    nodes = _present(workflow, "nodes", [])
+    if not isinstance(nodes, list):
+        return "nodes is not a list"
+    seen = set()
+    for index, node in enumerate(nodes):
+        if not isinstance(node, dict):
+            return f"node {index} is not an object"
+        for key in ("name", "type"):
+            if not isinstance(node.get(key), str) or not node[key]:
+                return f"node {index} has no {key} (a non-empty string)"
+        if node["name"] in seen:
+            return f"two nodes are named {node['name']!r}"
+        seen.add(node["name"])
+        credentials = _present(node, "credentials", {})
+        if not isinstance(credentials, dict) or not all(isinstance(ref, dict) for ref in credentials.values()):
+            return f"node {node['name']!r}: credentials is not an object of {{\"id\", \"name\"}} objects"
+    connections = _present(workflow, "connections", {})
+    if not isinstance(connections, dict) or not all(isinstance(outputs, dict) for outputs in connections.values()):
+        return "connections is not an object of objects (source node -> output kind -> ...)"
+    if not isinstance(_present(workflow, "settings", {}), dict):
+        return "settings is not an object"
+    return None
+
+
+def _present(mapping: dict, key: str, default: Any) -> Any:
+    """mapping[key], or the default when it is missing or null (an empty value of another type is a problem)."""
+    value = mapping.get(key)
+    return default if value is None else value
+
+
+def exports_directory_problem(directory: Path) -> str | None:
+    """Why a directory cannot be the exports to push or compare; None when it holds some."""
+    if not directory.exists():
+        return f"{directory} does not exist"
+    if not directory.is_dir():
+        return f"{directory} is not a directory"
+    if not any(directory.glob("*.json")):
+        return f"{directory} holds no export (*.json)"
+    return None
+
+
 def load_exports(directory: Path) -> dict[str, tuple[str, dict]]:
-    """name -> (file name, export) of every *.json in the directory."""
+    """name -> (file name, export) of every *.json in the directory; PlanError when the directory
+    holds none (push would take that as "delete everything") or an export is malformed."""
+    problem = exports_directory_problem(directory)
+    if problem:
+        raise PlanError(f"{problem}: give the exports' directory with --dir (default n8n_workflows/)")
     found: dict[str, tuple[str, dict]] = {}
     for path in sorted(directory.glob("*.json")):
         try:
-            export = json.loads(path.read_text())
-        except ValueError as error:
+            export = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as error:  # UnicodeDecodeError included
             raise PlanError(f"{path.name} is not valid JSON: {error}") from None
-        name = export.get("name") if isinstance(export, dict) else None
-        if not name:
-            raise PlanError(f"{path.name} has no workflow name")
+        problem = structure_problem(export)
+        if problem:
+            raise PlanError(f"{path.name}: {problem}")
+        name = export["name"]
         if name in found:
             raise PlanError(f"{path.name} and {found[name][0]} both define {name!r}")
         found[name] = (path.name, export)
@@ -495,6 +592,10 @@ class Instance:
         for workflow in client.workflows():
             if workflow.get("isArchived"):
                 continue
+            problem = structure_problem(workflow) or (None if "id" in workflow else "no id")
+            if problem:
+                label = f"id {workflow['id']}" if "id" in workflow else repr(workflow.get("name"))
+                raise N8nApiError(f"GET /workflows: n8n listed a workflow ({label}) the sync cannot read: {problem}")
             if workflow["name"] in self.by_name:
                 self.duplicates.add(workflow["name"])
             self.by_name[workflow["name"]] = workflow
@@ -674,6 +775,9 @@ class Sync:
         raise N8nApiError(f"the tag {MANAGED_TAG!r} exists but could not be read")
 
     def _prune(self, exports, instance: Instance, dry_run: bool, confirm, report: Report) -> None:
+        if not exports:  # every managed workflow would go
+            report.failed.append(("prune", "refused: no export was loaded, so every managed workflow would go"))
+            return
         stale = [name for name in instance.managed() if name not in exports]
         if not stale:
             self.say("prune: no workflow tagged as managed by this repository lacks an export")
@@ -711,7 +815,9 @@ class Sync:
 
     # ---- pull --------------------------------------------------------------------------------
     def pull(self, only: list[str] | None = None) -> Report:
-        exports = load_exports(self.directory) if self.directory.exists() else {}
+        if self.directory.exists() and not self.directory.is_dir():
+            raise PlanError(f"{self.directory} is not a directory: give the exports' directory with --dir")
+        exports = load_exports(self.directory) if any(self.directory.glob("*.json")) else {}
         instance = Instance(self.client)
         files = {name: file for name, (file, _) in exports.items()}
         if only:

@@ -29,6 +29,10 @@ NODE_FIELDS = {"id", "name", "webhookId", "disabled", "notesInFlow", "notes", "t
                "position", "parameters", "credentials"}
 
 
+class Body(str):
+    """A queued outcome of FakeN8n.fail: a 200 answer with exactly this body (odd shapes)."""
+
+
 class FakeN8n:
     def __init__(self, page_size: int = 250, version: str | None = "1.123.50"):
         self.page_size = page_size
@@ -57,7 +61,7 @@ class FakeN8n:
         return stored
 
     def fail(self, method: str, path: str, *outcomes) -> None:
-        """The next calls of method+path answer these statuses (or (status, headers)) or raise."""
+        """The next calls of method+path answer these statuses (or (status, headers)), this Body, or raise."""
         self.failures.setdefault((method, path), []).extend(outcomes)
 
     def by_name(self, name: str) -> dict:
@@ -84,6 +88,8 @@ class FakeN8n:
             outcome = queued.pop(0)
             if isinstance(outcome, Exception):
                 raise outcome
+            if isinstance(outcome, Body):
+                return 200, {"Content-Type": "application/json"}, str(outcome)
             status, headers = outcome if isinstance(outcome, tuple) else (outcome, {})
             return status, headers, json.dumps({"message": f"failure {status}"})
         if request.headers.get("X-N8N-API-KEY") != API_KEY:

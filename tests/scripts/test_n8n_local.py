@@ -389,6 +389,18 @@ def test_status_and_stop_when_nothing_runs(tmp_path):
     assert "not running" in result.stdout
 
 
+@pytest.mark.parametrize("content", ["[1]", "null", '"text"', "42", "{not json"])
+def test_status_and_stop_take_a_state_file_of_another_shape_as_nothing_running(tmp_path, content):
+    (tmp_path / "n8n.json").write_text(content)
+    note = f"n8n_local.py: {tmp_path / 'n8n.json'} is not the state n8n_local.py writes; taken as no n8n running\n"
+    result = run_cli("status", "--data-dir", str(tmp_path))
+    assert result.returncode == 1 and json.loads(result.stdout)["running"] is False
+    assert result.stderr == note
+    result = run_cli("stop", "--data-dir", str(tmp_path))
+    assert result.returncode == 0 and "not running" in result.stdout
+    assert result.stderr == note
+
+
 def test_stop_kills_the_whole_group_with_sigkill_after_the_grace_period(tmp_path):
     # A leader that ignores SIGTERM, with a child in its group that ignores it too.
     script = write_executable(tmp_path / "stubborn", """\

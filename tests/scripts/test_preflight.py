@@ -601,10 +601,19 @@ def secret_environments(database_url: str) -> list[tuple[str, dict[str, str], di
         env["N8N_BASE_URL"] = f"http://127.0.0.1:{closed_port()}"
         env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{closed_port()}"
         cases.append((case, env, values))
+    # Secrets no variable's name gives away: a password in every URL, an agent key without its
+    # "agent=" (mixed case: it was once printed lower-cased, as if it were a name).
+    env, values = dict(cases[0][1]), {}
+    for name in ("N8N_BASE_URL", "PUBLIC_BASE_URL", "SUPABASE_URL"):
+        values[f"{name} password"] = distinctive(rng, 24)
+        env[name] = f"http://admin:{values[f'{name} password']}@127.0.0.1:{closed_port()}"
+    values["AGENT_API_KEYS bare"] = "MiXeD" + distinctive(rng, 35)
+    env["AGENT_API_KEYS"] = f"rex={distinctive(rng, 40)},{values['AGENT_API_KEYS bare']}"
+    cases.append(("in URLs and bare", env, values))
     return cases
 
 
-@pytest.mark.parametrize("case", ["well-formed", "malformed"])
+@pytest.mark.parametrize("case", ["well-formed", "malformed", "in URLs and bare"])
 @pytest.mark.parametrize("mode", ["table", "json", "process environment"])
 def test_no_secret_nor_any_part_of_one_is_printed(database_url, tmp_path, case, mode):
     _, env, values = next(found for found in secret_environments(database_url) if found[0] == case)
@@ -618,6 +627,7 @@ def test_no_secret_nor_any_part_of_one_is_printed(database_url, tmp_path, case, 
     for variable, value in values.items():
         assert value not in output, variable
         assert not leaks(output, value), (variable, leaks(output, value))
+        assert not leaks(output.lower(), value.lower()), (variable, leaks(output.lower(), value.lower()))
 
 
 def test_a_secret_in_a_libraries_message_is_cut_out_all_the_same(tmp_path, monkeypatch, capsys):
@@ -632,7 +642,7 @@ def test_a_secret_in_a_libraries_message_is_cut_out_all_the_same(tmp_path, monke
            "SUPABASE_JWT_SECRET": strong(), "N8N_BASE_URL": "http://127.0.0.1:1", "N8N_API_KEY": api_key}
     code, rows = run(tmp_path, env, capsys=capsys)
     assert rows["n8n"][0] == "fail"
-    assert rows["n8n"][1] == ("the check failed: RuntimeError: connecting with postgresql://postgres:[secret]@"
+    assert rows["n8n"][1] == ("the check failed: RuntimeError: connecting with postgresql://"
                               f"127.0.0.1:{urlparse(env['DATABASE_URL']).port}/x and key [secret]")
 
 
@@ -714,6 +724,25 @@ def test_usage_errors_exit_2(tmp_path):
     assert missing.returncode == 2 and missing.stdout == ""
     assert missing.stderr == f"preflight.py: cannot read {tmp_path / 'missing'}: No such file or directory\n"
     assert cli("--env-file", str(tmp_path)).returncode == 2  # a directory
+
+
+@pytest.mark.parametrize("kind, problem", [("missing", "does not exist"), ("empty", "holds no export (*.json)"),
+                                           ("file", "is not a directory")])
+def test_a_workflows_dir_without_exports_is_refused(tmp_path, kind, problem):
+    directory = tmp_path / "exports"
+    if kind == "empty":
+        directory.mkdir()
+    elif kind == "file":
+        directory.write_text("{}")
+    done = cli("--workflows-dir", str(directory), env={"DATABASE_URL": "postgresql://x@127.0.0.1:1/x"})
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == f"preflight.py: --workflows-dir: {directory} {problem}\n"
+
+
+def test_an_agent_key_without_its_name_fails_without_any_part_of_it_shown():
+    key = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+    rows = secret_rows({"AGENT_API_KEYS": f"rex={strong()},{key}", "PUBLIC_BASE_URL": "https://rexera.example"})
+    assert rows["secret:AGENT_API_KEYS"] == ("fail", "an entry is not agent=key (nothing of it is shown)")
 
 
 def test_a_failed_check_exits_1_and_the_process_environment_is_read(tmp_path):

@@ -65,3 +65,12 @@ def test_mint_token_gives_the_inbound_token_the_service_accepts():
     missing = subprocess.run([sys.executable, "scripts/mint_token.py", "--inbound-for", workflow_id], cwd=ROOT,
                              capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
     assert missing.returncode == 2 and "N8N_CALLBACK_SECRET" in missing.stderr
+
+
+@pytest.mark.parametrize("script", [*SCRIPTS, ROOT / "scripts" / "demo.py"], ids=lambda path: path.name)
+def test_every_script_runs_from_anywhere_without_pythonpath(script, tmp_path):
+    """The checkout is found from the script's own place, not from the working directory."""
+    result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=60,
+                            cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr

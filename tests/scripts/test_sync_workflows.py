@@ -15,7 +15,7 @@ import requests
 import responses
 
 from app.n8n import cloud
-from tests.scripts.n8n_public_api import API_KEY, BASE_URL, SETTINGS, WRITABLE, FakeN8n
+from tests.scripts.n8n_public_api import API_KEY, BASE_URL, SETTINGS, WRITABLE, Body, FakeN8n
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPORTS = ROOT / "n8n_workflows"
@@ -202,7 +202,7 @@ def test_push_tags_every_workflow_as_managed_creating_the_tag_once(n8n, run):
 
 def test_push_uses_the_managed_tag_when_someone_created_it_meanwhile(n8n, run):
     other = n8n.seed({"name": "Other", "nodes": [], "connections": {}, "settings": {}}, tags=[cloud.MANAGED_TAG])
-    n8n.fail("GET", "/tags", (200, {}))  # the first listing does not show it yet; POST /tags answers 409
+    n8n.fail("GET", "/tags", Body('{"data": [], "nextCursor": null}'))  # not listed yet; POST /tags answers 409
     code, out, _ = run("push", "--only", ERROR_HANDLER)
     assert code == 0, out
     assert [call[2:] for call in n8n.calls if call[:2] == ("POST", "/tags")] == [({}, {"name": cloud.MANAGED_TAG})]
@@ -687,3 +687,161 @@ def test_prune_on_2x_deletes_once_the_workflow_is_unpublished(n8n_version, run):
     # Refused once with 409 "still being unpublished" right after the deactivation, then deleted.
     assert n8n.writes() == [("POST", f"/workflows/{retired['id']}/deactivate"), ("DELETE", f"/workflows/{retired['id']}"),
                             ("DELETE", f"/workflows/{retired['id']}")]
+
+
+# ---- what an admin can type, what n8n can answer: one line, exit 2, never a traceback ------------
+def exports_dir(kind: str, tmp_path: Path) -> Path:
+    """A --dir that is missing, empty, or a file."""
+    path = tmp_path / f"exports-{kind}"
+    if kind == "empty":
+        path.mkdir()
+    elif kind == "file":
+        path.write_text("{}")
+    return path
+
+
+DIR_PROBLEMS = {"missing": "does not exist", "empty": "holds no export (*.json)", "file": "is not a directory"}
+
+
+@pytest.mark.parametrize("kind", DIR_PROBLEMS)
+@pytest.mark.parametrize("command", [("push", "--prune", "--yes"), ("push", "--dry-run"), ("diff",), ("status",)],
+                         ids=" ".join)
+def test_a_dir_without_exports_is_refused_before_n8n_is_called(n8n, capsys, tmp_path, kind, command):
+    managed = stale(n8n)
+    directory = exports_dir(kind, tmp_path)
+    code = script.main(["--dir", str(directory), *command])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert err == f"sync_workflows.py: {directory} {DIR_PROBLEMS[kind]}: give the exports' directory with --dir " \
+                  "(default n8n_workflows/)\n"
+    assert n8n.calls == [] and managed["id"] in n8n.workflows and out == ""
+
+
+def test_pull_refuses_a_dir_that_is_a_file(n8n, capsys, tmp_path):
+    directory = exports_dir("file", tmp_path)
+    code = script.main(["--dir", str(directory), "pull"])
+    _, err = capsys.readouterr()
+    assert code == 2 and f"{directory} is not a directory" in err
+    assert n8n.calls == [] and directory.read_text() == "{}"
+
+
+def test_prune_never_runs_without_exports_loaded(n8n, run, monkeypatch):
+    pushed(n8n, run)
+    managed = {w["id"] for w in n8n.workflows.values()}
+    monkeypatch.setattr(cloud, "load_exports", lambda directory: {})
+    code, out, _ = run("push", "--prune", "--yes")
+    assert code == 2
+    assert "FAILED: prune: refused: no export was loaded" in out
+    assert set(n8n.workflows) == managed and n8n.writes() == []
+
+
+PAYOFF_FILE = "payoff_request.json"
+BROKEN_EXPORTS = {  # what the file holds -> what the message says
+    "nodes a string": (lambda e: {**e, "nodes": "oops"}, "nodes is not a list"),
+    "settings a string": (lambda e: {**e, "settings": "s"}, "settings is not an object"),
+    "connections a list": (lambda e: {**e, "connections": []}, "connections is not an object of objects"),
+    "connections of lists": (lambda e: {**e, "connections": {"Rexera trigger": []}},
+                             "connections is not an object of objects"),
+    "name a number": (lambda e: {"name": 5}, "no workflow name (a non-empty string)"),
+    "no name": (lambda e: {k: v for k, v in e.items() if k != "name"}, "no workflow name"),
+    "a JSON list": (lambda e: [e], "not a JSON object"),
+    "a node not an object": (lambda e: {**e, "nodes": ["x"]}, "node 0 is not an object"),
+    "a node without name": (lambda e: {**e, "nodes": [{"type": "n8n-nodes-base.code"}]}, "node 0 has no name"),
+    "a node without type": (lambda e: {**e, "nodes": [{"name": "A"}]}, "node 0 has no type"),
+    "two nodes of one name": (lambda e: {**e, "nodes": [e["nodes"][0], e["nodes"][0]]}, "two nodes are named"),
+    "credentials a string": (lambda e: {**e, "nodes": [{**e["nodes"][0], "credentials": "x"}]},
+                             "node 'Rexera trigger': credentials is not an object"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_EXPORTS)
+@pytest.mark.parametrize("command", [("push", "--dry-run"), ("push",), ("diff",)], ids=" ".join)
+def test_a_broken_export_is_named_and_nothing_is_sent(n8n, run, exports, case, command):
+    edit, problem = BROKEN_EXPORTS[case]
+    (exports / PAYOFF_FILE).write_text(json.dumps(edit(export(PAYOFF_FILE))))
+    code, out, err = run(*command)
+    assert code == 2
+    assert err.startswith(f"sync_workflows.py: {PAYOFF_FILE}: {problem}") and len(err.splitlines()) == 1
+    assert n8n.calls == [] and out == ""
+
+
+def test_an_export_that_is_not_utf8_is_named(n8n, run, exports):
+    (exports / PAYOFF_FILE).write_bytes(b'{"name": "caf\xe9"}')
+    code, _, err = run("push", "--dry-run")
+    assert code == 2 and err.startswith(f"sync_workflows.py: {PAYOFF_FILE} is not valid JSON")
+    assert n8n.calls == []
+
+
+ODD_PAGES = {"a JSON list": ("[]", "a JSON list"), "null": ("null", "an empty body or null"),
+             "an empty body": ("", "an empty body or null"), "data not a list": ('{"data": "x"}', "an object with keys data"),
+             "items not objects": ('{"data": [1, 2]}', "an object with keys data")}
+
+
+@pytest.mark.parametrize("case", ODD_PAGES)
+@pytest.mark.parametrize("command", ["push", "diff", "status", "pull"])
+def test_a_listing_of_an_unexpected_shape_is_named(n8n, run, case, command):
+    body, shape = ODD_PAGES[case]
+    n8n.fail("GET", "/workflows", Body(body))
+    code, out, err = run(command)
+    assert code == 2
+    assert err == f"sync_workflows.py: GET /workflows: n8n answered {shape}, not a page of objects " \
+                  '({"data": [...]}); is N8N_BASE_URL an n8n instance?\n'
+    assert n8n.writes() == []
+
+
+@pytest.mark.parametrize("workflow, problem", [({"id": "x1", "nodes": []}, "(id x1) the sync cannot read: no workflow name (a non-empty string)"),
+                                               ({"name": PAYOFF}, "('Rexera - Payoff request') the sync cannot read: no id"),
+                                               ({"id": "x2", "name": PAYOFF, "nodes": "oops"},
+                                                "(id x2) the sync cannot read: nodes is not a list")])
+def test_a_listed_workflow_the_sync_cannot_read_is_named(n8n, run, workflow, problem):
+    n8n.fail("GET", "/workflows", Body(json.dumps({"data": [workflow], "nextCursor": None})))
+    code, _, err = run("push")
+    assert code == 2
+    assert err == f"sync_workflows.py: GET /workflows: n8n listed a workflow {problem}\n"
+    assert n8n.writes() == []
+
+
+@pytest.mark.parametrize("answer, shape", [("{}", "an object with keys (none)"), ('{"name": "x"}', "an object with keys name"),
+                                           ("[]", "a JSON list"), ("", "an empty body or null")])
+def test_a_create_answered_without_an_id_fails_that_workflow_and_prints_the_summary(n8n, run, answer, shape):
+    n8n.fail("POST", "/workflows", Body(answer))
+    code, out, err = run("push")
+    assert code == 2
+    assert f"FAILED: {ERROR_HANDLER}: POST /workflows: n8n answered {shape}, not an object with id" in out
+    assert "applied: 0, unchanged: 0, failed: 4, not attempted: 0" in out  # the others name the error handler
+    assert "Traceback" not in err
+
+
+def test_an_update_answered_with_a_list_fails_that_workflow(n8n, run):
+    pushed(n8n, run)
+    n8n.by_name(PAYOFF)["nodes"][0]["position"] = [1, 1]
+    n8n.fail("PUT", f"/workflows/{n8n.by_name(PAYOFF)['id']}", Body("[]"))
+    code, out, _ = run("push")
+    assert code == 2
+    assert f"FAILED: {PAYOFF}: PUT /workflows/{n8n.by_name(PAYOFF)['id']}: n8n answered a JSON list" in out
+
+
+@pytest.mark.parametrize("base_url", ["rexera-staging.app.n8n.cloud", "http:", "http://", "ftp://rexera.example",
+                                      "https://rexera.example:port", "localhost:5678"])
+@pytest.mark.parametrize("command", ["push", "status"])
+def test_a_base_url_that_is_not_an_http_url_is_named(n8n, run, monkeypatch, base_url, command):
+    monkeypatch.setenv("N8N_BASE_URL", base_url)
+    code, out, err = run(command)
+    assert code == 2 and out == ""
+    assert err.startswith("sync_workflows.py: N8N_BASE_URL ") and len(err.splitlines()) == 1
+    assert n8n.calls == []
+
+
+@pytest.mark.parametrize("status", [None, 401, 400], ids=["unreachable", "refused key", "n8n error"])
+@pytest.mark.parametrize("command", ["push", "diff", "status", "pull"])
+def test_a_password_in_the_base_url_is_never_printed(run, monkeypatch, status, command):
+    monkeypatch.setenv("N8N_BASE_URL", "https://admin:hunter2secret@rexera.example")
+    monkeypatch.setenv("N8N_API_KEY", API_KEY)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        if status:  # otherwise responses refuses the call: a connection error
+            mock.add(responses.GET, "https://rexera.example/api/v1/workflows", status=status, json={"message": "no"})
+            mock.add(responses.GET, "https://rexera.example/api/v1/credentials", status=405)
+        code, out, err = run(command)
+    assert code == 2
+    assert "https://rexera.example/api/v1" in err or "GET /workflows: n8n answered 400" in err
+    assert "hunter2secret" not in out + err and "admin:" not in out + err

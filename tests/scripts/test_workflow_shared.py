@@ -185,3 +185,58 @@ def test_the_validator_reads_the_shared_folder_next_to_the_files_or_else_the_rep
     alone.mkdir()
     shutil.copy(EXPORTS / "payoff_request.json", alone / "payoff_request.json")
     assert validator.main([str(alone / "payoff_request.json")]) == 0
+
+
+# ---- what an admin can point the tools at: one line each, never a traceback ----------------------
+BROKEN = {  # the file's bytes -> the finding
+    "a JSON list": (b"[1]", "not a JSON object"),
+    "settings a string": (b'{"name": "x", "nodes": [], "connections": {}, "settings": "s"}', "settings is not an object"),
+    "nodes a string": (b'{"name": "x", "nodes": "oops"}', "nodes is not a list"),
+    "connections a list": (b'{"name": "x", "nodes": [], "connections": []}', "connections is not an object of objects"),
+    "not UTF-8": (b'{"name": "caf\xe9"}', "cannot read JSON: 'utf-8' codec can't decode byte 0xe9"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN)
+@pytest.mark.parametrize("mode", [[], ["--apply"]], ids=["check", "apply"])
+def test_an_export_of_a_broken_structure_is_one_finding_and_left_alone(exports, capsys, case, mode):
+    content, finding = BROKEN[case]
+    broken = exports / "zz_broken.json"
+    broken.write_bytes(content)
+    assert tool.main([*mode, "--dir", str(exports)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"{broken}: -: {finding}") and len(out.splitlines()) == 1, out
+    assert broken.read_bytes() == content
+
+
+@pytest.mark.parametrize("kind, problem", [("missing", "does not exist"), ("empty", "holds no export (*.json)"),
+                                           ("file", "is not a directory")])
+@pytest.mark.parametrize("mode", [[], ["--apply"]], ids=["check", "apply"])
+def test_a_dir_without_exports_is_bad_usage(tmp_path, capsys, kind, problem, mode):
+    directory = tmp_path / "wfa"
+    if kind == "empty":
+        directory.mkdir()
+    elif kind == "file":
+        directory.write_text("{}")
+    assert tool.main([*mode, "--dir", str(directory)]) == 2
+    assert capsys.readouterr().err == f"workflow_shared.py: --dir {directory} {problem}\n"
+
+
+def test_a_missing_shared_file_is_named_in_the_dir_given(tmp_path, capsys):
+    directory = tmp_path / "wfa"
+    directory.mkdir()
+    shutil.copy(EXPORTS / "payoff_request.json", directory / "payoff_request.json")
+    assert tool.main(["--dir", str(directory)]) == 1
+    out = capsys.readouterr().out
+    assert "but wfa/shared/sign-callback.js does not exist (shared files: none)" in out
+    assert "n8n_workflows/shared/sign-callback.js does not exist" not in out
+
+
+@pytest.mark.parametrize("argument, problem", [("--bogus", "unknown option --bogus"),
+                                               ("{exports}", "{exports} is a directory: name its exports "
+                                                             "({exports}/*.json)"),
+                                               ("{exports}/nothing.json", "{exports}/nothing.json does not exist")])
+def test_the_validator_refuses_what_is_not_an_export_file_as_bad_usage(exports, capsys, argument, problem):
+    argument, problem = (text.replace("{exports}", str(exports)) for text in (argument, problem))
+    assert validator.main([argument, str(exports / "payoff_request.json")]) == 2
+    assert capsys.readouterr().err == f"validate_workflows.py: {problem} (see --help)\n"

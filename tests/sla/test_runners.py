@@ -137,7 +137,7 @@ def test_the_script_sweeps_as_of_a_given_instant(own_database, late_task):
 
 
 @pytest.mark.parametrize("args, code, message", [
-    (["--database-url", "postgresql://postgres@127.0.0.1:1/nowhere"], 1, "sla_sweep failed: OperationalError"),
+    (["--database-url", "postgresql://postgres@127.0.0.1:1/nowhere"], 2, "sla_sweep failed: cannot reach the database"),
     (["--database-url", "postgresql://x", "--now", "2026-11-30T14:00"], 2, "give a time zone"),
 ])
 def test_the_script_fails_with_a_meaningful_exit_code(args, code, message):
