@@ -229,12 +229,7 @@ class Demo:
         next_poll = 0.0
         in_order = InOrder()
         while time.monotonic() < deadline:
-            try:
-                in_order.push(self.events.get(timeout=0.1), time.monotonic())
-            except queue.Empty:
-                pass
-            for event in in_order.due(time.monotonic()):
-                self.on_event(event)
+            self.pump(in_order)
             if time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + 1.0
                 for watched in self.watched.values():
@@ -262,12 +257,16 @@ class Demo:
         """The polls saw every workflow final; the stream's events for it may still be on their
         way. Print them as they come, for a short while at most."""
         while time.monotonic() < until and not all(w.final_event for w in self.watched.values()):
-            try:
-                in_order.push(self.events.get(timeout=0.1), time.monotonic())
-            except queue.Empty:
-                pass
-            for event in in_order.due(time.monotonic()):
-                self.on_event(event)
+            self.pump(in_order)
+
+    def pump(self, in_order: "InOrder") -> None:
+        """Take what the stream brought within 0.1 s and act on the events now due, in order."""
+        try:
+            in_order.push(self.events.get(timeout=0.1), time.monotonic())
+        except queue.Empty:
+            pass
+        for event in in_order.due(time.monotonic()):
+            self.on_event(event)
 
     def summary(self) -> None:
         rows = [("workflow", "status", "tasks", "duration s", "SLA")]  # tasks: done (completed or skipped)/planned
