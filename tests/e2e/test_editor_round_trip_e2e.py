@@ -134,15 +134,16 @@ def test_an_edit_in_the_editor_is_pulled_as_one_line_validated_and_runs(world, t
         save_as_the_editor_does(n8n, workflow_id, {STRAY_NODE: (STRAY_BEFORE, STRAY_AFTER)})
         stray = tmp_path / "stray"
         pull_into_a_copy(n8n, stray)
+        # (The copy has its own shared/ folder, which the message names: the folder's name, shared/, the file.)
         refused = run("validate_workflows.py", *sorted(str(path) for path in stray.glob("*.json")))
         assert refused.returncode == 1, refused.stdout + refused.stderr
         shared = (EXPORTS / "shared" / "sign-callback.js").read_text().splitlines()
         line = next(number for number, text in enumerate(shared, 1) if "attempt: 1 }, data);" in text)
         assert refused.stdout.splitlines() == [
             f"{stray / MUNI_FILE}: {STRAY_NODE}: shared block sign-callback differs from "
-            f"n8n_workflows/shared/sign-callback.js (line {line} of the file reads `...ionId: String($execution.id), "
+            f"stray/shared/sign-callback.js (line {line} of the file reads `...ionId: String($execution.id), "
             "attempt: 1, edited: true }, data);` here, `...ionId: String($execution.id), attempt: 1 }, data);` in the "
-            "file): code in a shared block is edited in n8n_workflows/shared/sign-callback.js, not in the editor; make "
+            "file): code in a shared block is edited in stray/shared/sign-callback.js, not in the editor; make "
             "the change there if it is wanted, then run scripts/workflow_shared.py --apply (it rewrites every copy, "
             "this one included)"], refused.stdout
         assert run("workflow_shared.py", "--dir", str(stray)).returncode == 1
