@@ -105,8 +105,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(RecursionError)
     def handle_deeply_nested_body(error: RecursionError):
-        # Every JSON parser the service uses (webargs, Flask, the callback envelope) is the
-        # standard library's, which raises RecursionError on a body nested about a thousand deep.
+        # Bodies are parsed once, by app.inputs.loads, which answers a body nested too deeply
+        # itself; this is the net for a deep value walked recursively after parsing.
         log.warning("refused a request body nested too deeply")
         return error_response(400, "invalid_body", "the JSON body is nested too deeply")
 
