@@ -11,6 +11,7 @@ from psycopg.types.json import Jsonb
 from app.errors import ApiError
 from app.schemas import snakecase
 from app.services.listing import NEWEST_FIRST, Filters, Order, attach_collection, fetch_page
+from app.services.metadata import server_owned_keys_refused
 from app.services.people import check_hil_person
 
 FINAL_WORKFLOW_STATUSES = ("COMPLETED", "CANCELLED", "FAILED")
@@ -119,8 +120,8 @@ def create_task(conn: psycopg.Connection, data: dict) -> dict:
     workflow = conn.execute("select id, status from public.workflows where id = %s", (data["workflow_id"],)).fetchone()
     if workflow is None:
         raise ApiError(404, f"workflow {data['workflow_id']} not found", "not_found")
-    if workflow["status"] in FINAL_WORKFLOW_STATUSES:
-        raise ApiError(409, f"workflow is {workflow['status']}, tasks can no longer be added", "invalid_state")
+    if workflow["status"] in FINAL_WORKFLOW_STATUSES:  # the database refuses it too (private.guard_finished_work)
+        raise ApiError(409, f"workflow is finished ({workflow['status']}): no task can be added to it", "invalid_state")
     if data.get("parent_task_id") and conn.execute(
             "select 1 from public.tasks where id = %s and workflow_id = %s",
             (data["parent_task_id"], workflow["id"])).fetchone() is None:
@@ -155,8 +156,9 @@ def update_task(conn: psycopg.Connection, task_id: uuid.UUID, changes: dict) -> 
             params.append(value)
     if not assignments:
         return get_task(conn, task_id)
-    return conn.execute(f"update public.tasks set {', '.join(assignments)} where id = %s returning *",
-                        (*params, task_id)).fetchone()
+    with server_owned_keys_refused():
+        return conn.execute(f"update public.tasks set {', '.join(assignments)} where id = %s returning *",
+                            (*params, task_id)).fetchone()
 
 
 def task_action_query(task_id: uuid.UUID, action: str, data: dict) -> tuple[str, tuple]:

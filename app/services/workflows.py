@@ -9,6 +9,7 @@ from psycopg.types.json import Jsonb
 
 from app.auth import Principal
 from app.services.listing import Filters, page_from_rows, page_statement
+from app.services.metadata import server_owned_keys_refused
 from app.services.people import check_hil_person
 
 DEFAULT_TITLES = {
@@ -95,14 +96,15 @@ def create_workflow(conn: psycopg.Connection, principal: Principal, data: dict) 
     payload = data["payload"]
     title = data.get("title") or f"{DEFAULT_TITLES[data['type']]}: {payload.get('address', '')}".strip(": ")
     check_staff(conn, principal, data)
-    return conn.execute(
-        """insert into public.workflows (workflow_type, client_id, title, payload, priority, hil_owner_id,
-                                         manager_id, created_by, due_date, metadata)
-           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning *""",
-        (data["type"], data["client_id"], title[:300], Jsonb(payload), data["priority"], data.get("hil_id"),
-         data.get("manager_id"), principal.user_id if principal.kind == "person" else None,
-         data.get("due_date"), Jsonb(data.get("metadata") or {})),
-    ).fetchone()
+    with server_owned_keys_refused():
+        return conn.execute(
+            """insert into public.workflows (workflow_type, client_id, title, payload, priority, hil_owner_id,
+                                             manager_id, created_by, due_date, metadata)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning *""",
+            (data["type"], data["client_id"], title[:300], Jsonb(payload), data["priority"], data.get("hil_id"),
+             data.get("manager_id"), principal.user_id if principal.kind == "person" else None,
+             data.get("due_date"), Jsonb(data.get("metadata") or {})),
+        ).fetchone()
 
 
 UPDATABLE_COLUMNS = {"title": "title", "payload": "payload", "priority": "priority", "hil_id": "hil_owner_id",
@@ -115,8 +117,11 @@ def update_workflow(conn: psycopg.Connection, principal: Principal, workflow_id:
     if not columns:
         return get_workflow(conn, workflow_id)
     assignments = ", ".join(f"{column} = %s" for column in columns)
-    return conn.execute(f"update public.workflows set {assignments} where id = %s returning *",
-                        (*columns.values(), workflow_id)).fetchone()
+    # A HIL person's change to a finished workflow is a correction (audited workflow.corrected);
+    # metadata is replaced, but its server-owned keys stay as the server wrote them.
+    with server_owned_keys_refused():
+        return conn.execute(f"update public.workflows set {assignments} where id = %s returning *",
+                            (*columns.values(), workflow_id)).fetchone()
 
 
 def workflow_action_query(workflow_id: uuid.UUID, action: str, data: dict) -> tuple[str, tuple]:

@@ -103,6 +103,9 @@ revoke all on function private.write_audit_event(text, text, uuid, uuid, uuid, j
 -- Generic row audit: <resource>.created / .updated / .deleted with the changed fields as
 -- {"field": {"old": ..., "new": ...}}. Resource name and the columns naming the workflow and
 -- client come from trigger arguments. Security definer for the same reason as above.
+-- A person's change to a finished workflow or to a task of one is no update but a correction
+-- (finished is final for every callback and action, private.refuse_finished): it is recorded
+-- as workflow.corrected / task.corrected, with the workflow's status in data.finishedStatus.
 create or replace function private.audit_row_change() returns trigger
 language plpgsql
 security definer
@@ -116,6 +119,9 @@ declare
   v_changes jsonb := '{}'::jsonb;
   v_workflow_id uuid;
   v_client_id uuid;
+  v_event text := case tg_op when 'INSERT' then '.created' when 'UPDATE' then '.updated' else '.deleted' end;
+  v_data jsonb := '{}'::jsonb;
+  v_finished public.workflow_status;
 begin
   if tg_op = 'UPDATE' then
     select jsonb_object_agg(n.key, jsonb_build_object('old', o.value, 'new', n.value)) into v_changes
@@ -138,14 +144,25 @@ begin
   if v_client_id is null and v_workflow_id is not null then
     select w.client_id into v_client_id from public.workflows w where w.id = v_workflow_id;
   end if;
+  if tg_op = 'UPDATE' and v_resource in ('workflow', 'task') and auth.uid() is not null
+     and coalesce(private.app_metadata() ->> 'role', '') <> 'agent' then
+    -- A workflow's own row: the status it had (a workflow that finishes now is no correction).
+    v_finished := case when v_resource = 'workflow' then (v_old ->> 'status')::public.workflow_status
+                       else private.workflow_status_of(v_workflow_id) end;
+    if private.is_finished(v_finished) then
+      v_event := '.corrected';
+      v_data := jsonb_build_object('finishedStatus', v_finished);
+    end if;
+  end if;
 
   perform private.write_audit_event(
-    v_resource || case tg_op when 'INSERT' then '.created' when 'UPDATE' then '.updated' else '.deleted' end,
+    v_resource || v_event,
     v_resource,
     (v_row ->> 'id')::uuid,
     v_workflow_id,
     v_client_id,
-    v_changes
+    v_changes,
+    v_data
   );
   return null;
 end

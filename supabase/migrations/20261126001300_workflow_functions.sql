@@ -27,9 +27,7 @@ begin
     when 'AWAITING_REVIEW' then to_status in ('IN_PROGRESS', 'BLOCKED', 'PAUSED', 'COMPLETED', 'FAILED', 'CANCELLED')
     when 'BLOCKED' then to_status in ('IN_PROGRESS', 'AWAITING_REVIEW', 'PAUSED', 'FAILED', 'CANCELLED')
     when 'PAUSED' then to_status in ('IN_PROGRESS', 'BLOCKED', 'CANCELLED')
-    -- A failed workflow can be resumed from its last checkpoint by an operator.
-    when 'FAILED' then to_status in ('IN_PROGRESS', 'CANCELLED')
-    else false -- COMPLETED and CANCELLED are final
+    else false -- COMPLETED, CANCELLED and FAILED are final (private.is_finished)
   end;
 end
 $$;
@@ -54,6 +52,65 @@ end
 $$;
 grant execute on function public.workflow_transition_allowed(public.workflow_status, public.workflow_status),
   public.task_transition_allowed(public.task_status, public.task_status) to authenticated, service_role;
+
+-- ============================================================================================
+-- Finished is final: a workflow COMPLETED, CANCELLED or FAILED no longer changes through any
+-- callback or action (docs/security.md#finished-is-final-and-what-the-server-owns). Its status
+-- is final in the table above; every function that creates or changes work (workflow_action,
+-- transition_task, task_action, apply_n8n_event, receive_inbound) refuses it first with
+-- private.refuse_finished (55000, answered 409 invalid_state), and callers' own writes are held
+-- by private.guard_finished_work. What stays open is a HIL person's deliberate correction of a
+-- finished workflow or task (an update of its fields, never its status), audited as
+-- workflow.corrected / task.corrected (private.audit_row_change).
+-- (A failed workflow could once be resumed from its last checkpoint; nothing ran it again
+-- unless n8n had lost it, and late events of its execution were applied: it is final now.)
+-- ============================================================================================
+create or replace function private.is_finished(p_status public.workflow_status) returns boolean
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+  return p_status in ('COMPLETED', 'CANCELLED', 'FAILED');
+end
+$$;
+
+-- Raises 55000 "workflow is finished (STATUS): <what is refused>" for a finished workflow.
+create or replace function private.refuse_finished(p_status public.workflow_status, p_what text) returns void
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+  if p_status in ('COMPLETED', 'CANCELLED', 'FAILED') then
+    raise exception 'workflow is finished (%): %', p_status, p_what
+      using errcode = '55000', constraint = 'workflow_finished';
+  end if;
+end
+$$;
+
+-- Whether the statement running now is a caller's own write: made in a request's role (a person
+-- or an agent, through the API or Supabase's REST API), not by the service and not inside a
+-- security definer function of the database (there current_user is the function's owner; those
+-- functions check what they do themselves). Meaningful only in a function that is not security
+-- definer itself: the guards of callers' writes.
+create or replace function private.writes_as_caller() returns boolean
+language plpgsql stable
+set search_path = ''
+as $$
+begin
+  return current_user::text in ('anon', 'authenticated', 'service_role') and not private.is_service();
+end
+$$;
+
+-- A workflow's status whatever the caller may see of it (null for an unknown id).
+create or replace function private.workflow_status_of(p_workflow_id uuid) returns public.workflow_status
+language plpgsql stable
+security definer
+set search_path = ''
+as $$
+begin
+  return (select w.status from public.workflows w where w.id = p_workflow_id);
+end
+$$;
 
 -- ============================================================================================
 -- Workflow triggers: refuse illegal transitions, keep lifecycle timestamps
@@ -131,6 +188,37 @@ end
 $$;
 create trigger tasks_guard_status before insert or update on public.tasks
   for each row execute function private.guard_task_status();
+
+-- A caller's own write to a task of a finished workflow (private.writes_as_caller: not the
+-- service, not the functions, which refuse it themselves): no task is added to it, an agent
+-- changes none of its tasks, and a HIL person's correction leaves a task's status as it is.
+-- Not security definer, so that current_user tells a caller's own write from a function's.
+create or replace function private.guard_finished_work() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_status public.workflow_status;
+begin
+  if not private.writes_as_caller() then
+    return new;
+  end if;
+  v_status := private.workflow_status_of(new.workflow_id);
+  if not coalesce(private.is_finished(v_status), false) then
+    return new;
+  end if;
+  if tg_op = 'INSERT' then
+    perform private.refuse_finished(v_status, 'no task can be added to it');
+  elsif not private.is_hil() then
+    perform private.refuse_finished(v_status, 'its tasks no longer change');
+  elsif new.status <> old.status then
+    perform private.refuse_finished(v_status, 'a correction does not change a task''s status (status changes are actions)');
+  end if;
+  return new;
+end
+$$;
+create trigger tasks_guard_finished_work before insert or update on public.tasks
+  for each row execute function private.guard_finished_work();
 
 -- Progress counters follow every task change, whoever makes it, once per statement (a plan of
 -- nine tasks inserted at once updates its workflow once). Security definer: derived columns of
@@ -381,6 +469,9 @@ begin
           or (private.is_client() and p_action in ('start', 'cancel'))) then
     raise exception 'your role may not % a workflow', p_action using errcode = '42501';
   end if;
+  perform private.refuse_finished(v_workflow.status, 'it can no longer be ' || case p_action
+    when 'start' then 'started' when 'pause' then 'paused' when 'resume' then 'resumed'
+    when 'cancel' then 'cancelled' else 'completed' end);
 
   if p_action = 'start' then
     if v_workflow.status <> 'PENDING' then
@@ -402,8 +493,8 @@ begin
     update public.workflows set status = v_new_status where id = v_workflow.id;
 
   elsif p_action = 'resume' then
-    if v_workflow.status not in ('PAUSED', 'BLOCKED', 'FAILED') then
-      raise exception 'workflow is %, only a paused, blocked or failed workflow can be resumed', v_workflow.status
+    if v_workflow.status not in ('PAUSED', 'BLOCKED') then
+      raise exception 'workflow is %, only a paused or blocked workflow can be resumed', v_workflow.status
         using errcode = '55000';
     end if;
     v_new_status := 'IN_PROGRESS';
@@ -417,9 +508,6 @@ begin
     end if;
 
   elsif p_action = 'cancel' then
-    if v_workflow.status in ('COMPLETED', 'CANCELLED') then
-      raise exception 'workflow is already %', v_workflow.status using errcode = '55000';
-    end if;
     v_new_status := 'CANCELLED';
     update public.tasks set status = 'CANCELLED'
      where workflow_id = v_workflow.id and status in ('PENDING', 'RUNNING', 'WAITING', 'AWAITING_REVIEW', 'FAILED');
@@ -504,9 +592,8 @@ begin
     raise exception 'your role may not change tasks' using errcode = '42501';
   end if;
   select * into v_task from public.tasks where id = p_task_id for update;
-  if v_workflow.status in ('COMPLETED', 'CANCELLED') and p_status <> v_task.status then
-    raise exception 'workflow is %, its tasks can no longer change', v_workflow.status using errcode = '55000';
-  end if;
+  -- Not even to the status it has: a task of a finished workflow keeps its result and output.
+  perform private.refuse_finished(v_workflow.status, 'its tasks no longer change');
   if not public.task_transition_allowed(v_task.status, p_status) then
     raise exception 'task % is %, it cannot become %', v_task.task_key, v_task.status, p_status
       using errcode = '55000', constraint = 'task_status_transition';

@@ -195,6 +195,63 @@ $$;
 create trigger workflows_guard_client_write before insert or update on public.workflows
   for each row execute function private.guard_client_workflow_write();
 
+-- The metadata keys the server writes itself, in workflows.metadata and tasks.metadata: the one
+-- list (docs/security.md#finished-is-final-and-what-the-server-owns). The execution watch's
+-- lostExecutions and lossesInARow (public.recover_lost_execution: a callback of an execution
+-- listed as lost is refused), n8n's failure (workflow.failed), a cancel's cancelReason
+-- (workflow_action), an escalation (task_action, n8n's escalation), the waitingOn of a wait
+-- (transition_task) and an answer kept for a wait not announced yet, pendingInbound
+-- (receive_inbound, recover_lost_execution). A key added to what the server writes is added here.
+create or replace function private.server_owned_metadata_keys() returns text[]
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+  return array['lostExecutions', 'lossesInARow', 'failure', 'cancelReason', 'escalation', 'waitingOn',
+               'pendingInbound'];
+end
+$$;
+
+-- A caller's own write (private.writes_as_caller: a person or an agent, through the API or
+-- Supabase's REST API; never the service or the database's functions, which write these keys)
+-- neither sets nor changes a server-owned key: 22023 naming it (the API answers 422
+-- validation_error with details.json.metadata.<key>). Sending back the value the server wrote
+-- changes nothing and passes; a key the caller's new metadata leaves out is kept as it was.
+create or replace function private.guard_server_owned_metadata() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_keys text[] := private.server_owned_metadata_keys();
+  v_refused text[];
+begin
+  if not new.metadata ?| v_keys and (tg_op = 'INSERT' or not old.metadata ?| v_keys) then
+    return new;  -- no server-owned key on either side: nothing to check
+  end if;
+  if not private.writes_as_caller() then
+    return new;
+  end if;
+  select array_agg(k order by k) into v_refused
+    from unnest(v_keys) k
+   where new.metadata ? k
+     and (tg_op = 'INSERT' or (new.metadata -> k) is distinct from (old.metadata -> k));
+  if v_refused is not null then
+    raise exception 'metadata.% is written by the server only', array_to_string(v_refused, ', metadata.')
+      using errcode = '22023', column = 'metadata', constraint = 'server_owned_metadata',
+            detail = array_to_string(v_refused, ',');
+  end if;
+  if tg_op = 'UPDATE' then
+    new.metadata := new.metadata || coalesce((select jsonb_object_agg(k, old.metadata -> k)
+                                                from unnest(v_keys) k where old.metadata ? k), '{}'::jsonb);
+  end if;
+  return new;
+end
+$$;
+create trigger workflows_guard_server_owned_metadata before insert or update of metadata on public.workflows
+  for each row execute function private.guard_server_owned_metadata();
+create trigger tasks_guard_server_owned_metadata before insert or update of metadata on public.tasks
+  for each row execute function private.guard_server_owned_metadata();
+
 create policy "HIL people can read every dependency" on public.workflow_dependencies
   for select to authenticated using ((select private.is_hil()));
 create policy "Client users can read their own workflows' dependencies" on public.workflow_dependencies

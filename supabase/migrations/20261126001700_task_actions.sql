@@ -100,9 +100,8 @@ begin
     raise exception 'your role may not % a task', p_action using errcode = '42501';
   end if;
   select * into v_task from public.tasks where id = p_task_id for update;
-  if v_workflow.status in ('COMPLETED', 'CANCELLED') then
-    raise exception 'workflow is %, its tasks can no longer change', v_workflow.status using errcode = '55000';
-  end if;
+  -- Finished is final (private.refuse_finished): no action on a task of a finished workflow.
+  perform private.refuse_finished(v_workflow.status, 'its tasks no longer change');
 
   -- A result (complete, resume with complete) is an object when given.
   if jsonb_typeof(v_data -> 'result') not in ('object', 'null') then

@@ -28,6 +28,11 @@ begin
   if not found then
     raise exception 'workflow % not found', v_workflow_id using errcode = 'P0002';
   end if;
+  -- Finished is final: no event changes a finished workflow, whatever its type (a late
+  -- task.completed would overwrite a finished task's result and add results and costs, an
+  -- escalation would block it and call people). Refused before anything is written; the
+  -- refusal is kept on the event's receipt, so a retry of the same event gets the same 409.
+  perform private.refuse_finished(v_workflow.status, p_type || ' is not applied');
   -- An execution n8n lost (public.recover_lost_execution) was replaced by a new one; anything
   -- it still sends would run a step twice.
   if v_workflow.metadata -> 'lostExecutions' @> jsonb_build_array(jsonb_build_object('executionId', p_data ->> 'executionId')) then
@@ -142,9 +147,6 @@ begin
     if jsonb_typeof(v_new) is distinct from 'object' or coalesce(v_new ->> 'taskKey', '') = '' then
       raise exception 'data.task must be an object with a taskKey' using errcode = '22023';
     end if;
-    if v_workflow.status in ('COMPLETED', 'CANCELLED', 'FAILED') then
-      raise exception 'workflow is %, no task can be added', v_workflow.status using errcode = '55000';
-    end if;
     select d.business_minutes into v_minutes from public.sla_definitions d
      where d.is_active and d.workflow_type = v_workflow.workflow_type
        and d.task_type = coalesce(v_new ->> 'taskType', v_new ->> 'taskKey')
@@ -192,9 +194,6 @@ begin
     v_result := jsonb_build_object('newStatus', 'COMPLETED');
 
   when 'workflow.failed' then
-    if v_workflow.status in ('COMPLETED', 'CANCELLED') then
-      raise exception 'workflow is already %', v_workflow.status using errcode = '55000';
-    end if;
     update public.workflows set status = 'FAILED', n8n_status = 'error',
            metadata = metadata || jsonb_build_object('failure', p_data -> 'error')
      where id = v_workflow.id;

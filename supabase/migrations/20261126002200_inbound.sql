@@ -33,8 +33,10 @@ begin
     raise exception 'a % workflow does not take a %', v_workflow.workflow_type, replace(p_kind, '_', ' ')
       using errcode = '22023';
   end if;
+  -- Finished is final: a finished workflow takes no delivery (nothing is stored, 409).
+  perform private.refuse_finished(v_workflow.status, 'it takes no ' || replace(p_kind, '_', ' ') || ' any more');
   select * into v_task from public.tasks where workflow_id = v_workflow.id and task_key = v_task_key for update;
-  if not found or v_task.status in ('COMPLETED', 'SKIPPED', 'CANCELLED') or v_workflow.status in ('COMPLETED', 'CANCELLED') then
+  if not found or v_task.status in ('COMPLETED', 'SKIPPED', 'CANCELLED') then
     raise exception 'workflow % is no longer waiting for this (% is %)', v_workflow.id, v_task_key,
       coalesce(v_task.status::text, 'missing') using errcode = '55000';
   end if;
