@@ -1,15 +1,17 @@
 """The REST API: flask-smorest blueprints, OpenAPI document and interactive docs."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import flask_smorest
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from flask_smorest import Api as SmorestApi
 from marshmallow import Schema, fields
 from webargs import core
 from webargs.flaskparser import FlaskParser
 
+from app import audience
 from app.errors import http_error_response
 from app.inputs import has_json_body, json_body
 
@@ -23,9 +25,48 @@ class CheckedBodyParser(FlaskParser):
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint, its arguments read by CheckedBodyParser."""
+    """flask-smorest's Blueprint, its arguments read by CheckedBodyParser, and every answer shaped
+    for its caller by the one table of who sees which field (app/audience.py)."""
 
     ARGUMENTS_PARSER = CheckedBodyParser()
+
+    def response(self, status_code, schema=None, **kwargs):
+        """As flask-smorest's, and then the answer's fields a caller may not see are left out.
+        A response schema the table does not know stops the app at import: a new endpoint
+        cannot forget who sees what."""
+        if schema is not None:
+            audience.annotate_schemas(audience.schema_tree(schema))  # who sees each field, in the document
+        document = super().response(status_code, schema, **kwargs)
+        resource = None
+        if schema is not None:
+            resource = schema.__name__ if isinstance(schema, type) else type(schema).__name__
+            if resource in audience.UNSHAPED:
+                resource = None
+            elif resource not in audience.RESOURCES:
+                raise LookupError(f"{resource}: say in app/audience.py who sees each of its fields")
+
+        def decorator(func):
+            documented = document(func)
+            if resource is None:
+                return documented
+
+            @functools.wraps(documented)
+            def shaped(*args, **kw):
+                return shape_response(resource, documented(*args, **kw))
+
+            return shaped
+
+        return decorator
+
+
+def shape_response(resource: str, response: Response) -> Response:
+    """The one place a REST answer leaves the service: its fields as the caller may see them
+    (HIL people and the service see every field: their answers pass as built)."""
+    kind = audience.kind_of(g.get("principal"))  # nobody known: the narrowest
+    if kind in audience.SEES_EVERYTHING or not 200 <= response.status_code < 300 or not response.is_json:
+        return response
+    response.set_data(audience.shape_json_text(resource, response.get_data(), kind))
+    return response
 
 
 def json_response(text: str) -> Response:

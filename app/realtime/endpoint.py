@@ -395,7 +395,7 @@ class Session:
         self._delivered[event.seq] = None
         if len(self._delivered) > DELIVERED_MEMORY:
             self._delivered.popitem(last=False)
-        self._send_text(event.text)
+        self._send_text(event.text_for(self.principal))  # the fields its caller may see (app/audience.py)
         return True
 
     def _send_error(self, code: str, message: str, details=None) -> None:

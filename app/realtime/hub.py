@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import psycopg
 from psycopg import sql
 
+from app import audience
 from app.auth import Principal
 from app.realtime.channels import channels_of
 
@@ -24,7 +25,9 @@ EVENT_COLUMNS = "seq, event_type, workflow_id, task_id, recipient_id, payload"
 
 @dataclasses.dataclass(frozen=True)
 class StreamEvent:
-    """One row of public.realtime_events, with the JSON every subscriber is sent."""
+    """One row of public.realtime_events. `text` is the whole event (what HIL people receive);
+    a socket is sent `text_for(its principal)`: the event with only the fields that kind of
+    caller sees (app/audience.py), made once per kind and event."""
 
     seq: int
     event_type: str
@@ -32,11 +35,25 @@ class StreamEvent:
     task_id: object
     recipient_id: object
     text: str
+    body: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    _texts: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_row(cls, row: dict) -> "StreamEvent":
-        text = json.dumps({"id": row["seq"], **row["payload"]}, separators=(",", ":"))
-        return cls(row["seq"], row["event_type"], row["workflow_id"], row["task_id"], row["recipient_id"], text)
+        body = {"id": row["seq"], **row["payload"]}
+        text = json.dumps(body, separators=(",", ":"))
+        return cls(row["seq"], row["event_type"], row["workflow_id"], row["task_id"], row["recipient_id"], text, body)
+
+    def text_for(self, principal: Principal) -> str:
+        """The only text of this event a socket is sent, live or replayed: its fields as the
+        principal's kind of caller may see them."""
+        kind = audience.kind_of(principal)
+        if kind in audience.SEES_EVERYTHING:
+            return self.text
+        text = self._texts.get(kind)
+        if text is None:
+            text = self._texts[kind] = json.dumps(audience.shape_event(self.body, kind), separators=(",", ":"))
+        return text
 
 
 def audience_key(principal: Principal, event_type: str) -> tuple:

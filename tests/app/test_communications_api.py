@@ -71,7 +71,8 @@ def test_a_client_message_is_visible_inbound_and_notifies_the_hil_owner(as_, db)
     assert response.status_code == 201, response.json
     body = response.json
     assert body["isClientVisible"] is True and body["status"] == "RECEIVED"
-    assert body["senderId"] == str(row("A011"))
+    # Kept as the client's, shown to HIL people only (app/audience.py: people's ids).
+    assert "senderId" not in body and db.execute("select sender_id from public.communications where id = %s", (body["id"],)).fetchone()["sender_id"] == row("A011")
     notification = db.execute(
         """select recipient_id, priority, message, action_required, data from public.notifications
             where notification_type = 'CLIENT_MESSAGE_RECEIVED' and workflow_id = %s""", (row("A101"),)).fetchall()
@@ -131,7 +132,9 @@ def test_an_agent_records_on_its_own_workflow_under_its_name(as_, db):
     response = as_("agent_a").post("/api/communications", json={
         "workflowId": A101, "type": "call", "direction": "OUTBOUND", "call": {"durationSeconds": 30}})
     assert response.status_code == 201, response.json
-    assert response.json["agentName"] == "nina" and response.json["senderId"] is None
+    assert response.json["agentName"] == "nina" and "senderId" not in response.json  # HIL people only
+    assert db.execute("select sender_id from public.communications where id = %s",
+                      (response.json["id"],)).fetchone()["sender_id"] is None
     audit = db.execute("select actor_type, actor_id from public.audit_events where event_type = 'communication.created' "
                        "and resource_id = %s", (response.json["id"],)).fetchone()
     assert audit == {"actor_type": "agent", "actor_id": "nina"}
