@@ -1,6 +1,7 @@
 """Rexera companion backend: business layer of the dual-layer workflow system."""
 from __future__ import annotations
 
+import re
 import uuid
 
 from flask import Flask, g, request
@@ -36,8 +37,16 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
 
     @app.before_request
     def identify_request():
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if 0 < len(incoming) <= 100 and incoming.isprintable() else str(uuid.uuid4())
+        # The request id is the service's own, always: a caller cannot choose the id its error
+        # bodies, log lines and audit rows carry (nor take another request's). A caller's own id
+        # (X-Client-Request-Id, or X-Request-Id) is kept beside it when it is a plain token,
+        # echoed as X-Client-Request-Id and logged as client_request_id; anything else is dropped.
+        g.request_id = str(uuid.uuid4())
+        for header in ("X-Client-Request-Id", "X-Request-Id"):
+            given = request.headers.get(header)
+            if given is not None:
+                g.client_request_id = given if re.fullmatch(r"[A-Za-z0-9._:-]{1,64}", given) else None
+                break
         if (request.path.startswith("/api/") and not request.path.startswith(PUBLIC_PATHS)) \
                 or request.path == CLIENT_MESSAGE_PATH:
             g.principal = auth.authenticate(app)
@@ -48,7 +57,9 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
 
     @app.after_request
     def tag_response(response):
-        response.headers["X-Request-Id"] = g.get("request_id", "")
+        response.headers["X-Request-Id"] = g.get("request_id") or ""
+        if g.get("client_request_id"):
+            response.headers["X-Client-Request-Id"] = g.client_request_id
         return response
 
     # After identify_request, so limits are counted per authenticated principal.

@@ -87,6 +87,12 @@ class Settings:
     supabase_anon_key: str | None = None
     console_local_sign_in: bool = False
     console_local_token_seconds: int = 3600
+    # Bearer token of GET /metrics (Prometheus: authorization / bearer_token in the scrape
+    # config); unset: /metrics answers 404, as if there were none. Compared in constant time.
+    metrics_token: str | None = None
+    # Seconds the service waits on Supabase Auth (connect, and each read) for the console's
+    # sign-in, refresh and sign-out before answering 503 auth_unavailable.
+    supabase_auth_timeout_seconds: float = 5.0
 
     @property
     def serverless(self) -> bool:
@@ -207,6 +213,10 @@ class Settings:
         local_sign_in = local_sign_in in ("on", "1", "true")
         if local_sign_in and jwt_secret is None:
             problems.append("CONSOLE_LOCAL_SIGN_IN=on mints HS256 tokens: set SUPABASE_JWT_SECRET")
+        metrics_token = get("METRICS_TOKEN")
+        if metrics_token is not None and (len(metrics_token) < 16 or not metrics_token.isascii()
+                                          or not metrics_token.isprintable() or " " in metrics_token):
+            problems.append("METRICS_TOKEN must be at least 16 printable ASCII characters without spaces")
         settings = cls(
             database_url=database_url or "",
             supabase_url=supabase_url,
@@ -247,6 +257,8 @@ class Settings:
             supabase_anon_key=get("SUPABASE_ANON_KEY"),
             console_local_sign_in=local_sign_in,
             console_local_token_seconds=integer("CONSOLE_LOCAL_TOKEN_SECONDS", 3600, 60, 86_400),
+            metrics_token=metrics_token,
+            supabase_auth_timeout_seconds=float(integer("SUPABASE_AUTH_TIMEOUT_SECONDS", 5, 1, 30)),
         )
         if problems:
             raise ConfigError(problems)

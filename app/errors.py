@@ -13,6 +13,10 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
+# Upstream text (Supabase Auth's, n8n's, an agent's error message) put into an answer: at most
+# this many characters, printable only (bounded_text).
+UPSTREAM_TEXT_LIMIT = 200
+
 # HTTP status -> default machine code
 STATUS_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
@@ -44,6 +48,41 @@ def error_response(status: int, code: str, message: str, details=None, headers=N
     return response
 
 
+def bounded_text(text, limit: int = UPSTREAM_TEXT_LIMIT) -> str:
+    """Text from another system as an answer may carry it: printable characters only (control
+    characters, line breaks and lone surrogates dropped), at most `limit` of them, cut with an
+    ellipsis. A 2 MB message from upstream becomes 200 characters, never a 2 MB answer."""
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        text = str(text)
+    kept = "".join(c for c in text[:limit * 4] if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF)
+    kept = " ".join(kept.split())
+    return kept if len(kept) <= limit else kept[:limit - 1] + "\u2026"
+
+
+# Indexes whose key a caller's value can overflow (PostgreSQL's btree limit, about 2,700 bytes,
+# SQLSTATE 54000), with the request field that fills each. The schemas bound these fields well
+# below the limit (maxLength in the OpenAPI document); this names the field should one slip past.
+INDEX_FIELDS: dict[str, str] = {
+    "email_metadata_message_id_key": "email.messageId",
+    "email_metadata_in_reply_to_idx": "email.inReplyTo",
+    "counterparties_lower_name_idx": "name",
+    "counterparties_type_name_key": "name",
+    "documents_deliverable_version_key": "deliverableKey",
+    "tasks_workflow_task_key": "taskKey",
+    "tasks_agent_name_idx": "agentName",
+    "workflows_n8n_execution_id_key": "executionId",
+    "webhook_receipts_event_key": "webhook-id",
+}
+INDEX_NAME = re.compile(r'index "([^"]+)"')
+
+
+def field_of_index_error(message: str) -> str | None:
+    match = INDEX_NAME.search(message or "")
+    return INDEX_FIELDS.get(match.group(1)) if match else None
+
+
 def from_database_error(error: psycopg.Error) -> ApiError:
     """Map a Postgres error raised by a statement or function to what the caller did wrong."""
     message = (error.diag.message_primary or "database refused the change").strip()
@@ -67,10 +106,17 @@ def from_database_error(error: psycopg.Error) -> ApiError:
                           pg.NumericValueOutOfRange, pg.StringDataRightTruncation, pg.InvalidDatetimeFormat)):
         return ApiError(422, message, "invalid_value")
     if isinstance(error, psycopg.DataError):
-        # SQLSTATE class 22 (data exceptions) and client-side refusals such as NUL characters
-        # in text: always something in the caller's values.
-        return ApiError(422, message if error.sqlstate else "a value cannot be stored (NUL characters are not allowed)",
+        # SQLSTATE class 22 (data exceptions) and client-side refusals (a NUL in text, a moment
+        # outside the range psycopg can send): always something in the caller's values.
+        return ApiError(422, message if error.sqlstate else f"a value cannot be stored: {bounded_text(str(error))}",
                         "invalid_value")
+    if isinstance(error, pg.ProgramLimitExceeded):
+        # SQLSTATE 54000 (a value too large for an index row, too many columns or arguments):
+        # the size of what the caller sent, never the database being unavailable.
+        field = field_of_index_error(message)
+        details = {"json": {field: ["too long to be stored"]}} if field else None
+        return ApiError(422, f"{field} is too long to be stored" if field else "a value is too large to be stored",
+                        "value_too_long", details)
     if isinstance(error, (pg.SerializationFailure, pg.DeadlockDetected)):
         return ApiError(409, "the change collided with another one; retry", "retry")
     if isinstance(error, pg.QueryCanceled):
@@ -116,8 +162,54 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception):
+        if type(error).__module__ == "gunicorn.http.errors":
+            return malformed_body_response(error)
         log.exception("unhandled error")
         return error_response(500, "internal_error", "something went wrong on our side")
+
+    # Registered first, so it runs after every other after_request hook of the app (Flask runs
+    # them in reverse order): what it sets holds whatever an earlier hook or extension added.
+    app.after_request(protect_response)
+
+
+def malformed_body_response(error: Exception):
+    """A body gunicorn could not read as framed (a chunk size that is not hex, a chunk without
+    its CRLF, a bad chunk extension, the client gone mid-body): the caller's bytes, a 400 in the
+    one shape, and the connection closed after it (what follows on it cannot be found)."""
+    from app.server import close_after_answer  # only under gunicorn, whose error this is
+
+    close_after_answer(request.environ)
+    log.info("refused a body that is not framed as HTTP/1.1 says: %s", type(error).__name__)
+    return error_response(400, "invalid_body", "the request body is not framed as HTTP/1.1 says"
+                          f" ({bounded_text(type(error).__name__, 60)}): send a Content-Length or valid chunks")
+
+
+# Answers that may be kept by a cache: public documents, fetched without credentials, that went
+# well. Everything else (every answer to a request that carries credentials, and every error)
+# is Cache-Control: no-store.
+CACHEABLE_PATHS = ("/api/openapi.json", "/api/docs", "/console/static/")
+CREDENTIAL_HEADERS = ("Authorization", "Cookie", "X-API-Key", "X-N8N-Error-Token", "Webhook-Signature")
+RETRY_AFTER_STATUSES = (429, 503)
+
+
+def carries_credentials() -> bool:
+    return any(name in request.headers for name in CREDENTIAL_HEADERS)
+
+
+def protect_response(response):
+    """The headers every answer gets right, whichever part wrote it:
+
+    - Cache-Control: no-store on every answer to a request with credentials and on every error
+      (a shared or browser cache never keeps a person's data or a refusal about them);
+    - Retry-After only where it means something: 429 (the rate limits) and 503. flask-limiter
+      adds it to every answer of a limited route; a 200 with Retry-After tells clients to wait."""
+    status = response.status_code
+    if status >= 400 or carries_credentials() or not (
+            request.path.startswith(CACHEABLE_PATHS) or request.path in ("/", "/console/")):
+        response.headers["Cache-Control"] = "no-store"
+    if status not in RETRY_AFTER_STATUSES:
+        response.headers.pop("Retry-After", None)
+    return response
 
 
 CANONICAL_UUID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")

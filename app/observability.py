@@ -1,6 +1,7 @@
 """Structured JSON logs, one log line per request, and Prometheus metrics at /metrics."""
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import sys
@@ -161,10 +162,27 @@ def init_app(app: Flask) -> None:
             metrics.request_errors.labels(*labels).inc()
         principal = g.get("principal")
         log.info("%s %s %s", request.method, request.path, response.status_code, extra={
-            "request_id": g.get("request_id"), "status": response.status_code, "duration_ms": round(elapsed * 1000, 2),
+            "request_id": g.get("request_id"), "client_request_id": g.get("client_request_id"),
+            "status": response.status_code, "duration_ms": round(elapsed * 1000, 2),
             "endpoint": endpoint, "actor": principal.actor_id if principal else None})
         return response
 
     @app.get("/metrics")
     def prometheus_metrics():
+        check_metrics_token(app.config["SETTINGS"].metrics_token)
         return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def check_metrics_token(expected: str | None) -> None:
+    """/metrics shows every tenant's volumes: only for a scraper holding METRICS_TOKEN (sent as
+    Authorization: Bearer, compared in constant time). Without the setting there is no
+    /metrics (404, as for any unknown path); a missing or wrong token is 401."""
+    from app.errors import ApiError
+
+    if not expected:
+        raise ApiError(404, "no endpoint GET /metrics: set METRICS_TOKEN to serve it (docs/deploying.md)", "not_found")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), expected.encode()) \
+            or scheme.lower() != "bearer":
+        raise ApiError(401, "send Authorization: Bearer <METRICS_TOKEN>", "invalid_token",
+                       headers={"WWW-Authenticate": 'Bearer realm="metrics"'})

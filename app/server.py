@@ -28,6 +28,18 @@ def write_error(sock, status_int: int, reason: str, mesg: str) -> None:
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
+def close_after_answer(environ: dict) -> None:
+    """Have gunicorn close the connection once the answer is written (Connection: close), on
+    either worker: after a body whose framing is broken (a chunk size that is not hex), nothing
+    more on the connection can be read as a request. gunicorn's request is reached through its
+    body reader (wsgi.input); a WSGI app cannot set the Connection header itself."""
+    body = environ.get("wsgi.input")
+    reader = getattr(body, "reader", None)
+    req = getattr(reader, "req", None)
+    if req is not None and hasattr(req, "must_close"):
+        req.must_close = True
+
+
 class ApiThreadWorker(ThreadWorker):
     """gthread, with gunicorn's own refusals written by write_error above (gunicorn calls
     util.write_error from one place, its workers' handle_error; this replaces it in the

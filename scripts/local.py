@@ -155,9 +155,11 @@ class State:
         file = self.path / "secrets.json"
         if file.exists():
             kept = json.loads(file.read_text())
-            if "cronSecret" in kept:
+            if "cronSecret" in kept and "metricsToken" in kept:
                 return kept
-            kept["cronSecret"] = secrets.token_urlsafe(32)  # state from before the tick existed
+            # State from before the tick, or before /metrics wanted a token.
+            kept.setdefault("cronSecret", secrets.token_urlsafe(32))
+            kept.setdefault("metricsToken", secrets.token_urlsafe(32))
             file.write_text(json.dumps(kept, indent=2) + "\n")
             return kept
         made = {
@@ -167,6 +169,7 @@ class State:
             "errorToken": secrets.token_urlsafe(24),
             "agentKey": secrets.token_urlsafe(24),
             "cronSecret": secrets.token_urlsafe(32),
+            "metricsToken": secrets.token_urlsafe(32),  # METRICS_TOKEN: /metrics for a scraper holding it
         }
         file.touch(mode=0o600)
         file.write_text(json.dumps(made, indent=2) + "\n")
@@ -447,6 +450,7 @@ class System:
             "AGENT_BASE_URL": simulator_url,
             "AGENT_API_KEYS": f"*={keys['agentKey']}",
             "CRON_SECRET": keys["cronSecret"],
+            "METRICS_TOKEN": keys["metricsToken"],
             "CONSOLE_LOCAL_SIGN_IN": "on",
             "DISPATCHER_ENABLED": "on",
             "SLA_SWEEP_INTERVAL_SECONDS": os.environ.get("SLA_SWEEP_INTERVAL_SECONDS") or "60",

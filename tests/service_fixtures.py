@@ -16,6 +16,8 @@ from tests.support import JWT_SECRET, act_as_service, mint_token
 AGENT_KEY = "agent-key-for-tests-0123456789"
 CALLBACK_SECRET = b"callback-master-secret-for-tests-only!!"
 ERROR_TOKEN = "error-token-for-tests-0123456789"
+METRICS_TOKEN = "metrics-token-for-tests-0123456789"
+METRICS_HEADERS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 class TransactionalDatabase(Database):
@@ -52,7 +54,8 @@ class TransactionalDatabase(Database):
 def make_settings(database_url: str, **overrides) -> Settings:
     return Settings(**{"database_url": database_url, "supabase_jwt_secret": JWT_SECRET,
                        "agent_api_keys": {"*": AGENT_KEY}, "rate_limits_enabled": False,
-                       "n8n_callback_secret": CALLBACK_SECRET, "n8n_error_webhook_token": ERROR_TOKEN, **overrides})
+                       "n8n_callback_secret": CALLBACK_SECRET, "n8n_error_webhook_token": ERROR_TOKEN,
+                       "metrics_token": METRICS_TOKEN, **overrides})
 
 
 @pytest.fixture(scope="session")

@@ -54,12 +54,22 @@ class IsoDateTime(fields.AwareDateTime):
     default_error_messages = {"invalid": "Not a valid date and time: use ISO 8601 with a time zone, "
                                          "e.g. 2026-12-15T14:30:00Z or 2026-12-15T09:30:00-05:00.",
                               "invalid_awareness": "Give a time zone: e.g. 2026-12-15T14:30:00Z.",
-                              "format": "Not a valid date and time: use ISO 8601, e.g. 2026-12-15T14:30:00Z."}
+                              "format": "Not a valid date and time: use ISO 8601, e.g. 2026-12-15T14:30:00Z.",
+                              "range": "Out of range: the moment in UTC must fall between 0001-01-01T00:00:00Z and "
+                                       "9999-12-31T23:59:59Z (this one is {utc})."}
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str) or not DATE_TIME.match(value):
             raise self.make_error("invalid")
-        return super()._deserialize(value.upper(), attr, data, **kwargs)  # RFC 3339 allows t and z
+        moment = super()._deserialize(value.upper(), attr, data, **kwargs)  # RFC 3339 allows t and z
+        # A moment is stored and read back in UTC: one whose UTC value leaves years 1 to 9999
+        # (9999-12-31T23:59:59-14:00 is in the year 10000) could be neither sent nor read back.
+        try:
+            moment.astimezone(dt.timezone.utc)
+        except OverflowError:
+            raise self.make_error("range", utc="after 9999-12-31T23:59:59Z" if moment.year > 1
+                                  else "before 0001-01-01T00:00:00Z") from None
+        return moment
 
 
 def snakecase(name: str) -> str:

@@ -132,8 +132,9 @@ class CommunicationListArgs(PageArgs):
 
 
 class EmailMetadataIn(CamelSchema):
-    message_id = Text(998)
-    in_reply_to = Text(998)
+    # Indexed (a btree key holds at most about 2,700 bytes): 500 characters of any script fit.
+    message_id = Text(500)
+    in_reply_to = Text(500)
     references = fields.List(Text(998), validate=validate.Length(max=100), load_default=list)
     cc = fields.List(Text(320, validate=email_address), validate=validate.Length(max=50), load_default=list)
     bcc = fields.List(Text(320, validate=email_address), validate=validate.Length(max=50), load_default=list)

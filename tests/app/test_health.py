@@ -4,7 +4,7 @@ from __future__ import annotations
 import responses
 
 from app import create_app
-from tests.service_fixtures import TransactionalDatabase, make_settings
+from tests.service_fixtures import METRICS_HEADERS, TransactionalDatabase, make_settings
 from tests.support import terminate_backends
 
 
@@ -47,7 +47,7 @@ def test_unknown_component_is_404_in_the_error_shape(client):
 
 def test_metrics_expose_request_and_business_figures(as_, client):
     as_("operator").get("/api/workflows")
-    text = client.get("/metrics").get_data(as_text=True)
+    text = client.get("/metrics", headers=METRICS_HEADERS).get_data(as_text=True)
     assert 'rexera_http_request_duration_seconds_count{endpoint="/api/workflows",method="GET",status="200"}' in text
     assert 'rexera_workflows{status="IN_PROGRESS"}' in text
     assert "rexera_db_transaction_duration_seconds_count" in text

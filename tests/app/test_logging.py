@@ -36,12 +36,16 @@ def test_an_unhandled_errors_line_carries_the_request_id(as_, log_lines, monkeyp
     monkeypatch.setattr(workflows, "get_workflow", broken)
     response = as_("operator").patch(f"/api/workflows/{row('A101')}", json={"title": "x"},
                                      headers={"X-Request-Id": "req-under-test"})
-    assert response.status_code == 500 and response.json["error"]["requestId"] == "req-under-test"
+    # The service's own id, never the caller's (kept beside it as client_request_id).
+    request_id = response.headers["X-Request-Id"]
+    assert response.status_code == 500 and response.json["error"]["requestId"] == request_id != "req-under-test"
+    assert response.headers["X-Client-Request-Id"] == "req-under-test"
     assert "boom" not in response.get_data(as_text=True)
     lines = log_lines()
     by_message = {line["message"]: line for line in lines}
     assert {"about to fail", "unhandled error"} <= set(by_message)
-    assert all(line.get("request_id") == "req-under-test" for line in lines), lines
+    assert all(line.get("request_id") == request_id for line in lines), lines
+    assert by_message[f"PATCH /api/workflows/{row('A101')} 500"]["client_request_id"] == "req-under-test"
     assert "RuntimeError: boom" in by_message["unhandled error"]["exception"]
 
 

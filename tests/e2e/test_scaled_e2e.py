@@ -230,13 +230,13 @@ def test_thirty_workflows_complete_each_trigger_and_callback_once(scaled):
     started = {name: (scaled.state_dir / "logs" / f"{name}.log").read_text().count("Worker started execution")
                for name in ("n8n-worker-1", "n8n-worker-2")}
     assert all(started.values()), started
-    callbacks = [callbacks_served(instance) for instance in scaled.running["instances"]]
+    callbacks = [callbacks_served(instance, scaled.keys["metricsToken"]) for instance in scaled.running["instances"]]
     assert all(callbacks) and sum(callbacks) >= 10 * len(ids), callbacks
 
 
-def callbacks_served(instance: str) -> int:
-    """n8n callbacks this instance answered (its /metrics)."""
-    text = requests.get(f"{instance}/metrics", timeout=5).text
+def callbacks_served(instance: str, metrics_token: str) -> int:
+    """n8n callbacks this instance answered (its /metrics, with the deployment's METRICS_TOKEN)."""
+    text = requests.get(f"{instance}/metrics", headers={"Authorization": f"Bearer {metrics_token}"}, timeout=5).text
     return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
                if line.startswith("rexera_http_request_duration_seconds_count") and 'endpoint="/webhooks/n8n' in line)
 

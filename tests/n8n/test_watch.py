@@ -7,7 +7,7 @@ import pytest
 
 from app.n8n.watch import ExecutionWatch
 from tests.db.factories import make_workflow, start_workflow
-from tests.service_fixtures import TransactionalDatabase, make_settings
+from tests.service_fixtures import METRICS_HEADERS, TransactionalDatabase, make_settings
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_a_lost_execution_is_started_again_once(app, db, database_url, n8n, runn
     counted = lost_counted(app, "recovered")
     assert watch.check() == {"checked": 1, "lost": 1, "recovered": 1, "blocked": 0, "unreachable": 0}
     assert lost_counted(app, "recovered") == counted + 1
-    assert "rexera_n8n_executions_lost_total" in app.test_client().get("/metrics").get_data(as_text=True)
+    assert "rexera_n8n_executions_lost_total" in app.test_client().get("/metrics", headers=METRICS_HEADERS).get_data(as_text=True)
     [asked] = [r for r in n8n.requests if r["method"] == "GET"]
     assert asked["path"] == "/api/v1/executions/41" and asked["headers"]["X-N8N-API-KEY"] == "api-key"
     [trigger] = triggers(db, running["id"])

@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 from tests.conftest import world_database
 from tests.db.world import PEOPLE
 from tests.perf.bench_api import ROOT, free_port, start_service
-from tests.service_fixtures import AGENT_KEY
+from tests.service_fixtures import AGENT_KEY, METRICS_TOKEN
 from tests.support import JWT_SECRET, Person, mint_token
 
 HEARTBEAT_SECONDS = 2
@@ -42,7 +42,7 @@ def service_env(database_url: str, port: int, **extra: str) -> dict:
             "AGENT_API_KEYS": f"*={AGENT_KEY}", "RATE_LIMITS": "off", "WEB_CONCURRENCY": "1",
             "GUNICORN_THREADS": "64", "REALTIME_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
             "REALTIME_QUEUE_SIZE": str(QUEUE_SIZE), "REALTIME_SEND_TIMEOUT_SECONDS": str(SEND_TIMEOUT_SECONDS),
-            "PYTHONPATH": str(ROOT), **extra}
+            "METRICS_TOKEN": METRICS_TOKEN, "PYTHONPATH": str(ROOT), **extra}
 
 
 @dataclasses.dataclass

@@ -12,6 +12,7 @@ import websocket
 
 from tests.db.world import CLIENT_A, PEOPLE, row
 from tests.realtime.conftest import HEARTBEAT_SECONDS
+from tests.service_fixtures import METRICS_HEADERS
 from tests.support import mint_token
 
 OPERATOR = PEOPLE["operator"]
@@ -162,7 +163,7 @@ def test_heartbeats_arrive_and_a_dead_client_is_dropped(service):
 
 def test_open_sockets_are_counted_in_the_metrics(service):
     def gauge() -> float:
-        text = requests.get(service.base + "/metrics", timeout=5).text
+        text = requests.get(service.base + "/metrics", headers=METRICS_HEADERS, timeout=5).text
         return float(re.search(r"^rexera_websocket_connections (\S+)$", text, re.M).group(1))
 
     sock = service.connect(OPERATOR)
