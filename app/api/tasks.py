@@ -5,7 +5,7 @@ import uuid
 
 from flask.views import MethodView
 
-from app.api import Blueprint
+from app.api import Blueprint, ErrorResponse
 from app.n8n import delivery
 from app.auth import current_principal
 from app.db import get_db
@@ -15,6 +15,12 @@ from app.schemas.tasks import (Task, TaskAction, TaskActionResult, TaskCreate, T
 from app.services import tasks as service
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/tasks", description="Tasks of workflows")
+
+# Finished is final (docs/security.md#finished-is-final-and-what-the-server-owns).
+FINISHED_409 = dict(schema=ErrorResponse, description=(
+    "invalid_state: the task's or its workflow's status does not allow it; nothing of a finished workflow "
+    "(COMPLETED, CANCELLED or FAILED) changes through an action, and no task is added to it (the message says "
+    "the workflow is finished, and its status); nothing is written"))
 
 
 @blp.route("")
@@ -27,6 +33,7 @@ class Tasks(MethodView):
 
     @blp.arguments(TaskCreate())
     @blp.response(201, Task)
+    @blp.alt_response(409, **FINISHED_409)
     def post(self, data):
         """Inject a task into a running workflow (HIL people only)."""
         return get_db().run(current_principal(), lambda conn: service.create_task(conn, data))
@@ -45,8 +52,14 @@ class TaskById(MethodView):
 
     @blp.arguments(TaskUpdate())
     @blp.response(200, Task)
+    @blp.alt_response(409, schema=ErrorResponse, description=(
+        "invalid_state: the task's workflow is finished and the caller is no HIL person (an agent)"))
     def patch(self, changes, task_id: uuid.UUID):
-        """Change a task's title, description, priority, assignee or metadata (status changes are actions)."""
+        """Change a task's title, description, priority, assignee or metadata (status changes are actions).
+
+        A task of a finished workflow (COMPLETED, CANCELLED, FAILED) is changed only by a HIL
+        person: a correction, audited as task.corrected. metadata is merged; the keys the server
+        writes are refused (422 naming each)."""
         def work(conn):
             if service.get_task(conn, task_id) is None:
                 raise service.not_found(task_id)
@@ -58,6 +71,7 @@ class TaskById(MethodView):
         return get_db().run(current_principal(), work)
 
     @blp.response(200, Task)
+    @blp.alt_response(409, **FINISHED_409)
     def delete(self, task_id: uuid.UUID):
         """Cancel a task (it is kept, with status CANCELLED)."""
         def work(conn):
@@ -73,6 +87,7 @@ class TaskById(MethodView):
 class TaskActions(MethodView):
     @blp.arguments(TaskAction())
     @blp.response(200, TaskActionResult)
+    @blp.alt_response(409, **FINISHED_409)
     def post(self, body, task_id: uuid.UUID):
         """Complete, retry, escalate, assign, fail or resume a task, atomically."""
         result = service.action_result(

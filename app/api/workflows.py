@@ -6,7 +6,7 @@ import uuid
 
 from flask.views import MethodView
 
-from app.api import Blueprint, json_response
+from app.api import Blueprint, ErrorResponse, json_response
 from app.n8n import delivery
 from app.auth import current_principal
 from app.db import get_db
@@ -21,6 +21,12 @@ blp = Blueprint("workflows", __name__, url_prefix="/api/workflows", description=
 
 def not_found(workflow_id) -> ApiError:
     return ApiError(404, f"workflow {workflow_id} not found", "not_found")
+
+
+# Finished is final (docs/security.md#finished-is-final-and-what-the-server-owns).
+FINISHED_409 = dict(schema=ErrorResponse, description=(
+    "invalid_state: the workflow's status does not allow it; a finished workflow (COMPLETED, CANCELLED or FAILED) "
+    "takes no action at all (the message says it is finished, and its status), and nothing is written"))
 
 
 @blp.route("")
@@ -68,7 +74,11 @@ class WorkflowById(MethodView):
     @blp.arguments(WorkflowUpdate())
     @blp.response(200, Workflow)
     def patch(self, changes, workflow_id: uuid.UUID):
-        """Change a workflow's title, payload, priority, owners or due date (status changes are actions)."""
+        """Change a workflow's title, payload, priority, owners or due date (status changes are actions).
+
+        On a finished workflow (COMPLETED, CANCELLED, FAILED) only a HIL person changes it: a
+        correction, audited as workflow.corrected. metadata replaces the caller's keys; the keys
+        the server writes are kept, and sending one with another value is 422 naming it."""
         def work(conn):
             current = service.get_workflow(conn, workflow_id)
             if current is None:
@@ -83,6 +93,7 @@ class WorkflowById(MethodView):
         return get_db().run(current_principal(), work)
 
     @blp.response(200, Workflow)
+    @blp.alt_response(409, **FINISHED_409)
     def delete(self, workflow_id: uuid.UUID):
         """Cancel a workflow (it is kept, with status CANCELLED)."""
         def work(conn):
@@ -98,6 +109,7 @@ class WorkflowById(MethodView):
 class WorkflowActions(MethodView):
     @blp.arguments(WorkflowAction())
     @blp.response(200, WorkflowActionResult)
+    @blp.alt_response(409, **FINISHED_409)
     def post(self, body, workflow_id: uuid.UUID):
         """Start, pause, resume, cancel or complete a workflow, atomically."""
         result = action_result(

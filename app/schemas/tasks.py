@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.schemas import PRIORITIES, SLA_STATUSES, TASK_STATUSES, CamelSchema, PageArgs, comma_list
-from app.schemas.workflows import Workflow
+from app.schemas.workflows import SERVER_OWNED_METADATA_NOTE, Workflow
 
 EXECUTOR_TYPES = ["AI", "HIL"]
 TASK_INCLUDES = ["workflow", "timeline", "executions", "sla"]
@@ -57,7 +57,7 @@ class TaskUpdate(CamelSchema):
     description = fields.String(allow_none=True, validate=validate.Length(1, 5000))
     priority = fields.String(validate=validate.OneOf(PRIORITIES))
     assigned_to = fields.UUID(allow_none=True)
-    metadata = fields.Dict(metadata={"description": "merged into the task's metadata"})
+    metadata = fields.Dict(metadata={"description": "merged into the task's metadata. " + SERVER_OWNED_METADATA_NOTE})
 
 
 class TimelineEvent(CamelSchema):

@@ -78,6 +78,13 @@ def validate_payload(workflow_type: str, payload: dict) -> dict:
 
 WORKFLOW_INCLUDES = ["tasks", "communications", "documents", "counterparties"]
 
+# What the OpenAPI document says of metadata a caller writes. The keys are the database's one list
+# (private.server_owned_metadata_keys(), which refuses them); tests/security/test_server_owned_keys.py
+# checks that this text names exactly those.
+SERVER_OWNED_METADATA_NOTE = (
+    "The keys the server writes itself (lostExecutions, lossesInARow, failure, cancelReason, escalation, waitingOn, "
+    "pendingInbound) are refused from every caller: 422 validation_error naming each in details.json.metadata.")
+
 
 class WorkflowListArgs(PageArgs):
     client_id = fields.UUID()
@@ -106,7 +113,7 @@ class WorkflowCreate(CamelSchema):
     hil_id = fields.UUID()
     manager_id = fields.UUID()
     due_date = IsoDateTime()
-    metadata = fields.Dict()
+    metadata = fields.Dict(metadata={"description": "the caller's own keys. " + SERVER_OWNED_METADATA_NOTE})
 
 
 class WorkflowUpdate(CamelSchema):
@@ -116,7 +123,8 @@ class WorkflowUpdate(CamelSchema):
     hil_id = fields.UUID(allow_none=True)
     manager_id = fields.UUID(allow_none=True)
     due_date = IsoDateTime(allow_none=True)
-    metadata = fields.Dict()
+    metadata = fields.Dict(metadata={"description": "replaces the caller's keys (the server's are kept as it wrote "
+                                                    "them). " + SERVER_OWNED_METADATA_NOTE})
 
 
 class Progress(CamelSchema):

@@ -4,6 +4,8 @@ metadata (422 validation_error naming the key, nothing written); the service's o
 writing them (docs/security.md)."""
 from __future__ import annotations
 
+import re
+
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
@@ -37,7 +39,6 @@ def test_every_key_the_server_writes_is_on_the_list(db):
     definitions = db.execute("""select string_agg(pg_get_functiondef(p.oid), ' ') as d from pg_proc p
                                  join pg_namespace n on n.oid = p.pronamespace
                                 where n.nspname in ('public', 'private') and p.prokind = 'f'""").fetchone()["d"]
-    import re
     written = set(re.findall(r"metadata\s*\|\|\s*(?:jsonb_strip_nulls\()?jsonb_build_object\('(\w+)'", definitions))
     written |= set(re.findall(r"jsonb_set\(metadata,\s*'\{(\w+)", definitions))
     assert written and written <= set(SERVER_OWNED), written - set(SERVER_OWNED)
@@ -165,3 +166,16 @@ def test_the_service_paths_write_task_keys(as_, db):
                (task_id,))
     metadata = db.execute("select metadata from public.tasks where id = %s", (task_id,)).fetchone()["metadata"]
     assert metadata["escalation"]["reason"] == "odd" and metadata["waitingOn"] == "CLIENT"
+
+
+def test_the_openapi_document_names_the_keys_and_the_finished_409(client, db):
+    keys = sorted(db.execute("select private.server_owned_metadata_keys() as k").fetchone()["k"])
+    document = client.get("/api/openapi.json").json
+    for schema in ("WorkflowCreate", "WorkflowUpdate", "TaskUpdate"):
+        described = document["components"]["schemas"][schema]["properties"]["metadata"]["description"]
+        named = re.search(r"writes itself \(([^)]*)\)", described).group(1)
+        assert sorted(named.split(", ")) == keys, schema
+    for path, method in [("/api/workflows/{workflow_id}/actions", "post"), ("/api/workflows/{workflow_id}", "delete"),
+                         ("/api/tasks", "post"), ("/api/tasks/{task_id}", "delete"),
+                         ("/api/tasks/{task_id}", "patch"), ("/api/tasks/{task_id}/actions", "post")]:
+        assert "finished" in document["paths"][path][method]["responses"]["409"]["description"], (path, method)
