@@ -71,3 +71,93 @@ def test_a_date_time_is_rfc_3339_with_a_zone_and_nothing_else(schema, name, fiel
         with pytest.raises(Exception) as refused:
             field.deserialize(value)
         assert "2026-12-15T14:30:00Z" in str(refused.value), value
+
+
+# A moment is stored and read back in UTC: one whose UTC value leaves years 1 to 9999 can be
+# neither (9999-12-31T23:59:59-14:00 is in the year 10000). Refused as out of range, naming the
+# field, wherever a date-time is read: never "NUL characters are not allowed" or a 500.
+OUT_OF_RANGE_DATE_TIMES = ["9999-12-31T23:59:59-14:00", "9999-12-31T23:59:59.999999-00:01", "0001-01-01T00:00:00+14:00",
+                           "0001-01-01T00:00:00+00:01"]
+EDGE_DATE_TIMES = {"9999-12-31T23:59:59Z": dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc),
+                   "0001-01-01T00:00:00Z": dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc),
+                   "9999-12-31T09:59:59-14:00": dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc)}
+
+
+@pytest.mark.parametrize("schema, name, field", DATE_TIME_FIELDS, ids=[f"{s}.{n}" for s, n, _ in DATE_TIME_FIELDS])
+def test_a_date_time_outside_the_years_1_to_9999_in_utc_is_out_of_range(schema, name, field):
+    for value, moment in EDGE_DATE_TIMES.items():
+        assert field.deserialize(value) == moment, value
+    for value in OUT_OF_RANGE_DATE_TIMES:
+        with pytest.raises(Exception) as refused:
+            field.deserialize(value)
+        assert "Out of range" in str(refused.value) and "NUL" not in str(refused.value), value
+
+
+def date_time_places() -> list[tuple[object, str, str]]:
+    """(operation, where, field) for every date-time a request can carry: the top-level body
+    fields and the query parameters of format date-time in the OpenAPI document."""
+    from app import create_app
+    from tests.security.surface import OPERATIONS
+    from tests.service_fixtures import make_settings
+
+    class NoDatabase:
+        observe = None
+
+        def open(self, wait=False):
+            pass
+
+    spec = create_app(make_settings("postgresql://unused/unused"), database=NoDatabase()).extensions["api"].spec.to_dict()
+    components = spec.get("components", {}).get("schemas", {})
+
+    def resolve(schema: dict) -> dict:
+        while "$ref" in schema:
+            schema = components[schema["$ref"].rsplit("/", 1)[1]]
+        return schema
+
+    places = []
+    for op in OPERATIONS:
+        operation = spec["paths"][op.template][op.method]
+        for parameter in operation.get("parameters", []):
+            if parameter.get("in") == "query" and resolve(parameter.get("schema", {})).get("format") == "date-time":
+                places.append((op, "query", parameter["name"]))
+        body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        if body and op.valid_body is not None:
+            for name, prop in resolve(body).get("properties", {}).items():
+                if resolve(prop).get("format") == "date-time" and not prop.get("readOnly"):
+                    places.append((op, "json", name))
+    return places
+
+
+DATE_TIME_PLACES = date_time_places()
+
+
+@pytest.fixture
+def unchanged(db):
+    """No table of the database changed (as tests/security/conftest.py's)."""
+    from tests.security.state import fingerprint
+
+    before = fingerprint(db)
+    yield
+    after = fingerprint(db)
+    assert [name for name in before if before[name] != after.get(name)] == []
+
+
+def test_the_date_time_places_are_found():
+    found = {f"{op} {where}.{name}" for op, where, name in DATE_TIME_PLACES}
+    assert {"POST /api/workflows json.dueDate", "PATCH /api/workflows/{workflow_id} json.dueDate",
+            "GET /api/workflows query.createdAfter"} <= found, found
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE_DATE_TIMES)
+@pytest.mark.parametrize("op, where, name", DATE_TIME_PLACES, ids=[f"{o} {w}.{n}" for o, w, n in DATE_TIME_PLACES])
+def test_an_out_of_range_date_time_is_a_422_naming_the_field_everywhere(as_, unchanged, op, where, name, value):
+    from tests.security.state import assert_refused
+
+    caller = as_("operator")
+    if where == "query":
+        response = getattr(caller, op.method)(op.path(), query_string={name: value})
+    else:
+        response = getattr(caller, op.method)(op.path(), json={**op.valid_body, name: value})
+    error = assert_refused(response, 422)
+    assert name in str(error["details"]) and "Out of range" in str(error["details"]), error
+    assert "NUL" not in error["message"]
