@@ -120,17 +120,20 @@ def document(api) -> None:
         "completed or failed; escalation)",
         "Signed with the workflow's key; applied once (a replay of an event id gets the first answer with "
         "`Webhook-Replay: true`). Events that contradict the workflow's state get 409 and are kept for "
-        "operators.",
+        "operators; a finished workflow (COMPLETED, CANCELLED, FAILED) takes no event of any type (409 "
+        "invalid_state, nothing written but the refusal on the event's receipt, which a retry gets again).",
         "CallbackEvent", (200, "CallbackAnswer"), [{"webhookSignature": []}],
         {400: "not an event", 401: "signature missing, wrong or out of time", 404: "no such workflow or task",
-         409: "contradicts the workflow's state", 422: "an event that cannot apply", **unconfigured}))
+         409: "contradicts the workflow's state, or the workflow is finished", 422: "an event that cannot apply",
+         **unconfigured}))
     add("/webhooks/n8n/errors", operations=operation(
         "n8n's error workflow: an execution failed unhandled",
         "Marks the workflow that execution runs failed and escalates it, once per execution. An execution n8n "
-        "lost with its worker goes on in a new execution instead (docs/reliability.md).",
+        "lost with its worker goes on in a new execution instead (docs/reliability.md). A finished workflow "
+        "(COMPLETED, CANCELLED, FAILED) is not failed again: 409, nothing written.",
         "ErrorReport", (200, "ErrorReportAnswer"), [{"n8nErrorToken": []}],
         {400: "not a report", 401: "token missing or wrong", 404: "no workflow runs as that execution",
-         **unconfigured}))
+         409: "the workflow is finished", **unconfigured}))
     add("/webhooks/inbound/payoff-statement", operations=operation(
         "A lender's payoff statement for a payoff request",
         "Resumes the workflow waiting for it, or is kept until it waits.", "PayoffStatement",
