@@ -37,7 +37,7 @@ class TaskCreate(CamelSchema):
     title = fields.String(required=True, validate=validate.Length(1, 300))
     description = fields.String(validate=validate.Length(1, 5000))
     executor_type = fields.String(load_default="HIL", validate=validate.OneOf(EXECUTOR_TYPES))
-    agent_name = fields.String(validate=AGENT_NAME)
+    agent_name = fields.String(validate=[validate.Length(2, 31), AGENT_NAME])  # indexed: bounded
     assigned_to = fields.UUID()
     priority = fields.String(load_default="NORMAL", validate=validate.OneOf(PRIORITIES))
     depends_on = fields.List(fields.String(validate=TASK_KEY), load_default=list, validate=validate.Length(max=50))
