@@ -145,7 +145,9 @@ begin
            s.id as clock_id, s.business_minutes as clock_minutes, s.resumed_at, s.due_at, s.paused_at, s.stopped_at,
            s.consumed_business_minutes as consumed, s.alert_level,
            case
-             when t.status in ('COMPLETED', 'SKIPPED', 'CANCELLED') then 'STOPPED'
+             -- A finished workflow's clocks are final too (finished is final, private.is_finished):
+             -- a task a failed workflow left open no longer breaches and escalates.
+             when t.status in ('COMPLETED', 'SKIPPED', 'CANCELLED') or private.is_finished(w.status) then 'STOPPED'
              when t.status = 'PENDING' and exists (
                select 1 from public.tasks dep
                 where dep.workflow_id = t.workflow_id and dep.task_key = any (t.depends_on)
@@ -292,7 +294,7 @@ create trigger tasks_sla_clocks_on_update after update on public.tasks
   referencing old table as old_tasks new table as new_tasks
   for each statement execute function private.sla_clocks_follow_updated_tasks();
 
--- Workflows paused or resumed: their tasks' clocks stop or restart.
+-- Workflows paused or resumed: their tasks' clocks stop or restart; finished: they stop.
 create or replace function private.sla_clocks_follow_workflows() returns trigger
 language plpgsql
 set search_path = ''
@@ -303,7 +305,7 @@ begin
   select array_agg(n.id) into v_workflow_ids
     from new_workflows n
     join old_workflows o on o.id = n.id
-   where n.status is distinct from o.status and 'PAUSED' in (n.status, o.status);
+   where n.status is distinct from o.status and ('PAUSED' in (n.status, o.status) or private.is_finished(n.status));
   if v_workflow_ids is not null then
     perform private.sync_sla_clocks(v_workflow_ids);
   end if;

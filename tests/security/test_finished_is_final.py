@@ -372,3 +372,17 @@ def test_a_client_corrects_nothing_of_a_finished_workflow(as_, db):
     response = as_("client_user_a").patch(f"/api/workflows/{workflow['id']}", json={"title": "Mine now"})
     assert_refused(response, 403)
     assert changed_tables(before, fingerprint(db)) == []
+
+
+def test_a_failed_workflows_open_tasks_stop_their_clocks(db):
+    # Nothing runs a failed workflow's open tasks any more: their SLA clocks stop with it, so
+    # they neither breach nor escalate to anyone later.
+    workflow = make_workflow(db)
+    start_workflow(db, workflow["id"])
+    apply(db, workflow["id"], "task.started", "evt-started", taskKey=STEP)
+    running = "select count(*) as n from public.sla_tracking where workflow_id = %s and stopped_at is null"
+    assert db.execute(running, (workflow["id"],)).fetchone()["n"] >= 1
+    apply(db, workflow["id"], "workflow.failed", "evt-failed", error="the portal is down")
+    assert db.execute(running, (workflow["id"],)).fetchone()["n"] == 0
+    assert db.execute("select count(*) as n from public.sla_tracking where workflow_id = %s and next_alert_at is not null",
+                      (workflow["id"],)).fetchone()["n"] == 0
