@@ -38,11 +38,14 @@ def test_no_control_socket_unless_asked_and_then_at_the_path_given(realtime_data
     assert not asked.exists()
 
 
-def raw_request(base: str, data: bytes) -> tuple[str, dict, bytes]:
-    """Send bytes as they are (no client library would send these) and read the answer."""
+def raw_request(base: str, data: bytes, *, then_close: bool = False) -> tuple[str, dict, bytes]:
+    """Send bytes as they are (no client library would send these) and read the answer
+    (then_close: the client ends its half of the connection once it has sent them)."""
     host, port = base.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(data)
+        if then_close:
+            sock.shutdown(socket.SHUT_WR)
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
@@ -109,6 +112,44 @@ def test_a_chunked_body_at_the_limit_is_read_whole(gunicorn_service, path):
     status = int(line.split()[1])
     assert status in (401, 403, 404, 422), (line, answer[:300])
     assert json.loads(answer)["error"]["code"] not in ("payload_too_large", "invalid_body")
+
+
+def framed(path: str, chunks: bytes) -> bytes:
+    """A POST whose chunked body is `chunks` as they are (the framing under test)."""
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+            "Connection: close\r\n\r\n").encode() + chunks
+
+
+# Every way a chunked body's framing can be broken that a client controls.
+BROKEN_CHUNKS = {
+    "a size that is not hex": b"zz\r\n{}\r\n0\r\n\r\n",
+    "a negative size": b"-2\r\n{}\r\n0\r\n\r\n",
+    "a size with a sign": b"+2\r\n{}\r\n0\r\n\r\n",
+    "a size of 40 digits, then the end": b"1" * 40 + b"\r\n{}\r\n0\r\n\r\n",
+    "a size larger than what comes, then the end": b"ffff\r\n{}\r\n",
+    "a size with spaces inside": b"1 1\r\n{}\r\n0\r\n\r\n",
+    "an empty size": b"\r\n{}\r\n0\r\n\r\n",
+    "non-ASCII digits": "\u0662\r\n{}\r\n0\r\n\r\n".encode(),
+    "a chunk longer than its size": b"1\r\n{}\r\n0\r\n\r\n",
+    "a chunk without its CRLF": b"2\r\n{}XX0\r\n\r\n",
+    "a bare LF after the size": b"2\n{}\r\n0\r\n\r\n",
+    "a bad chunk extension": b"2;\x00=1\r\n{}\r\n0\r\n\r\n",
+    "a trailer that is not a header": b"2\r\n{}\r\n0\r\nnot a header\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("path", BODY_FIRST)
+@pytest.mark.parametrize("chunks", BROKEN_CHUNKS.values(), ids=BROKEN_CHUNKS.keys())
+def test_a_broken_chunked_body_is_a_400_in_the_error_shape_never_a_500(gunicorn_service, path, chunks):
+    line, headers, answer = raw_request(gunicorn_service, framed(path, chunks), then_close=True)
+    status = int(line.split()[1])
+    # Refused as framed (400), or, where the framing still reads as a body, about what it says.
+    assert status in (400, 401, 403, 404, 413, 422), (line, answer[:300])
+    error = json.loads(answer[:int(headers["content-length"])])["error"]
+    assert set(error) == {"code", "message", "details", "requestId"}
+    assert error["requestId"] == headers["x-request-id"]
+    if status == 400:
+        assert error["code"] in ("invalid_body", "bad_request", "missing_body"), error
 
 
 @pytest.fixture(scope="module", params=WORKERS)
