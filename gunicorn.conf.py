@@ -1,17 +1,25 @@
 """gunicorn settings: `gunicorn -c gunicorn.conf.py wsgi:app`.
 
-GUNICORN_WORKER=thread (the default): threaded workers; each request holds a thread, and each
-open WebSocket holds one for its whole life, so threads is the ceiling on concurrent requests
-plus sockets per worker. psycopg's pool is thread-safe; every worker process has its own pool
-(DB_POOL_MAX connections) and, once it serves a WebSocket, one LISTEN connection.
+GUNICORN_WORKER=gevent (the default): every request and every WebSocket is a greenlet (the
+standard library patched by gevent; psycopg cooperates with it), so a connection that waits
+(an idle one, a slow client, an open WebSocket) costs a few kilobytes, not a thread:
+worker_connections is the ceiling on connections per worker. This is the worker that holds
+against hostile callers (docs/security.md, "Holding against hostile callers"): a request's
+head must arrive within keepalive seconds and its body within REQUEST_READ_SECONDS, one address
+holds at most CONNECTIONS_PER_ADDRESS connections per worker, and one person at most
+REALTIME_SOCKETS_PER_PERSON sockets per worker.
 
-GUNICORN_WORKER=gevent: every request and every WebSocket is a greenlet (the standard library
-patched by gevent; psycopg cooperates with it), so thousands of sockets cost no thread each;
-worker_connections is then the ceiling on requests plus sockets per worker.
+GUNICORN_WORKER=thread: threaded workers; each request holds a thread while it is read and
+answered, and each open WebSocket holds one for its whole life, so threads is the ceiling on
+concurrent requests plus sockets per worker, and a few dozen slow clients can take them all.
+Run it only behind a proxy that buffers whole requests and caps connections per client (the
+HAProxy settings in docs/security.md), or where CPU-heavy requests must run in parallel
+threads. psycopg's pool is thread-safe; every worker process has its own pool (DB_POOL_MAX
+connections) and, once it serves a WebSocket, one LISTEN connection.
 
-Socket-heavy deployments opt in with REALTIME_SOCKETS_PER_WORKER=N: N more threads (or
-connections) per worker, on top of the request threads. Unset, the REST settings are exactly as
-before. See docs/realtime.md for measured limits.
+Socket-heavy deployments can add REALTIME_SOCKETS_PER_WORKER=N: N more threads (or
+connections) per worker, on top of the request threads. See docs/realtime.md for measured
+limits.
 """
 import os
 import signal
@@ -22,17 +30,17 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 WORKER_CLASSES = {"thread": "app.server.ApiThreadWorker",  # gthread, with gunicorn's own 4xx answers in the API's error shape
                   "gevent": "app.server_gevent.ApiGeventWorker"}  # the same on gevent
-worker_kind = os.environ.get("GUNICORN_WORKER", "thread").strip().lower() or "thread"
+worker_kind = os.environ.get("GUNICORN_WORKER", "gevent").strip().lower() or "gevent"
 if worker_kind not in WORKER_CLASSES:
     print(f"GUNICORN_WORKER must be one of {', '.join(WORKER_CLASSES)}, not {worker_kind!r}", file=sys.stderr)
     raise SystemExit(2)
 worker_class = WORKER_CLASSES[worker_kind]
 realtime_sockets = int(os.environ.get("REALTIME_SOCKETS_PER_WORKER", "0"))
 threads = int(os.environ.get("GUNICORN_THREADS", "32")) + realtime_sockets
-worker_connections = 1000 + realtime_sockets  # gunicorn's default, plus the sockets
+worker_connections = 2000 + realtime_sockets  # twice gunicorn's default, plus the sockets
 timeout = 60
 graceful_timeout = 20
-keepalive = 5
+keepalive = 5  # also, on gevent, the deadline of a request's line and headers
 accesslog = None  # the app logs one JSON line per request
 errorlog = "-"
 # gunicorn's control interface (gunicornc) listens on GUNICORN_CONTROL_SOCKET when it is set. Off

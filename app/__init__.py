@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 from flask import Flask, g, request
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
     app.json.sort_keys = False
 
     from app import api, auth, db, errors, inputs, observability, ratelimits, realtime
+    from app.errors import ApiError
 
     errors.init_app(app)
     auth.init_app(app)
@@ -37,6 +39,7 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
 
     @app.before_request
     def identify_request():
+        g.started = time.perf_counter()  # every request is timed, those refused here included
         # The request id is the service's own, always: a caller cannot choose the id its error
         # bodies, log lines and audit rows carry (nor take another request's). A caller's own id
         # (X-Client-Request-Id, or X-Request-Id) is kept beside it when it is a plain token,
@@ -49,10 +52,18 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
                 break
         if (request.path.startswith("/api/") and not request.path.startswith(PUBLIC_PATHS)) \
                 or request.path == CLIENT_MESSAGE_PATH:
-            g.principal = auth.authenticate(app)
+            try:
+                g.principal = auth.authenticate(app)
+            except ApiError as refusal:
+                if refusal.status not in (401, 403):
+                    raise
+                g.auth_refusal = refusal  # raised by app.ratelimits, which first meters the address
 
-    # After identify_request: refusals carry the request id, and an unauthenticated caller
-    # hears 401 before anything about its body.
+    # After identify_request: each request spends the budget of whoever it proved to be (the
+    # address when nobody) before anything else is done for it, its body included.
+    ratelimits.init_app(app)
+    # After the budgets: refusals carry the request id, and an unauthenticated caller hears 401
+    # before anything about its body.
     inputs.init_app(app)
 
     @app.after_request
@@ -62,11 +73,9 @@ def create_app(settings: Settings | None = None, database=None) -> Flask:
             response.headers["X-Client-Request-Id"] = g.client_request_id
         return response
 
-    # After identify_request, so limits are counted per authenticated principal.
-    ratelimits.init_app(app)
     observability.init_app(app)
-    # After the rate limits, which cover the blueprints registered before them (the API's, and the
-    # webhooks' refusals); after observability, whose gauge counts the open sockets.
+    # After the rate limits, which cover the blueprints registered before them (the API's); after
+    # observability, whose gauge counts the open sockets.
     realtime.init_app(app)
     from app import console
     from app.n8n import delivery

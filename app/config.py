@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from urllib.parse import urlparse
@@ -66,6 +67,17 @@ class Settings:
     # How often each process checks again that the people on its sockets still count (active,
     # same role and client), in case the database's announcement of a change was missed.
     realtime_person_recheck_seconds: int = 30
+    # Holding against hostile callers (docs/security.md): a request's body must have arrived
+    # within request_read_seconds of its start (its head: within gunicorn's keepalive, 5 s); a
+    # peer address holds at most connections_per_address open connections per worker process
+    # (0: no cap; a trusted proxy is never capped here, it caps its own clients); a person or
+    # agent holds at most realtime_sockets_per_person open /ws sockets per worker process.
+    request_read_seconds: int = 10
+    connections_per_address: int = 256
+    realtime_sockets_per_person: int = 16
+    # Peers whose X-Forwarded-For names the client (HAProxy, a load balancer): addresses or
+    # networks. Budgets of the unauthenticated are kept per client address, not per proxy.
+    trusted_proxies: tuple = ()
     # Where the service runs: "server" (a long-running process: gunicorn, a container) or a
     # serverless platform ("vercel", "lambda"), which freezes the process between requests and
     # serves no WebSocket. From VERCEL / AWS_LAMBDA_FUNCTION_NAME, or SERVICE_PLATFORM.
@@ -133,6 +145,15 @@ class Settings:
             if not low <= number <= high:
                 problems.append(f"{name} must be between {low} and {high}")
             return number
+
+        def networks(name: str) -> tuple:
+            found = []
+            for entry in filter(None, (e.strip() for e in (get(name) or "").split(","))):
+                try:
+                    found.append(ipaddress.ip_network(entry, strict=False))
+                except ValueError:
+                    problems.append(f"{name} must be a comma list of addresses or networks (10.0.0.0/8), not {entry[:60]!r}")
+            return tuple(found)
 
         database_url = url("DATABASE_URL", ("postgres", "postgresql"))
         if database_url is None and get("DATABASE_URL") is None:
@@ -249,6 +270,10 @@ class Settings:
             realtime_retention_hours=integer("REALTIME_RETENTION_HOURS", 72, 1, 8760),
             realtime_prune_interval_seconds=integer("REALTIME_PRUNE_INTERVAL_SECONDS", 3600, 0, 86_400),
             realtime_person_recheck_seconds=integer("REALTIME_PERSON_RECHECK_SECONDS", 30, 1, 3600),
+            request_read_seconds=integer("REQUEST_READ_SECONDS", 10, 1, 300),
+            connections_per_address=integer("CONNECTIONS_PER_ADDRESS", 256, 0, 100_000),
+            realtime_sockets_per_person=integer("REALTIME_SOCKETS_PER_PERSON", 16, 1, 100_000),
+            trusted_proxies=networks("TRUSTED_PROXIES"),
             platform=platform,
             background_duties=background,
             deliver_inline=inline in ("on", "1", "true"),

@@ -19,7 +19,7 @@ UPSTREAM_TEXT_LIMIT = 200
 
 # HTTP status -> default machine code
 STATUS_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
     409: "conflict", 413: "payload_too_large", 414: "uri_too_long", 415: "unsupported_media_type",
     417: "expectation_failed", 422: "validation_error", 429: "rate_limited", 431: "headers_too_large",
     500: "internal_error", 501: "not_implemented", 503: "unavailable",

@@ -10,6 +10,9 @@
   so no view parses it a second time or differently.
 - A query parameter is given once: a repeated one is 422 (lists are comma-separated values of
   one parameter, as the OpenAPI document says).
+- A body arrives within REQUEST_READ_SECONDS (10) of the request's start, however it is sent
+  (slowly, in chunks announcing more than ever comes, after `Expect: 100-continue`), else 408
+  and the connection is closed: a caller cannot hold a worker's connection by sending slowly.
 - Text PostgreSQL cannot store (NUL, and lone UTF-16 surrogates that JSON escapes can spell) is
   refused with 422 naming the field, wherever it is: body fields and payload values at any
   depth, object keys, query parameters.
@@ -32,12 +35,16 @@ UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def json_body():
-    """The request's parsed JSON body (None for a request without one)."""
+    """The request's parsed JSON body (None for a request without one). For a view that checks
+    its caller's signature on the raw bytes first (verified_before_parsing), parsed at the first
+    call, after that check."""
+    if "json_body" not in g and g.get("raw_body") is not None:
+        g.json_body = parse_body(g.pop("raw_body"))
     return g.get("json_body")
 
 
 def has_json_body() -> bool:
-    return "json_body" in g
+    return "json_body" in g or g.get("raw_body") is not None
 
 
 def check_request() -> None:
@@ -46,8 +53,87 @@ def check_request() -> None:
         return  # no such route or method: that is the answer
     check_query_parameters()
     view = current_app.view_functions.get(request.endpoint)
-    if request.method in BODY_METHODS and not getattr(view, "takes_no_body", False):
-        g.json_body = parse_json_body()
+    if request.method in BODY_METHODS:
+        bound_body_reads(current_app.config["SETTINGS"].request_read_seconds)
+        if getattr(view, "verified_before_parsing", False):
+            g.raw_body = read_body()
+        elif not getattr(view, "takes_no_body", False):
+            g.json_body = parse_json_body()
+
+
+class BodyTimeout(Exception):
+    """The body did not arrive by its deadline."""
+
+
+class DeadlineInput:
+    """The request's input stream, every read of which ends by one deadline: a read waits on
+    the socket at most the time left (gunicorn gives the WSGI app its socket)."""
+
+    def __init__(self, stream, sock, deadline: float):
+        self.stream = stream
+        self.sock = sock
+        self.deadline = deadline
+
+    def _arm(self) -> None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise BodyTimeout()
+        self.sock.settimeout(left)
+
+    def read(self, *args):
+        self._arm()
+        try:
+            return self.stream.read(*args)
+        except TimeoutError:
+            raise BodyTimeout() from None
+
+    def readline(self, *args):
+        self._arm()
+        try:
+            return self.stream.readline(*args)
+        except TimeoutError:
+            raise BodyTimeout() from None
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+    def disarm(self) -> None:
+        """Back to the socket's own blocking mode (the connection may carry another request)."""
+        try:
+            self.sock.settimeout(None)
+        except OSError:
+            pass
+
+
+def bound_body_reads(seconds: float) -> None:
+    """Reads of this request's body end `seconds` from now (under gunicorn; the test client and
+    other servers give no socket, and need none)."""
+    environ = request.environ
+    sock = environ.get("gunicorn.socket")
+    stream = environ.get("wsgi.input")
+    if sock is None or stream is None or isinstance(stream, DeadlineInput):
+        return
+    bounded = DeadlineInput(stream, sock, time.monotonic() + seconds)
+    environ["wsgi.input"] = bounded
+    g.body_deadline = bounded
+
+
+def body_timed_out(seconds: float):
+    """The 408 of a body that did not arrive in time; the connection closes after it (what is
+    left unread of the body cannot be told from a next request)."""
+    from app.server import close_after_answer
+
+    close_after_answer(request.environ)
+    return ApiError(408, f"the body did not arrive within {seconds} s of the request; send it at once",
+                    "request_timeout")
+
+
+def verified_before_parsing(view):
+    """A view whose caller proves itself on the raw bytes (a signature, a token bound to the
+    body): the body is read and its size checked here, and parsed only when the view asks
+    (json_body()), after the proof; a forged body costs no parse."""
+    view.verified_before_parsing = True
+    return view
 
 
 def takes_no_body(view):
@@ -102,22 +188,35 @@ def loads(text: str):
 
 
 def parse_json_body():
+    return parse_body(read_body())
+
+
+def read_body() -> bytes:
+    """The request's body as sent, once it is known to be JSON by its media type and within the
+    size limit, read within the read deadline; not yet parsed."""
     media_type = request.mimetype
     charset = request.mimetype_params.get("charset", "utf-8").lower()
     if not JSON_MEDIA_TYPE.match(media_type) or charset not in ("utf-8", "utf8"):
         sent = request.headers.get("Content-Type") or "no Content-Type"
         raise ApiError(415, f"send the body as JSON with Content-Type: application/json (this request sent {sent})",
                        "unsupported_media_type")
-    limit = current_app.config["SETTINGS"].max_body_bytes
+    settings = current_app.config["SETTINGS"]
+    limit = settings.max_body_bytes
     try:
         raw = request.get_data(cache=True)
     except RequestEntityTooLarge:  # a Content-Length over the limit, said before reading
         raw = None
+    except BodyTimeout:
+        raise body_timed_out(settings.request_read_seconds) from None
     if raw is None or len(raw) > limit:  # sent in chunks: the stream stops one byte past the limit (app/__init__.py)
         drain_unread_body()
         raise ApiError(413, f"the body is larger than {limit} bytes", "payload_too_large")
     if not raw.strip():
         raise ApiError(400, "the request has no body: send a JSON object", "missing_body")
+    return raw
+
+
+def parse_body(raw: bytes):
     try:
         body = loads(raw.decode("utf-8"))
     except UnicodeDecodeError as error:
@@ -158,7 +257,7 @@ def drain_unread_body() -> None:
             if not piece:
                 return
             left -= len(piece)
-    except Exception:  # noqa: BLE001 (a client gone or a broken chunk: nothing left to spare it)
+    except Exception:  # noqa: BLE001 (a client gone, a broken chunk, the read deadline: nothing left to spare it)
         return
 
 
@@ -192,5 +291,12 @@ def unstorable_path(value) -> tuple[str, str] | None:
     return None
 
 
+def disarm_body_deadline(_error=None) -> None:
+    bounded = g.pop("body_deadline", None)
+    if bounded is not None:
+        bounded.disarm()
+
+
 def init_app(app: Flask) -> None:
     app.before_request(check_request)
+    app.teardown_request(disarm_body_deadline)

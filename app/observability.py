@@ -150,7 +150,7 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def start_timer():
-        g.started = time.perf_counter()
+        g.setdefault("started", time.perf_counter())
 
     @app.after_request
     def record(response):

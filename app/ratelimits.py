@@ -1,30 +1,61 @@
-"""Rate limits, shared across instances through Redis when REDIS_URL is set.
+"""Budgets: every request is metered by who it is, before any work is done for it.
 
-The API's endpoints, per principal: standard endpoints 1,000/hour, views 2,000/hour, actions
-500/hour. The webhooks (n8n's callbacks and error reports, outside parties' inbound messages)
-are machine traffic authenticated per request (a signature, a token): a request that
-authenticates never counts, since one n8n sends every workflow's callbacks from one address (a
-workflow makes 15 to 40 of them) and a per-address budget would cap the business at a few
-dozen workflows an hour. What counts is refusals: 300 refused requests (401, 403) an hour per
-address, after which that address is answered 429 until the hour has moved on."""
+Who a request is, is what its credentials prove, and each kind has its budget (an hour's
+worth, a sliding window; `RATE_LIMITS` may set others):
+
+| who | key | budget |
+|---|---|---|
+| a person or an agent, on the API | the person; the agent on its workflow | standard 1,000, views 2,000, actions 500 |
+| a client company, on writes that create work for people (orders, actions on them, messages, injected tasks, communications, documents) | the client | client_work 120 |
+| n8n's signed callbacks | the workflow whose key signed | callbacks 3,000 |
+| an outside party's delivery (inbound token) | the workflow | inbound 120 |
+| n8n's error workflow (error token) | the token | error_reports 600 |
+| a person's `/ws` replays (subscribe with `since`) | the person | replays 600 |
+| nobody proven: a missing or bad token, key, signature or cron secret | the client address | refusals 300 |
+| public reads (health, the OpenAPI document) | the client address | public 7,200 |
+
+A refusal budget is spent only by requests that prove nobody, and an address that has spent it
+is answered 429 for what it cannot prove, not for what it can: a valid signature or token from
+the same address (n8n Cloud's egress, a load balancer, an office) is served and spends only its
+own budget. Requests are metered before their bodies are parsed; the webhooks verify their
+signature or token on the raw bytes before parsing (app.webhooks.signing.claimed_workflow_ids).
+
+Budgets are kept where every worker and every instance of one deployment shares them: Redis
+when REDIS_URL is set, else PostgreSQL (app/ratelimit_storage.py), keyed by the deployment's
+database. The client address is the peer's, or, for a peer in TRUSTED_PROXIES, the last
+address of X-Forwarded-For that is not a trusted proxy.
+"""
 from __future__ import annotations
 
 import time
 
 from flask import Flask, current_app, g, request
 from flask_limiter import Limiter, RequestLimit
+from limits import parse
 
-from app.errors import error_response
+from app import ratelimit_storage  # noqa: F401 (registers the rexera+postgresql storage)
+from app.connections import is_trusted
+from app.errors import ApiError, error_response
 
-LIMITS = {"standard": "1000/hour", "views": "2000/hour", "actions": "500/hour", "webhook_refusals": "300/hour"}
-WEBHOOK_PREFIX = "/webhooks/"
-REFUSED = (401, 403)
+LIMITS = {"standard": "1000/hour", "views": "2000/hour", "actions": "500/hour", "client_work": "120/hour",
+          "callbacks": "3000/hour", "inbound": "120/hour", "error_reports": "600/hour", "replays": "600/hour",
+          "refusals": "300/hour", "public": "7200/hour"}
+# What each budget counts, in the words of its 429.
+WHAT = {"client_work": "orders, messages and other work for people from this client",
+        "callbacks": "callbacks for this workflow", "inbound": "deliveries for this workflow",
+        "error_reports": "error reports", "replays": "replays of the event stream",
+        "refusals": "refused requests from this address (missing or invalid credentials)",
+        "public": "requests from this address"}
+PUBLIC_PREFIXES = ("/api/health", "/api/openapi.json", "/api/docs", "/metrics")
+# Writes a client person makes that create work for people (and cost agents' time): POSTs of
+# these endpoints, and every action on workflows and tasks.
+CLIENT_WORK_ENDPOINTS = {"workflows.Workflows", "workflows.WorkflowActions", "tasks.Tasks", "tasks.TaskActions",
+                         "communications.Communications", "documents.Documents", "counterparties.Counterparties",
+                         "counterparties.WorkflowCounterparties", "inbound_webhooks.client_message"}
 
 
 def category(endpoint: str | None = None) -> str:
     endpoint = endpoint or request.endpoint or ""
-    if endpoint.split(".", 1)[0] in current_app.extensions.get("webhook_blueprints", ()):
-        return "webhook_refusals"
     if endpoint.startswith("console."):
         return "console sign-in"  # its own limit (app/console), not one of LIMITS
     if endpoint.startswith("views."):
@@ -34,57 +65,134 @@ def category(endpoint: str | None = None) -> str:
     return "standard"
 
 
+def limit_text(name: str) -> str:
+    """The budget `name` ("standard", "refusals", ...): LIMITS, or app.config["RATE_LIMITS"]."""
+    return {**LIMITS, **current_app.config.get("RATE_LIMITS", {})}[name]
+
+
+def limit_for_request() -> str:
+    return limit_text(category())
+
+
 def principal_key() -> str:
     principal = g.get("principal")
     return principal.actor_id if principal is not None else remote_address()
 
 
-def limit_for_request() -> str:
-    """The limit of this request's category (app.config["RATE_LIMITS"] may override)."""
-    return {**LIMITS, **current_app.config.get("RATE_LIMITS", {})}[category()]
+def remote_address() -> str:
+    return f"ip:{client_address()}"
+
+
+def client_address() -> str:
+    """The caller's address: the peer's, or behind a trusted proxy the last forwarded address
+    that is not one of the proxies (the proxy appends the address it saw; a client can forge the
+    entries before it, never that one)."""
+    peer = request.remote_addr or ""
+    trusted = current_app.config["SETTINGS"].trusted_proxies
+    if not is_trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop, trusted):
+            return hop[:64]
+    return peer
+
+
+def retry_in(limit: RequestLimit | None = None, reset_at: float | None = None) -> int:
+    reset_at = limit.reset_at if limit is not None else reset_at
+    return max(1, int((reset_at or time.time()) - time.time()))
+
+
+def too_many(what: str, limit_text_: str, reset_in: int):
+    return ApiError(429, f"too many {what}: the limit is {limit_text_}; retry in {reset_in} s", "rate_limited",
+                    {"limit": limit_text_, "retryAfterSeconds": reset_in}, {"Retry-After": str(reset_in)})
 
 
 def on_breach(limit: RequestLimit):
-    reset_in = max(1, int(limit.reset_at - time.time()))
-    what = "refused webhook requests from this address" if category() == "webhook_refusals" else f"{category()} requests"
-    return error_response(429, "rate_limited",
-                          f"too many {what}: the limit is {limit.limit}; retry in {reset_in} s",
-                          {"limit": str(limit.limit), "retryAfterSeconds": reset_in},
-                          {"Retry-After": str(reset_in)})
+    error = too_many(f"{category()} requests", str(limit.limit), retry_in(limit))
+    return error_response(error.status, error.code, error.message, error.details, error.headers)
+
+
+def _limiter() -> Limiter | None:
+    limiter = current_app.extensions.get("limiter")
+    return limiter if limiter is not None and limiter.enabled else None
+
+
+def spend(budget: str, key: str) -> None:
+    """Spend one request of `key`'s `budget`, or raise 429 in the one shape when it is spent."""
+    limiter = _limiter()
+    if limiter is None:
+        return
+    item = parse(limit_text(budget))
+    try:
+        if limiter.limiter.hit(item, limiter._key_prefix, budget, key):
+            return
+        reset_at = limiter.limiter.get_window_stats(item, limiter._key_prefix, budget, key).reset_time
+    except Exception:  # noqa: BLE001 - a storage outage must not take the service down; budgets pause
+        current_app.logger.warning("rate-limit storage unavailable; %s not metered", budget)
+        return
+    raise too_many(WHAT.get(budget, f"{budget} requests"), str(item), retry_in(reset_at=reset_at))
+
+
+def refuse_unproven(error: ApiError) -> ApiError:
+    """The error to raise for a request that proved nobody: `error` itself while the address
+    has refusals left (one is spent), else 429. A request that proves someone never comes here."""
+    try:
+        spend("refusals", remote_address())
+    except ApiError as exhausted:
+        return exhausted
+    return error
+
+
+def check_unauthenticated() -> None:
+    """After the budgets of people and agents: the API's refusals (no or a bad token or key)
+    spend the address's refusal budget; public reads spend the address's public budget."""
+    refusal = g.pop("auth_refusal", None)
+    if refusal is not None:
+        raise refuse_unproven(refusal)
+    if request.path.startswith(PUBLIC_PREFIXES) and not request.path.startswith("/api/health/"):
+        spend("public", remote_address())
+
+
+def check_client_work() -> None:
+    """Writes by client people that create work for people spend their company's budget."""
+    principal = g.get("principal")
+    if (principal is None or not principal.is_client or request.method != "POST"
+            or request.endpoint not in CLIENT_WORK_ENDPOINTS):
+        return
+    spend("client_work", f"client:{principal.client_id}")
 
 
 def init_app(app: Flask) -> None:
+    """After the request is identified and before its body is read: see create_app."""
     settings = app.config["SETTINGS"]
     limiter = Limiter(
         key_func=principal_key,
         app=app,
-        storage_uri=settings.redis_url or "memory://",
-        strategy="moving-window",
+        storage_uri=settings.redis_url or "rexera+postgresql://",
+        storage_options={} if settings.redis_url else {"database": app.extensions["database"]},
+        strategy="sliding-window-counter",
         headers_enabled=True,
         enabled=settings.rate_limits_enabled,
         on_breach=on_breach,
         key_prefix=key_prefix(settings.database_url),
-        swallow_errors=True,  # a Redis outage must not take the API down; limits pause meanwhile
+        swallow_errors=True,  # a storage outage must not take the API down; limits pause meanwhile
     )
+    # People and agents on the API; a request that proved nobody is metered by its address instead.
+    limiter.request_filter(lambda: g.get("principal") is None and not (request.endpoint or "").startswith("console."))
     shared = limiter.shared_limit(limit_for_request, scope=lambda endpoint: category(endpoint))
-    refusals = limiter.shared_limit(limit_for_request, scope="webhook_refusals", key_func=remote_address,
-                                    deduct_when=lambda response: response.status_code in REFUSED)
-    webhooks = set()
     for blueprint in app.blueprints.values():
-        if blueprint.name in ("api-docs", "health", "internal"):
-            continue
-        if (blueprint.url_prefix or "").startswith(WEBHOOK_PREFIX):
-            webhooks.add(blueprint.name)
-            refusals(blueprint)
-        else:
-            shared(blueprint)
-    app.extensions["webhook_blueprints"] = frozenset(webhooks)
+        if blueprint.name in ("api-docs", "health", "internal") or (blueprint.url_prefix or "").startswith("/webhooks/"):
+            continue  # public (metered by address below) or metered by what their credentials prove
+        shared(blueprint)
     app.extensions["limiter"] = limiter
+    app.before_request(check_unauthenticated)
+    app.before_request(check_client_work)
 
 
 def key_prefix(database_url: str) -> str:
-    """The budgets' keys in Redis, by the database the deployment runs on: deployments sharing a
-    Redis (staging and production, several local systems) never spend each other's budgets."""
+    """The budgets' keys, by the database the deployment runs on: deployments sharing a Redis
+    (staging and production, several local systems) never spend each other's budgets."""
     from psycopg import conninfo
 
     try:
@@ -92,7 +200,3 @@ def key_prefix(database_url: str) -> str:
     except Exception:  # noqa: BLE001 - the settings validated the URL; any name will do
         name = "postgres"
     return f"rexera:{name}"
-
-
-def remote_address() -> str:
-    return f"ip:{request.remote_addr}"

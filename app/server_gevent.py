@@ -12,8 +12,26 @@ from gunicorn.workers.ggevent import GeventWorker
 
 
 class ApiGeventWorker(GeventWorker):
+    """gevent, with gunicorn's refusals in the error shape and a cap on the connections one
+    address holds open in this worker (app.connections)."""
+
     def patch(self):
         super().patch()
-        from app.server import write_error  # imported patched
+        from app.config import Settings  # imported patched
+        from app.connections import AddressCap
+        from app.server import write_error
 
         util.write_error = write_error
+        self.address_cap = AddressCap.from_settings(Settings.from_env())
+
+    def handle(self, listener, client, addr):
+        from app.connections import peer_address, refuse_connection
+
+        address = peer_address(addr)
+        if not self.address_cap.admit(address):
+            refuse_connection(client, self.address_cap.per_address)
+            return
+        try:
+            super().handle(listener, client, addr)
+        finally:
+            self.address_cap.release(address)

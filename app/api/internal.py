@@ -25,7 +25,9 @@ def check_cron_secret() -> None:
         raise ApiError(403, "the tick is off on this deployment: set CRON_SECRET to turn it on", "tick_disabled")
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), secret.encode()):
-        raise ApiError(401, "send Authorization: Bearer <CRON_SECRET>", "invalid_token")
+        from app.ratelimits import refuse_unproven
+
+        raise refuse_unproven(ApiError(401, "send Authorization: Bearer <CRON_SECRET>", "invalid_token"))
 
 
 def run():

@@ -192,8 +192,9 @@ def init_app(app: Flask) -> None:
 
     limiter = app.extensions.get("limiter")
     if limiter is not None:
-        from flask_limiter.util import get_remote_address
+        from app.ratelimits import remote_address
 
-        # Guessing passwords or codes: 20 tries a minute per address.
-        limiter.limit("20/minute", key_func=get_remote_address, scope="console-sign-in",
+        # Guessing passwords or codes: 20 tries a minute per client address, shared by every
+        # worker and instance (app/ratelimits.py).
+        limiter.limit("20/minute", key_func=remote_address, scope="console-sign-in",
                       exempt_when=lambda: not request.path.startswith(("/console/auth/password", "/console/auth/code")))(bp)

@@ -4,8 +4,9 @@ live events and heartbeats, until the socket goes, its token expires or it falls
 Each socket is served by its own thread (the server's; a greenlet on the gevent worker), which
 is the only one writing events to it; the hub only queues, so one slow socket never delays another. Close codes:
 4001 authentication failed, 4002 token expired, 4003 access revoked (the person was deactivated,
-deleted, or moved to another role or client while connected), 4008 too slow (outbox full), 1008 no pong to
-the last ping (dead client), 1009 message too big, 1011 server error.
+deleted, or moved to another role or client while connected), 4008 too slow (outbox full), 4029 too many
+sockets for one person in this process, 1008 no pong to the last ping (dead client), 1009 message too big,
+1011 server error.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from app import auth
 from app.auth import Principal
 from app.errors import ApiError
 from app.inputs import NotJson, loads
+from app.ratelimits import spend
 from app.realtime.channels import Channel, ChannelError
 from app.realtime.gate import Gate
 from app.realtime.hub import EVENT_COLUMNS, Hub, StreamEvent, Subscriber
@@ -44,6 +46,7 @@ CLOSE_AUTH_FAILED = 4001
 CLOSE_TOKEN_EXPIRED = 4002
 CLOSE_ACCESS_REVOKED = 4003
 CLOSE_TOO_SLOW = 4008
+CLOSE_TOO_MANY_SOCKETS = 4029
 CLOSE_NO_PONG = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_SERVER_ERROR = 1011
@@ -52,6 +55,31 @@ CLOSE_REPLY_SECONDS = 1.0  # how long a client has to answer our close before th
 MAX_CHANNELS = 200
 MAX_MESSAGE_BYTES = 16_384
 DELIVERED_MEMORY = 10_000  # event ids remembered per socket, so replay and live never send one twice
+
+
+class SocketsPerPrincipal:
+    """Open sockets per person (or agent) in this process, with a ceiling: one token cannot
+    take every connection a worker has (REALTIME_SOCKETS_PER_PERSON)."""
+
+    def __init__(self):
+        self._open: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    def take(self, key: str, ceiling: int) -> bool:
+        with self._lock:
+            if self._open[key] >= ceiling:
+                return False
+            self._open[key] += 1
+            return True
+
+    def give_back(self, key: str) -> None:
+        with self._lock:
+            self._open[key] -= 1
+            if self._open[key] <= 0:
+                del self._open[key]
+
+
+OPEN_SOCKETS = SocketsPerPrincipal()
 
 
 class SocketGone(Exception):
@@ -152,14 +180,24 @@ class Session:
         try:
             if not self._authenticate():
                 return
-            self.hub.start()
-            self.subscriber = Subscriber(self.principal, self.settings.realtime_queue_size)
-            self._wake_on_receive(self.subscriber)
-            self.hub.attach(self.subscriber)
+            owner = self.principal.actor_id
+            ceiling = self.settings.realtime_sockets_per_person
+            if not OPEN_SOCKETS.take(owner, ceiling):
+                self._send_error("too_many_sockets", f"at most {ceiling} open sockets per person on one server "
+                                 "process; close one (one socket carries every channel)")
+                self._close(CLOSE_TOO_MANY_SOCKETS, "too many sockets")
+                return
             try:
-                self._serve()
+                self.hub.start()
+                self.subscriber = Subscriber(self.principal, self.settings.realtime_queue_size)
+                self._wake_on_receive(self.subscriber)
+                self.hub.attach(self.subscriber)
+                try:
+                    self._serve()
+                finally:
+                    self.hub.detach(self.subscriber)
             finally:
-                self.hub.detach(self.subscriber)
+                OPEN_SOCKETS.give_back(owner)
         except SocketGone:
             pass
         except ConnectionClosed:
@@ -374,7 +412,12 @@ class Session:
             raise ChannelError("not_found", f"no {channel.kind} {channel.target} that you may see")
 
     def _replay(self, channel: Channel, since: int) -> None:
-        """The channel's events after `since`, read under the caller's own claims (RLS decides)."""
+        """The channel's events after `since`, read under the caller's own claims (RLS decides);
+        each replay spends the caller's budget of replays (app/ratelimits.py)."""
+        try:
+            spend("replays", self.principal.actor_id)
+        except ApiError as refused:
+            raise ProtocolError("rate_limited", refused.message, refused.details) from None
         limit = self.settings.realtime_replay_limit
         query = sql.SQL("select " + EVENT_COLUMNS + " from public.realtime_events where seq > {} and ({})"
                         " order by seq limit {}").format(since, channel.replay_filter(), limit + 1)

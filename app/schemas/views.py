@@ -135,7 +135,7 @@ class AgentPerformance(ViewPart):
 
 
 class DailyCompliance(ViewPart):
-    date = fields.Date()
+    date = fields.Date(dump_only=True)  # an answer only
     tasks_total = fields.Integer()
     tasks_on_time = fields.Integer()
     compliance_rate = fields.Float(allow_none=True)

@@ -12,10 +12,11 @@ from app.auth import Principal, current_principal
 from app.n8n import delivery
 from app.db import get_db, switch_principal
 from app.errors import ApiError
-from app.inputs import json_body
+from app.inputs import json_body, verified_before_parsing
+from app.ratelimits import refuse_unproven, spend
 from app.schemas import CamelSchema
 from app.schemas.workflows import validate_payload
-from app.webhooks.signing import inbound_token
+from app.webhooks.signing import claimed_workflow_ids, inbound_token
 
 bp = Blueprint("inbound_webhooks", __name__, url_prefix="/webhooks/inbound")
 
@@ -57,13 +58,30 @@ def load(schema, body) -> dict:
         raise ApiError(422, "the request is not valid", "validation_error", {"json": error.messages}) from None
 
 
-def check_inbound_token(workflow_id: uuid.UUID) -> None:
+def token_for(secret: bytes, workflow_id: str) -> bool:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    expected = inbound_token(secret, workflow_id)
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+def prove_inbound() -> None:
+    """Before the body is parsed: the bearer token must be the inbound token of a workflow the
+    raw body names; that workflow's budget of deliveries is spent. Otherwise the refusal spends
+    the sender address's refusal budget."""
     secret = current_app.config["SETTINGS"].n8n_callback_secret
     if secret is None:
         raise ApiError(503, "inbound webhooks are not configured here (N8N_CALLBACK_SECRET)", "unavailable")
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    expected = inbound_token(secret, str(workflow_id))
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+    for workflow_id in claimed_workflow_ids(request.get_data()):
+        if token_for(secret, workflow_id):
+            spend("inbound", f"workflow:{workflow_id}")
+            return
+    raise refuse_unproven(ApiError(401, "send Authorization: Bearer <the workflow's inbound token>", "invalid_token"))
+
+
+def check_inbound_token(workflow_id: uuid.UUID) -> None:
+    """The parsed body's workflow is the one the token is for."""
+    secret = current_app.config["SETTINGS"].n8n_callback_secret
+    if not token_for(secret, str(workflow_id)):
         raise ApiError(401, "send Authorization: Bearer <the workflow's inbound token>", "invalid_token")
 
 
@@ -82,15 +100,19 @@ def receive(kind: str, data: dict, extra: dict):
 
 
 @bp.post("/payoff-statement")
+@verified_before_parsing
 def payoff_statement():
     """A lender's payoff statement for a waiting payoff request."""
+    prove_inbound()
     data = load(PayoffStatement, json_body())
     return receive("payoff_statement", data, {"statement": data["statement"]})
 
 
 @bp.post("/hoa-documents")
+@verified_before_parsing
 def hoa_documents():
     """An HOA's documents for a waiting HOA acquisition."""
+    prove_inbound()
     data = load(HoaDocuments, json_body())
     return receive("hoa_documents", data, {})
 

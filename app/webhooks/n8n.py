@@ -11,8 +11,9 @@ from app.n8n import delivery
 from app.n8n.watch import lost_in_words
 from app.db import get_db
 from app.errors import ApiError, error_response
-from app.inputs import json_body
-from app.webhooks.signing import SignatureError, verify, workflow_keys
+from app.inputs import json_body, verified_before_parsing
+from app.ratelimits import refuse_unproven, spend
+from app.webhooks.signing import SignatureError, claimed_workflow_ids, verify, workflow_keys
 
 bp = Blueprint("n8n_webhooks", __name__, url_prefix="/webhooks/n8n")
 
@@ -47,18 +48,36 @@ def answer(result: dict):
     return response
 
 
+def verify_callback(secret: bytes, body: bytes) -> tuple[str, str]:
+    """(event id, workflow id) of a callback signed with the key of a workflow its raw body
+    names, or the refusal (which spends the sender address's refusal budget)."""
+    claimed = claimed_workflow_ids(body)
+    if not claimed:
+        raise refuse_unproven(ApiError(401, 'the body names no "workflowId" whose key could have signed it',
+                                       "invalid_signature"))
+    problem = None
+    for workflow_id in claimed:
+        try:
+            return verify(workflow_keys(secret, workflow_id), body, request.headers), workflow_id
+        except SignatureError as error:
+            problem = problem or error
+    raise refuse_unproven(ApiError(401, str(problem), "invalid_signature"))
+
+
 @bp.post("")
+@verified_before_parsing
 def callback():
-    """A business event from n8n, verified with its workflow's key before anything else."""
+    """A business event from n8n, verified with its workflow's key before anything else: on the
+    raw bytes, before they are parsed; then it spends that workflow's budget of callbacks."""
     secret = current_app.config["SETTINGS"].n8n_callback_secret
     if secret is None:
         raise ApiError(503, "callbacks are not configured here (N8N_CALLBACK_SECRET)", "unavailable")
-    body = request.get_data()  # the raw bytes signed (app.inputs checked and parsed them)
+    body = request.get_data()  # the raw bytes signed (app.inputs checked their type and size)
+    event_id, signed_for = verify_callback(secret, body)
+    spend("callbacks", f"workflow:{signed_for}")
     envelope = parse_envelope(json_body())
-    try:
-        event_id = verify(workflow_keys(secret, envelope["data"]["workflowId"]), body, request.headers)
-    except SignatureError as error:
-        raise ApiError(401, str(error), "invalid_signature") from None
+    if envelope["data"]["workflowId"] != signed_for:
+        raise ApiError(400, "data.workflowId is not the workflow whose key signed the body", "invalid_body")
     # One round trip (BEGIN as the service, the event, COMMIT); a retry after a lost connection
     # is answered from the event's receipt, never applied twice.
     result = get_db().single(Principal.service("n8n"), "select public.apply_n8n_event('n8n', %s, %s, %s) as r",
@@ -70,6 +89,7 @@ def callback():
 
 
 @bp.post("/errors")
+@verified_before_parsing
 def error_report():
     """The error workflow's report of an execution that failed unhandled: marks the workflow
     owning that execution failed and escalates it. Idempotent by execution id. An execution n8n
@@ -81,7 +101,8 @@ def error_report():
         raise ApiError(503, "error reports are not configured here (N8N_ERROR_WEBHOOK_TOKEN)", "unavailable")
     given = request.headers.get("X-N8N-Error-Token", "")
     if not hmac.compare_digest(given.encode(), token.encode()):
-        raise ApiError(401, "send X-N8N-Error-Token", "invalid_token")
+        raise refuse_unproven(ApiError(401, "send X-N8N-Error-Token", "invalid_token"))
+    spend("error_reports", "n8n-error-workflow")
     report = json_body()
     if not isinstance(report, dict) or not isinstance(report.get("executionId"), (str, int)):
         raise ApiError(400, 'the body must be {"executionId", "error": {...}}', "invalid_body")

@@ -16,10 +16,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Mapping
 
 TOLERANCE_SECONDS = 5 * 60
+# "workflowId": "<id>" as written in a body, read before the body is parsed: a caller's proof
+# (a signature, an inbound token) is checked against the workflows a body names this way first,
+# so a forged body costs an HMAC, not a parse. Ids are UUIDs; a few candidates at most.
+CLAIMED_WORKFLOW_ID = re.compile(rb'"workflowId"\s*:\s*"([0-9A-Za-z-]{1,64})"')
+MAX_CLAIMED = 4
 
 
 class SignatureError(Exception):
@@ -44,6 +50,18 @@ def workflow_keys(master_secret: bytes, workflow_id: str) -> tuple[bytes, bytes]
     """The keys a workflow's callbacks may be signed with: the current one first."""
     earlier = earlier_workflow_key(master_secret, workflow_id)
     return earlier.hex().encode("ascii"), earlier
+
+
+def claimed_workflow_ids(body: bytes) -> list[str]:
+    """The workflow ids `body` names as "workflowId": "...", in order, without parsing it."""
+    found: list[str] = []
+    for match in CLAIMED_WORKFLOW_ID.finditer(body):
+        claimed = match.group(1).decode("ascii")
+        if claimed not in found:
+            found.append(claimed)
+            if len(found) == MAX_CLAIMED:
+                break
+    return found
 
 
 def inbound_token(master_secret: bytes, workflow_id: str) -> str:

@@ -119,3 +119,15 @@ def test_every_variable_the_service_reads_is_documented():
     read = set(re.findall(r'(?:get|url|integer)\("([A-Z][A-Z0-9_]+)"', (root / "app" / "config.py").read_text()))
     documented = (root / "docs" / "api.md").read_text()
     assert read and {name for name in read if f"`{name}" not in documented and f" {name}" not in documented} == set()
+
+
+def test_gunicorns_master_imports_nothing_that_must_be_imported_after_gevent():
+    """gunicorn.conf.py checks the settings in the master, before workers fork and gevent patches
+    the standard library: what it imports must not pull psycopg in (psycopg decides at import
+    whether to wait cooperatively; imported unpatched, every database call in a gevent worker
+    would block all of its connections)."""
+    code = ("import sys, runpy; runpy.run_path('gunicorn.conf.py'); import app.config; "
+            "print(sorted(m for m in ('psycopg', 'flask_limiter', 'app.errors', 'app.db') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -112,43 +112,139 @@ def _webhook_requests(db):
 
 
 WEBHOOKS = ["n8n callback", "n8n error report", "payoff statement", "HOA documents"]
+# The budget each webhook's authenticated requests spend (app/ratelimits.py).
+OWN_BUDGET = {"n8n callback": "callbacks", "n8n error report": "error_reports", "payoff statement": "inbound",
+              "HOA documents": "inbound"}
+WRITES = "select (select count(*) from public.webhook_receipts) + (select count(*) from public.audit_events) + " \
+         "(select count(*) from public.communications) + (select count(*) from public.documents) n"
 
 
 @pytest.mark.parametrize("webhook", WEBHOOKS)
-def test_authenticated_webhook_requests_never_count(limited_client, db, webhook):
-    # Far past every per-principal budget and the refusal budget: all answered, none 429.
+def test_authenticated_webhook_requests_spend_only_their_own_budget(limited_client, db, webhook):
+    # Far past every person's budget and the address's refusal budget: all served until their own
+    # budget (per workflow, or per error token) is spent, then 429 naming it.
     limited_client.config["RATE_LIMITS"] = {"standard": "2/hour", "views": "2/hour", "actions": "2/hour",
-                                            "webhook_refusals": "2/hour"}
+                                            "refusals": "2/hour", OWN_BUDGET[webhook]: "6/hour"}
     path, authenticated, _ = _webhook_requests(db)[webhook]
     client = limited_client.test_client()
-    statuses = [client.post(path, **authenticated).status_code for _ in range(8)]
-    assert 429 not in statuses and not set(statuses) & {401, 403}, statuses
+    statuses = [client.post(path, **authenticated).status_code for _ in range(7)]
+    assert 429 not in statuses[:6] and not set(statuses) & {401, 403}, statuses
+    assert statuses[6] == 429, statuses
 
 
 @pytest.mark.parametrize("webhook", WEBHOOKS)
-def test_refused_webhook_requests_count_per_address_until_429(limited_client, db, webhook):
-    limited_client.config["RATE_LIMITS"] = {"webhook_refusals": "3/hour"}
+def test_a_forged_flood_from_an_address_never_costs_a_genuine_sender_there(limited_client, db, webhook):
+    """Finding 4 of issue 30: forged callbacks from n8n's own address (a proxy, n8n Cloud's
+    egress) must not lock out the genuine signed ones."""
+    limited_client.config["RATE_LIMITS"] = {"refusals": "3/hour"}
     requests_ = _webhook_requests(db)
-    path, authenticated, refused = requests_[webhook]
+    path, _, refused = requests_[webhook]
     client = limited_client.test_client()
     assert [client.post(path, **refused).status_code for _ in range(3)] in ([401] * 3, [403] * 3)
-    before = db.execute("select (select count(*) from public.webhook_receipts) + (select count(*) from public.audit_events) n").fetchone()["n"]
-    # That address is now out of its refusal budget, on every webhook, authenticated or not.
+    # That address is out of its refusal budget: what it cannot prove is 429, on every webhook ...
+    before = db.execute(WRITES).fetchone()["n"]
+    for other_path, _, other_refused in requests_.values():
+        response = client.post(other_path, **other_refused)
+        assert response.status_code == 429, (other_path, response.status_code)
+        assert response.json["error"]["code"] == "rate_limited" and "refused requests" in response.json["error"]["message"]
+        assert int(response.headers["Retry-After"]) > 0
+    assert db.execute(WRITES).fetchone()["n"] == before
+    # ... and what it proves is served, on every webhook.
     for other_path, other_authenticated, _ in requests_.values():
         response = client.post(other_path, **other_authenticated)
-        assert response.status_code == 429, (other_path, response.status_code)
-        assert response.json["error"]["code"] == "rate_limited" and "refused webhook requests" in response.json["error"]["message"]
-        assert int(response.headers["Retry-After"]) > 0
-    assert db.execute("select (select count(*) from public.webhook_receipts) + (select count(*) from public.audit_events) n").fetchone()["n"] == before
-    # Another address is not affected.
-    response = client.post(path, environ_base={"REMOTE_ADDR": "10.9.8.7"}, **authenticated)
-    assert response.status_code not in (401, 403, 429), response.status_code
+        assert response.status_code not in (401, 403, 429), (other_path, response.status_code, response.json)
+    # Another address still has its own refusal budget.
+    response = client.post(path, environ_base={"REMOTE_ADDR": "10.9.8.7"}, **refused)
+    assert response.status_code in (401, 403), response.status_code
 
 
 def test_webhooks_and_the_api_keep_separate_budgets(limited_client, db):
-    limited_client.config["RATE_LIMITS"] = {"standard": "2/hour", "webhook_refusals": "2/hour"}
+    limited_client.config["RATE_LIMITS"] = {"standard": "2/hour", "refusals": "2/hour"}
     path, _, refused = _webhook_requests(db)["n8n callback"]
     client = limited_client.test_client()
     assert [client.post(path, **refused).status_code for _ in range(3)] == [401, 401, 429]
     operator = Caller(client, "operator")
     assert [operator.get("/api/workflows").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_a_forged_callback_is_refused_before_its_body_is_parsed(limited_client, db, monkeypatch):
+    """The signature is checked on the raw bytes, against the workflows the body names."""
+    from app import inputs
+
+    path, _, refused = _webhook_requests(db)["n8n callback"]
+    parsed = []
+    monkeypatch.setattr(inputs, "loads", lambda text: parsed.append(text) or {})
+    response = limited_client.test_client().post(path, **refused)
+    assert response.status_code == 401 and response.json["error"]["code"] == "invalid_signature"
+    assert parsed == []
+
+
+# ---- the API: every request counts, refused or not -------------------------------------------------
+REFUSED_BODIES = {
+    "not JSON": {"data": b"{", "content_type": "application/json"},
+    "wrong media type": {"data": b"x=1", "content_type": "application/x-www-form-urlencoded"},
+    "not an object": {"json": [1, 2]},
+    "NUL in a field": {"json": {"type": "PAYOFF_REQUEST", "payload": {"address": "a\u0000"}}},
+    "invalid fields": {"json": {"type": "NOPE"}},
+}
+
+
+@pytest.mark.parametrize("refusal", REFUSED_BODIES)
+def test_refused_requests_spend_the_callers_budget(limited_client, refusal):
+    """Finding 2 of issue 30: input checks ran before the budget, so refusals were free."""
+    limited_client.config["RATE_LIMITS"] = {"standard": "3/hour"}
+    operator = Caller(limited_client.test_client(), "operator")
+    answers = [operator.post("/api/workflows", **REFUSED_BODIES[refusal]) for _ in range(4)]
+    assert [a.status_code for a in answers[:3]] == [answers[0].status_code] * 3 and 400 <= answers[0].status_code < 429
+    assert [a.headers.get("X-RateLimit-Remaining") for a in answers[:3]] == ["2", "1", "0"]
+    assert answers[3].status_code == 429
+
+
+@pytest.mark.parametrize("credentials", [{}, {"Authorization": "Bearer not-a-token"},
+                                         {"X-API-Key": "wrong-key-0123456789", "X-Agent-Name": "nina"}],
+                         ids=["none", "a bad token", "a bad agent key"])
+def test_requests_that_prove_nobody_spend_the_address_budget_and_never_a_persons(limited_client, credentials):
+    limited_client.config["RATE_LIMITS"] = {"refusals": "3/hour", "standard": "3/hour"}
+    client = limited_client.test_client()
+    assert [client.get("/api/workflows", headers=credentials).status_code for _ in range(4)] == [401, 401, 401, 429]
+    # A person from the same address is served from their own budget.
+    operator = Caller(client, "operator")
+    assert operator.get("/api/workflows").status_code == 200
+    # The tick's secret too.
+    object.__setattr__(limited_client.config["SETTINGS"], "cron_secret", "the-right-secret-0123456789")
+    assert client.get("/api/internal/tick", headers={"Authorization": "Bearer wrong-secret-0123456789"}).status_code == 429
+
+
+def test_a_clients_work_for_people_has_a_budget_per_client(limited_client):
+    """Finding 3 of issue 30: one client posted 300 messages in 5 s, each a HIGH task for people."""
+    from tests.app.test_workflows_api import PAYOFF
+
+    limited_client.config["RATE_LIMITS"] = {"client_work": "3/hour"}
+    client = limited_client.test_client()
+    user, admin, other = (Caller(client, name) for name in ("client_user_a", "client_admin_a", "client_user_b"))
+    order = {"type": "PAYOFF_REQUEST", "payload": PAYOFF}
+    assert [user.post("/api/workflows", json=order).status_code for _ in range(2)] == [201, 201]
+    message = {"workflowId": str(row("A101")), "message": "any news?"}
+    assert user.post("/webhooks/inbound/client-message", json=message).status_code == 202
+    # The company's budget is spent, by any of its people, on every kind of work.
+    refused = admin.post("/api/workflows", json=order)
+    assert refused.status_code == 429 and "from this client" in refused.json["error"]["message"]
+    assert user.post("/webhooks/inbound/client-message", json=message).status_code == 429
+    # Reads, another client and HIL people are not affected.
+    assert user.get("/api/workflows").status_code == 200
+    assert other.post("/api/workflows", json=order).status_code == 201
+    assert Caller(client, "operator").post("/api/workflows", json={**order, "clientId": str(row("A001"))}).status_code == 201
+
+
+def test_without_redis_the_budgets_are_shared_through_postgresql(db, database_url):
+    """Finding 5 of issue 30: per-worker budgets let N workers grant N times the limit."""
+    settings = make_settings(database_url)
+    object.__setattr__(settings, "rate_limits_enabled", True)
+    first, second = (create_app(settings, database=TransactionalDatabase(db)) for _ in range(2))
+    first.extensions["limiter"].reset()
+    for app in (first, second):
+        app.config["RATE_LIMITS"] = {"standard": "2/hour"}
+    assert Caller(first.test_client(), "manager").get("/api/workflows").status_code == 200
+    assert Caller(second.test_client(), "manager").get("/api/workflows").status_code == 200
+    assert Caller(first.test_client(), "manager").get("/api/workflows").status_code == 429
+    assert db.execute("select count(*) n from private.rate_limit_windows").fetchone()["n"] > 0

@@ -188,9 +188,9 @@ def test_unknown_routes_answer_in_the_error_shape(as_):
     assert response.status_code == 405 and response.json["error"]["code"] == "method_not_allowed"
 
 
-def test_a_request_id_is_echoed_or_made(as_):
+def test_the_request_id_is_the_services_and_a_callers_own_id_is_kept_beside_it(as_):
     response = as_("operator").get("/api/workflows", headers={"X-Request-Id": "abc-123"})
-    assert response.headers["X-Request-Id"] == "abc-123"
+    assert uuid.UUID(response.headers["X-Request-Id"]) and response.headers["X-Client-Request-Id"] == "abc-123"
     assert uuid.UUID(as_("operator").get("/api/workflows").headers["X-Request-Id"])
 
 

@@ -23,7 +23,8 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
                                                status_code_conformance)
 
 from tests.db.world import PEOPLE, row
-from app.webhooks.signing import inbound_token, signed_headers, workflow_key
+from app.webhooks.signing import claimed_workflow_ids, inbound_token, signed_headers, workflow_key
+from tests.security.surface import PROVEN_ON_RAW_BYTES
 from tests.service_fixtures import AGENT_KEY, CALLBACK_SECRET, ERROR_TOKEN
 from tests.support import mint_token
 
@@ -139,10 +140,22 @@ def send_with_edge(app, case, headers: dict, edge: str, pick: int):
         query[name] = f"{query[name]}{edge}"
     else:
         return None
+    if case.path in MACHINE_WEBHOOKS:  # with the credentials its caller sends for this body
+        return send_webhook(app, case, body, pick)
     data = {} if body is None or isinstance(body, NotSet) else {"data": json.dumps(body),
                                                                 "content_type": "application/json"}
     return app.test_client().open(case.formatted_path, method=case.method.upper(), query_string=query,
                                   headers=headers, **data)
+
+
+def proves_nobody(case, response) -> bool:
+    """A machine webhook's 401 for a body that names no workflow its credentials are for (the
+    edge went into the workflow's id, or there was none): the caller's proof is checked on the
+    raw bytes before anything in the body is read, so that is the answer."""
+    error = (response.get_json(silent=True) or {}).get("error") or {}
+    if case.path not in PROVEN_ON_RAW_BYTES or response.status_code != 401:
+        return False
+    return error.get("code") in ("invalid_signature", "invalid_token") and getattr(response, "proven_for", None) is None
 
 
 # The webhooks n8n and outside parties call authenticate with what the body names (the
@@ -164,6 +177,13 @@ def world_workflow(body, use_world: int, pick: int):
     return body
 
 
+def named_workflow(body):
+    """The workflow a webhook body names (workflowId, or data.workflowId), if any."""
+    if not isinstance(body, dict):
+        return None
+    return body.get("workflowId") or (body["data"].get("workflowId") if isinstance(body.get("data"), dict) else None)
+
+
 def send_webhook(app, case, body, pick: int):
     """A machine webhook's case with the credentials its caller would send for that body."""
     if body is None or isinstance(body, NotSet):
@@ -173,15 +193,19 @@ def send_webhook(app, case, body, pick: int):
     else:
         data = json.dumps(body).encode()
     headers = {"Content-Type": case.media_type or "application/json"}
-    named = (body.get("workflowId") if isinstance(body, dict) else None) or \
-        (body.get("data", {}).get("workflowId") if isinstance(body, dict) and isinstance(body.get("data"), dict) else None)
-    if case.path == "/webhooks/n8n" and isinstance(named, str):
+    named = named_workflow(body)
+    # Credentials for a workflow the bytes name as the service reads them (an id that is not
+    # one, a surrogate in it, names none: sent without, as nobody could sign for it).
+    provable = isinstance(named, str) and named in claimed_workflow_ids(data)
+    if case.path == "/webhooks/n8n" and provable:
         headers.update(signed_headers(workflow_key(CALLBACK_SECRET, named), f"evt-fuzz-{pick}-{uuid.uuid4().hex}", data))
     elif case.path == "/webhooks/n8n/errors":
         headers["X-N8N-Error-Token"] = ERROR_TOKEN
-    elif isinstance(named, str):
+    elif provable:
         headers["Authorization"] = f"Bearer {inbound_token(CALLBACK_SECRET, named)}"
-    return app.test_client().open(case.formatted_path, method=case.method.upper(), data=data, headers=headers)
+    response = app.test_client().open(case.formatted_path, method=case.method.upper(), data=data, headers=headers)
+    response.proven_for = named if provable else None
+    return response
 
 
 def run_operation(app, operation, label, caller, mode, examples, figures, reset, seed) -> None:
@@ -209,6 +233,7 @@ def run_operation(app, operation, label, caller, mode, examples, figures, reset,
             # So is a query parameter given several times (negative mode sends a list as repeats).
             refused_first |= (edged.status_code == 422 and error.get("code") == "repeated_parameter"
                               and any(isinstance(value, list) for value in (case.query or {}).values()))
+            refused_first |= proves_nobody(case, edged)
             if set(error) != ERROR_KEYS or not (refused_first or (edged.status_code == 422
                                                                  and error["code"] == "unstorable_text")):
                 figures.failures.append((label, caller, mode.value, f"unstorable text answered {edged.status_code} "

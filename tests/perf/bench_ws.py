@@ -270,7 +270,9 @@ def main() -> int:
 
     env = {**os.environ, "DATABASE_URL": url, "SUPABASE_JWT_SECRET": SECRET, "PORT": str(free_port()),
            "RATE_LIMITS": "off", "WEB_CONCURRENCY": "1", "DB_POOL_MAX": "8", "PYTHONPATH": str(ROOT),
-           "REALTIME_SOCKETS_PER_WORKER": str(args.subscribers + 100), "GUNICORN_WORKER": args.worker}
+           "REALTIME_SOCKETS_PER_WORKER": str(args.subscribers + 100), "GUNICORN_WORKER": args.worker,
+           # every subscriber is one operator on one address here
+           "REALTIME_SOCKETS_PER_PERSON": str(args.subscribers + 100), "CONNECTIONS_PER_ADDRESS": "0"}
     gunicorn, base = start_service(env, "wsgi:app", "ws-server.log")
     try:
         report = asyncio.run(measure(base, url, args, gunicorn.pid))

@@ -42,6 +42,9 @@ def service_env(database_url: str, port: int, **extra: str) -> dict:
             "AGENT_API_KEYS": f"*={AGENT_KEY}", "RATE_LIMITS": "off", "WEB_CONCURRENCY": "1",
             "GUNICORN_THREADS": "64", "REALTIME_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
             "REALTIME_QUEUE_SIZE": str(QUEUE_SIZE), "REALTIME_SEND_TIMEOUT_SECONDS": str(SEND_TIMEOUT_SECONDS),
+            # Many sockets per person and per address here (the suite measures fan-out); the caps
+            # themselves are tested in tests/security/test_abuse.py.
+            "REALTIME_SOCKETS_PER_PERSON": "100000", "CONNECTIONS_PER_ADDRESS": "0",
             "METRICS_TOKEN": METRICS_TOKEN, "PYTHONPATH": str(ROOT), **extra}
 
 

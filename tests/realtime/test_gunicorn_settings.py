@@ -2,6 +2,8 @@
 services on one machine never share gunicorn's default path."""
 from __future__ import annotations
 
+import base64
+
 import json
 import os
 import socket
@@ -155,7 +157,10 @@ def test_a_broken_chunked_body_is_a_400_in_the_error_shape_never_a_500(gunicorn_
 @pytest.fixture(scope="module", params=WORKERS)
 def gunicorn_service(realtime_database, request):
     """On each kind of worker: both answer gunicorn's refusals in the error shape."""
-    process, base = start_service(service_env(realtime_database, free_port(), GUNICORN_WORKER=request.param),
+    # The webhooks configured, so that a body they read whole is answered for what it says.
+    secret = "whsec_" + base64.b64encode(b"gunicorn-settings-callback-secret!!").decode()
+    process, base = start_service(service_env(realtime_database, free_port(), GUNICORN_WORKER=request.param,
+                                              N8N_CALLBACK_SECRET=secret),
                                   "wsgi:app", f"gunicorn-refusals-{request.param}.log")
     try:
         yield base

@@ -43,9 +43,30 @@ VALID_BODIES = {
 }
 WEBHOOKS = ["/webhooks/n8n", "/webhooks/n8n/errors", "/webhooks/inbound/payoff-statement",
             "/webhooks/inbound/hoa-documents", "/webhooks/inbound/client-message"]
+# Webhooks whose caller proves itself on the raw bytes, before they are parsed: a signature or
+# an inbound token for the workflow the body names ("workflowId": "..."). A body that names no
+# workflow proves nothing there (401), whatever else is wrong with it.
+PROVEN_ON_RAW_BYTES = ("/webhooks/n8n", "/webhooks/inbound/payoff-statement", "/webhooks/inbound/hoa-documents")
 PUBLIC_PREFIXES = ("/api/health", "/api/openapi.json", "/api/docs")
 # Called by schedulers with CRON_SECRET, never by a person or an agent (tests/app/test_tick.py).
 MACHINE_PREFIXES = ("/api/internal/",)
+
+
+def machine_credentials(path: str, body: bytes, workflow_id=None) -> dict:
+    """The credentials the machine caller of a webhook sends with `body` (for `workflow_id`, by
+    default the workflow A101): n8n's signature, the error workflow's token, an outside party's
+    inbound token. None for the other paths."""
+    from app.webhooks.signing import inbound_token, signed_headers, workflow_key
+    from tests.service_fixtures import CALLBACK_SECRET, ERROR_TOKEN
+
+    named = str(workflow_id or row("A101"))
+    if path == "/webhooks/n8n":
+        return signed_headers(workflow_key(CALLBACK_SECRET, named), f"evt-{len(body)}-{hash(body)}", body)
+    if path == "/webhooks/n8n/errors":
+        return {"X-N8N-Error-Token": ERROR_TOKEN}
+    if path in PROVEN_ON_RAW_BYTES:
+        return {"Authorization": f"Bearer {inbound_token(CALLBACK_SECRET, named)}"}
+    return {}
 
 
 @dataclasses.dataclass(frozen=True)

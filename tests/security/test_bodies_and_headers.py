@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from app.webhooks.signing import signed_headers, workflow_key
+from app.webhooks.signing import inbound_token, signed_headers, workflow_key
 from tests.db.world import row
 from tests.security.state import assert_refused
 from tests.service_fixtures import AGENT_KEY, CALLBACK_SECRET, ERROR_TOKEN
@@ -30,12 +30,34 @@ JSON_ENDPOINTS = [
 IDS = [f"{m} {p}" for m, p in JSON_ENDPOINTS]
 
 
+# Where the caller proves itself on the raw bytes (a signature or token for the workflow the
+# body names), before the body is parsed: a body that names no workflow proves nothing (401).
+PROVEN_ON_RAW_BYTES = {"/webhooks/n8n", "/webhooks/inbound/payoff-statement", "/webhooks/inbound/hoa-documents"}
+
+
 def credentials(path: str, body: bytes = b"") -> dict:
     """Every credential a path could want, so the body is what gets refused."""
     headers = {"X-N8N-Error-Token": ERROR_TOKEN, "Content-Type": "application/json"}
+    if path.startswith("/webhooks/inbound/") and path in PROVEN_ON_RAW_BYTES:
+        headers["Authorization"] = f"Bearer {inbound_token(CALLBACK_SECRET, str(A101))}"
     if path == "/webhooks/n8n":
         headers.update(signed_headers(workflow_key(CALLBACK_SECRET, str(A101)), "evt-body", body))
     return headers
+
+
+def naming_the_workflow(path: str, body: bytes) -> bytes:
+    """`body` of the same kind (object, array) that also names the workflow whose credentials
+    come with it, on the paths that check those on the raw bytes; other paths' bodies as they are."""
+    if path not in PROVEN_ON_RAW_BYTES:
+        return body
+    claim = b'"workflowId": "' + str(A101).encode() + b'"'
+    stripped = body.lstrip()
+    rest = stripped[1:]
+    if stripped.startswith(b"{"):
+        return b"{" + claim + (b"" if rest.lstrip().startswith(b"}") else b", ") + rest
+    if stripped.startswith(b"["):
+        return b"[{" + claim + b"}" + (b"" if rest.lstrip().startswith(b"]") else b", ") + rest
+    return body
 
 
 def nested(depth: int, opening: bytes = b'{"a":', closing: bytes = b"}") -> bytes:
@@ -62,6 +84,7 @@ def test_an_oversized_chunked_body_is_a_413(as_, unchanged, path):
 @pytest.mark.parametrize("body", [nested(100_000), nested(100_000, b"[", b"]"), nested(2_000), nested(5_000, b'[{"a":', b"}]")],
                          ids=["objects 100000", "arrays 100000", "objects 2000", "mixed 10000"])
 def test_a_deeply_nested_body_is_a_400(as_, unchanged, method, path, body):
+    body = naming_the_workflow(path, body)
     response = getattr(as_("operator"), method)(path, data=body, headers=credentials(path, body))
     error = assert_refused(response, 400)
     assert error["code"] == "invalid_body" and "nested" in error["message"]
@@ -82,7 +105,7 @@ NUMBERS_NOT_HELD = {
 def test_a_number_json_does_not_define_or_nothing_here_holds_is_a_400(as_, unchanged, method, path, kind):
     number, says = NUMBERS_NOT_HELD[kind]
     for body in (f'{{"metadata": {{"x": {number}}}}}', f'{{"a": [1, {number}]}}', f'{{"title": "t", "n": {number}}}'):
-        data = body.encode()
+        data = naming_the_workflow(path, body.encode())
         response = getattr(as_("operator"), method)(path, data=data, headers=credentials(path, data))
         error = assert_refused(response, 400)
         assert error["code"] == "invalid_body" and says in error["message"], (body[:80], error)
@@ -95,8 +118,12 @@ NOT_OBJECTS = {"array": b"[]", "array of an object": b'[{"title": "x"}]', "strin
 @pytest.mark.parametrize("method, path", JSON_ENDPOINTS, ids=IDS)
 @pytest.mark.parametrize("kind", NOT_OBJECTS)
 def test_a_body_that_is_not_a_json_object_is_a_422(as_, unchanged, method, path, kind):
-    body = NOT_OBJECTS[kind]
+    body = naming_the_workflow(path, NOT_OBJECTS[kind])
     response = getattr(as_("operator"), method)(path, data=body, headers=credentials(path, body))
+    if path in PROVEN_ON_RAW_BYTES and not body.lstrip().startswith((b"{", b"[")):
+        # A string, number, true or null cannot name the workflow its credentials are for.
+        assert assert_refused(response, 401)["code"] in ("invalid_signature", "invalid_token")
+        return
     error = assert_refused(response, 422)
     assert error["code"] == "validation_error" and "JSON object" in error["message"]
     assert error["details"] == {"json": {"_schema": ["send a JSON object"]}}

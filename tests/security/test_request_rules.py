@@ -6,13 +6,15 @@ surrogates) refused with 422 naming the field wherever it sits. Refused means no
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 
 import pytest
 
 from tests.db.world import row
 from tests.security.state import assert_refused
-from tests.security.surface import BODY_OPERATIONS, OPERATIONS, QUERY_OPERATIONS
+from tests.security.surface import (BODY_OPERATIONS, OPERATIONS, PROVEN_ON_RAW_BYTES, QUERY_OPERATIONS,
+                                    machine_credentials)
 
 # A body every endpoint would at least parse; only its content type or form is wrong.
 SOME_JSON = json.dumps({"ids": [str(row("A701"))], "action": "cancel"}).encode()
@@ -23,9 +25,27 @@ UNSTORABLE = {"NUL": "\x00", "lone high surrogate": "\ud800", "lone low surrogat
 
 
 def send(as_, op, *, data: bytes = b"", content_type: str | None = "application/json", query: str = ""):
+    """As an operator, with the credentials a machine webhook's caller sends for `data`."""
     headers = {} if content_type is None else {"Content-Type": content_type}
+    headers.update(machine_credentials(op.template, data))
     path = op.path() + (f"?{query}" if query else "")
     return getattr(as_("operator"), op.method)(path, data=data, headers=headers)
+
+
+def naming_the_workflow(op, body, field: str):
+    """On the webhooks that check their caller's proof on the raw bytes, `body` also names the
+    workflow the credentials are for (first, so a list's indexes move by one)."""
+    if op.template not in PROVEN_ON_RAW_BYTES:
+        return body, field
+    claim = {"workflowId": str(row("A101"))}
+    if isinstance(body, list):
+        return [claim, *body], re.sub(r"^\[(\d+)\]", lambda m: f"[{int(m.group(1)) + 1}]", field)
+    return {**claim, **body}, field
+
+
+def names_no_workflow(op, data: bytes) -> bool:
+    """A body the webhook cannot check its caller's proof against: refused 401 before parsing."""
+    return op.template in PROVEN_ON_RAW_BYTES and b'"workflowId"' not in data
 
 
 @pytest.mark.parametrize("op", BODY_OPERATIONS, ids=str)
@@ -46,6 +66,9 @@ def test_a_missing_body_is_a_400(as_, unchanged, op, body):
 @pytest.mark.parametrize("body, says", [(b'{"title": "x",}', "line 1, column 15"), (b"not json", "line 1, column 1"),
                                         (b'{"title": "\xff"}', "not UTF-8"), (b'{"a": 1} {"b": 2}', "Extra data")])
 def test_a_body_that_is_not_json_is_a_400_saying_where(as_, unchanged, op, body, says):
+    if names_no_workflow(op, body):
+        assert assert_refused(send(as_, op, data=body), 401)["code"] in ("invalid_signature", "invalid_token")
+        return
     error = assert_refused(send(as_, op, data=body), 400)
     assert error["code"] == "invalid_body" and says in error["message"], error["message"]
 
@@ -63,6 +86,7 @@ def placements(text: str) -> list[tuple[object, str]]:
 @pytest.mark.parametrize("kind", UNSTORABLE)
 def test_unstorable_text_anywhere_in_a_body_is_a_422_naming_the_field(as_, unchanged, op, kind):
     for body, field in placements(UNSTORABLE[kind]):
+        body, field = naming_the_workflow(op, body, field)
         # json.dumps writes NUL and surrogates as \u escapes: valid JSON a client can send.
         error = assert_refused(send(as_, op, data=json.dumps(body).encode()), 422)
         assert error["code"] == "unstorable_text", (body, error)

@@ -70,14 +70,23 @@ def test_inbound_needs_the_workflows_own_token(client, db, payoff, headers):
     assert db.execute("select count(*) as n from public.documents").fetchone()["n"] == before
 
 
-@pytest.mark.parametrize("body, status", [
-    ({"statement": STATEMENT}, 422),
-    ({"workflowId": "nope", "statement": STATEMENT}, 422),
-    ({"workflowId": str(uuid.uuid4())}, 422),
-])
-def test_bad_inbound_bodies_are_refused(client, body, status):
+BAD_BODIES = [{"statement": STATEMENT}, {"workflowId": "nope", "statement": STATEMENT}, {"workflowId": "{id}"},
+              {"workflowId": "{id}", "statement": "not an object"}]
+
+
+@pytest.mark.parametrize("body", BAD_BODIES)
+def test_a_bad_body_without_the_token_learns_nothing_about_its_shape(client, body):
+    # The token is checked on the raw bytes first: a caller without it hears 401, not 422.
+    body = {k: (str(uuid.uuid4()) if v == "{id}" else v) for k, v in body.items()}
     response = client.post("/webhooks/inbound/payoff-statement", json=body, headers={"Authorization": "Bearer x"})
-    assert response.status_code == status
+    assert response.status_code == 401 and response.json["error"]["code"] == "invalid_token"
+
+
+@pytest.mark.parametrize("body", [b for b in BAD_BODIES if "workflowId" in b and b["workflowId"] == "{id}"])
+def test_a_bad_body_with_the_token_is_refused_naming_the_field(client, db, payoff, body):
+    body = {k: (str(payoff["id"]) if v == "{id}" else v) for k, v in body.items()}
+    response = client.post("/webhooks/inbound/payoff-statement", json=body, headers=bearer(payoff["id"]))
+    assert response.status_code == 422 and "statement" in response.json["error"]["details"]["json"]
 
 
 def test_documents_for_the_wrong_kind_of_workflow_are_refused(client, db, payoff):

@@ -93,10 +93,31 @@ def test_another_workflows_key_cannot_sign(client, db, running):
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize("body", [b"not json", b'{"type": "task.started"}', b'{"type": "task.exploded", "data": {"workflowId": "x"}}'])
-def test_malformed_bodies_get_400(client, body):
+MALFORMED = [b"not json", b'{"type": "task.started"}', b'{"type": "task.exploded", "data": {"workflowId": "x"}}',
+             b'{"type": "task.started", "data": {"workflowId": "x"', b'{"type": "task.started", "data": "workflowId"}']
+
+
+@pytest.mark.parametrize("body", MALFORMED)
+def test_malformed_unsigned_bodies_are_refused_before_they_are_parsed(client, body):
     response = client.post("/webhooks/n8n", data=body, content_type="application/json", headers={"webhook-id": "e", "webhook-timestamp": "1", "webhook-signature": "v1,x"})
+    assert response.status_code == 401 and response.json["error"]["code"] == "invalid_signature"
+
+
+@pytest.mark.parametrize("body", [b for b in MALFORMED if b'"workflowId": "x"' in b])
+def test_malformed_signed_bodies_get_400(client, body):
+    response = client.post("/webhooks/n8n", data=body, content_type="application/json",
+                           headers=signed_headers(workflow_key(CALLBACK_SECRET, "x"), "evt-malformed", body))
     assert response.status_code == 400 and response.json["error"]["code"] == "invalid_body"
+
+
+def test_a_body_signed_for_another_workflow_it_names_is_refused(client, db, running):
+    other = make_workflow(db)
+    body = json.dumps({"type": "task.started", "timestamp": "2026-11-26T12:00:00Z",
+                       "data": {"workflowId": str(running["id"]), "taskKey": "identify_lender_contact",
+                                "note": {"workflowId": str(other["id"])}}}).encode()
+    response = client.post("/webhooks/n8n", data=body, content_type="application/json",
+                           headers=signed_headers(workflow_key(CALLBACK_SECRET, str(other["id"])), "evt-other", body))
+    assert response.status_code == 400 and "signed" in response.json["error"]["message"]
 
 
 def test_contradicting_events_get_409_and_are_recorded(client, db, running):

@@ -1,0 +1,87 @@
+"""Open connections per peer address, counted by the worker process that accepted them.
+
+A peer that opens connections and never finishes a request (idle, slow headers, a body that
+never comes, `Expect: 100-continue` and nothing after) costs the server a connection slot each
+for as long as it waits. The read deadlines bound how long; this bounds how many: past
+CONNECTIONS_PER_ADDRESS open connections from one address in one worker, a new one from that
+address is answered 429 in the API's error shape and closed at once. Other addresses are not
+affected. A trusted proxy (TRUSTED_PROXIES) is never capped here: every client behind it shares
+its address, and the proxy caps its own clients (docs/security.md shows HAProxy's settings).
+
+Imported by the worker after gevent has patched the standard library (app.server_gevent).
+"""
+from __future__ import annotations
+
+import collections
+import ipaddress
+import threading
+
+
+class AddressCap:
+    """Counts of open connections by peer address, with a ceiling per address."""
+
+    def __init__(self, per_address: int, trusted: tuple = ()):
+        self.per_address = per_address
+        self.trusted = trusted
+        self._open: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings) -> "AddressCap":
+        return cls(settings.connections_per_address, settings.trusted_proxies)
+
+    def admit(self, address: str) -> bool:
+        """Count a new connection from `address`; False (counted nothing) when it is one too many."""
+        if self.per_address <= 0 or self.is_trusted(address):
+            return True
+        with self._lock:
+            if self._open[address] >= self.per_address:
+                return False
+            self._open[address] += 1
+            return True
+
+    def release(self, address: str) -> None:
+        if self.per_address <= 0 or self.is_trusted(address):
+            return
+        with self._lock:
+            self._open[address] -= 1
+            if self._open[address] <= 0:
+                del self._open[address]
+
+    def open_from(self, address: str) -> int:
+        with self._lock:
+            return self._open[address]
+
+    def is_trusted(self, address: str) -> bool:
+        return is_trusted(address, self.trusted)
+
+
+def is_trusted(address: str | None, trusted: tuple) -> bool:
+    if not trusted or not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def peer_address(addr) -> str:
+    """The host part of what accept() returned (a (host, port[, ...]) tuple; a path on a unix socket)."""
+    return addr[0] if isinstance(addr, tuple) and addr else str(addr)
+
+
+def refuse_connection(client, per_address: int) -> None:
+    """Answer a connection one too many from its address (429, the error shape) and close it."""
+    from gunicorn import util
+
+    from app.server import write_error
+
+    try:
+        write_error(client, 429, "Too Many Requests",
+                    f"too many open connections from this address (at most {per_address} at once); "
+                    "close some and retry")
+    except OSError:
+        pass
+    finally:
+        util.close(client)
