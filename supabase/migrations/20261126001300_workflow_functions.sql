@@ -27,7 +27,12 @@ begin
     when 'AWAITING_REVIEW' then to_status in ('IN_PROGRESS', 'BLOCKED', 'PAUSED', 'COMPLETED', 'FAILED', 'CANCELLED')
     when 'BLOCKED' then to_status in ('IN_PROGRESS', 'AWAITING_REVIEW', 'PAUSED', 'FAILED', 'CANCELLED')
     when 'PAUSED' then to_status in ('IN_PROGRESS', 'BLOCKED', 'CANCELLED')
-    else false -- COMPLETED, CANCELLED and FAILED are final (private.is_finished)
+    -- A failed workflow can be resumed from its last checkpoint, or closed out, by a HIL person
+    -- (workflow_action's resume and cancel, the only way out of FAILED: no machine path and no
+    -- client moves it, private.refuse_finished, and a caller's own write changes no finished
+    -- workflow's status, private.guard_workflow_status).
+    when 'FAILED' then to_status in ('IN_PROGRESS', 'CANCELLED')
+    else false -- COMPLETED and CANCELLED are final
   end;
 end
 $$;
@@ -55,15 +60,20 @@ grant execute on function public.workflow_transition_allowed(public.workflow_sta
 
 -- ============================================================================================
 -- Finished is final: a workflow COMPLETED, CANCELLED or FAILED no longer changes through any
--- callback or action (docs/security.md#finished-is-final-and-what-the-server-owns). Its status
--- is final in the table above; every function that creates or changes work (workflow_action,
--- transition_task, task_action, apply_n8n_event, receive_inbound) refuses it first with
--- private.refuse_finished (55000, answered 409 invalid_state), and callers' own writes are held
--- by private.guard_finished_work. What stays open is a HIL person's deliberate correction of a
--- finished workflow or task (an update of its fields, never its status), audited as
--- workflow.corrected / task.corrected (private.audit_row_change).
--- (A failed workflow could once be resumed from its last checkpoint; nothing ran it again
--- unless n8n had lost it, and late events of its execution were applied: it is final now.)
+-- callback or action (docs/security.md#finished-is-final-and-what-the-server-owns). Every
+-- function that creates or changes work (workflow_action, transition_task, task_action,
+-- apply_n8n_event, receive_inbound) refuses it first with private.refuse_finished (55000,
+-- answered 409 invalid_state), and callers' own writes are held by private.guard_finished_work
+-- (tasks) and private.guard_workflow_status (a workflow's status). What stays open is what a
+-- person deliberately does:
+--  - a HIL person's correction of a finished workflow or task (an update of its fields, never
+--    its status), audited as workflow.corrected / task.corrected (private.audit_row_change);
+--  - a HIL person's recovery of a FAILED workflow (COMPLETED and CANCELLED are final in the
+--    table above, FAILED is not): workflow_action's resume starts it again from its last
+--    checkpoint in a new n8n execution, the failed one retired so that nothing it still sends
+--    is applied (private.resume_failed_workflow), and its cancel closes it out. FAILED stays
+--    final for every machine path (n8n's callbacks and error report, inbound deliveries,
+--    injected tasks, agents, the service) and for clients.
 -- ============================================================================================
 create or replace function private.is_finished(p_status public.workflow_status) returns boolean
 language plpgsql immutable
@@ -130,6 +140,13 @@ begin
   if new.workflow_type <> old.workflow_type or new.client_id <> old.client_id then
     raise exception 'a workflow cannot change its type or client'
       using errcode = '55000', constraint = 'workflow_identity_fixed';
+  end if;
+  -- A caller's own write (private.writes_as_caller: a person through Supabase's REST API) moves
+  -- no finished workflow: status changes are actions, and leaving FAILED is a HIL person's
+  -- resume or cancel, which retires the failed execution (workflow_action).
+  if new.status <> old.status and private.is_finished(old.status) and private.writes_as_caller() then
+    perform private.refuse_finished(old.status,
+      'a correction does not change a workflow''s status (status changes are actions)');
   end if;
   if not public.workflow_transition_allowed(old.status, new.status) then
     raise exception 'workflow % cannot go from % to %', old.id, old.status, new.status
@@ -445,7 +462,11 @@ revoke all on function private.n8n_trigger_payload(uuid) from public, anon, auth
 -- Security definer: an action writes rows the caller may not write directly (the task plan,
 -- the n8n outbox, other people's notifications); the function authorizes the caller itself
 -- from the same app_metadata claims the policies read. Clients may start and cancel their
--- own workflows; HIL people may do everything; agents nothing.
+-- own workflows; HIL people may do everything; agents nothing. A finished workflow takes no
+-- action (private.refuse_finished) but a HIL person's resume or cancel of a FAILED one: its
+-- recovery. The service, n8n's Postgres node and clients do not recover a failed workflow
+-- (a client's cancel of its failed order is refused too: what becomes of a failed order is
+-- the HIL team's decision, to resume it or close it out).
 -- ============================================================================================
 create or replace function public.workflow_action(p_workflow_id uuid, p_action text, p_data jsonb default '{}'::jsonb)
 returns jsonb
@@ -459,6 +480,7 @@ declare
   v_tasks_created integer := 0;
   v_open_tasks integer;
   v_dispatch_id uuid;
+  v_recovery jsonb;
   v_data jsonb := coalesce(p_data, '{}'::jsonb);
 begin
   if p_action is null or p_action not in ('start', 'pause', 'resume', 'cancel', 'complete') then
@@ -469,9 +491,12 @@ begin
           or (private.is_client() and p_action in ('start', 'cancel'))) then
     raise exception 'your role may not % a workflow', p_action using errcode = '42501';
   end if;
-  perform private.refuse_finished(v_workflow.status, 'it can no longer be ' || case p_action
-    when 'start' then 'started' when 'pause' then 'paused' when 'resume' then 'resumed'
-    when 'cancel' then 'cancelled' else 'completed' end);
+  if not (v_workflow.status = 'FAILED' and p_action in ('resume', 'cancel')
+          and private.is_hil() and not private.is_service()) then
+    perform private.refuse_finished(v_workflow.status, 'it can no longer be ' || case p_action
+      when 'start' then 'started' when 'pause' then 'paused' when 'resume' then 'resumed'
+      when 'cancel' then 'cancelled' else 'completed' end);
+  end if;
 
   if p_action = 'start' then
     if v_workflow.status <> 'PENDING' then
@@ -493,15 +518,21 @@ begin
     update public.workflows set status = v_new_status where id = v_workflow.id;
 
   elsif p_action = 'resume' then
-    if v_workflow.status not in ('PAUSED', 'BLOCKED') then
-      raise exception 'workflow is %, only a paused or blocked workflow can be resumed', v_workflow.status
+    if v_workflow.status not in ('PAUSED', 'BLOCKED', 'FAILED') then
+      raise exception 'workflow is %, only a paused, blocked or failed workflow can be resumed', v_workflow.status
         using errcode = '55000';
     end if;
     v_new_status := 'IN_PROGRESS';
     update public.workflows set status = v_new_status where id = v_workflow.id;
+    if v_workflow.status = 'FAILED' then
+      -- Recovery from the last checkpoint (a HIL person's, checked above): the failed execution
+      -- retired, its failed tasks runnable again, a new execution queued that repeats nothing done.
+      v_recovery := private.resume_failed_workflow(v_workflow);
+      v_dispatch_id := (v_recovery ->> 'dispatchId')::uuid;
+      v_data := v_data || jsonb_build_object('recovery', v_recovery);
     -- Blocked because n8n lost its execution too often (public.recover_lost_execution): nothing
     -- runs it any more, so resuming starts it again where it stopped, and the count starts over.
-    if v_workflow.n8n_status = 'lost' and v_workflow.n8n_execution_id is null then
+    elsif v_workflow.n8n_status = 'lost' and v_workflow.n8n_execution_id is null then
       update public.workflows set metadata = metadata || jsonb_build_object('lossesInARow', 0) where id = v_workflow.id;
       v_dispatch_id := private.queue_resumed_trigger(v_workflow.id,
                                                      v_workflow.metadata -> 'lostExecutions' -> -1 ->> 'executionId');
@@ -515,10 +546,11 @@ begin
        set status = v_new_status,
            metadata = metadata || jsonb_strip_nulls(jsonb_build_object('cancelReason', v_data ->> 'reason'))
      where id = v_workflow.id;
-    -- An undelivered trigger is dropped; a running execution is stopped through n8n.
+    -- An undelivered trigger is dropped; a running execution is stopped through n8n (a failed
+    -- workflow's execution has ended already: nothing to stop).
     update public.n8n_dispatches set status = 'DEAD', last_error = 'workflow cancelled'
      where workflow_id = v_workflow.id and kind = 'TRIGGER' and status in ('PENDING', 'FAILED');
-    if exists (select 1 from public.n8n_dispatches d
+    if v_workflow.status <> 'FAILED' and exists (select 1 from public.n8n_dispatches d
                 where d.workflow_id = v_workflow.id and d.kind = 'TRIGGER' and d.status in ('DELIVERING', 'DELIVERED')) then
       insert into public.n8n_dispatches (workflow_id, kind, payload)
       values (v_workflow.id, 'CANCEL', jsonb_build_object('workflowId', v_workflow.id, 'executionId', v_workflow.n8n_execution_id))

@@ -145,14 +145,18 @@ begin
            s.id as clock_id, s.business_minutes as clock_minutes, s.resumed_at, s.due_at, s.paused_at, s.stopped_at,
            s.consumed_business_minutes as consumed, s.alert_level,
            case
-             -- A finished workflow's clocks are final too (finished is final, private.is_finished):
-             -- a task a failed workflow left open no longer breaches and escalates.
-             when t.status in ('COMPLETED', 'SKIPPED', 'CANCELLED') or private.is_finished(w.status) then 'STOPPED'
+             -- A completed or cancelled workflow's clocks are final too (finished is final): a task
+             -- it left open no longer breaches and escalates.
+             when t.status in ('COMPLETED', 'SKIPPED', 'CANCELLED') or w.status in ('COMPLETED', 'CANCELLED') then 'STOPPED'
              when t.status = 'PENDING' and exists (
                select 1 from public.tasks dep
                 where dep.workflow_id = t.workflow_id and dep.task_key = any (t.depends_on)
                   and dep.status not in ('COMPLETED', 'SKIPPED', 'CANCELLED')) then 'NOT_STARTED'
-             when w.status = 'PAUSED' or (t.status = 'WAITING' and t.metadata ->> 'waitingOn' = 'CLIENT') then 'PAUSED'
+             -- A failed workflow's clocks stand still like a paused one's: nothing runs its open
+             -- tasks, so they neither breach nor escalate, and a person's resume (its recovery,
+             -- public.workflow_action) starts them again with the minutes they had left; a
+             -- cancel stops them.
+             when w.status in ('PAUSED', 'FAILED') or (t.status = 'WAITING' and t.metadata ->> 'waitingOn' = 'CLIENT') then 'PAUSED'
              else 'RUNNING'
            end as wanted
       from public.tasks t
@@ -294,7 +298,8 @@ create trigger tasks_sla_clocks_on_update after update on public.tasks
   referencing old table as old_tasks new table as new_tasks
   for each statement execute function private.sla_clocks_follow_updated_tasks();
 
--- Workflows paused or resumed: their tasks' clocks stop or restart; finished: they stop.
+-- Workflows paused, failed or resumed: their tasks' clocks stand still or run again; completed
+-- or cancelled: they stop.
 create or replace function private.sla_clocks_follow_workflows() returns trigger
 language plpgsql
 set search_path = ''
@@ -305,7 +310,8 @@ begin
   select array_agg(n.id) into v_workflow_ids
     from new_workflows n
     join old_workflows o on o.id = n.id
-   where n.status is distinct from o.status and ('PAUSED' in (n.status, o.status) or private.is_finished(n.status));
+   where n.status is distinct from o.status
+     and ('PAUSED' in (n.status, o.status) or 'FAILED' in (n.status, o.status) or private.is_finished(n.status));
   if v_workflow_ids is not null then
     perform private.sync_sla_clocks(v_workflow_ids);
   end if;

@@ -89,6 +89,53 @@ $$;
 revoke all on function private.queue_resumed_trigger(uuid, text) from public, anon, authenticated;
 
 /*
+ * Retires the execution a workflow ran as, for a new one to take over (the caller holds the
+ * workflow's row lock, records the execution in metadata.lostExecutions, which makes
+ * public.apply_n8n_event refuse whatever it still sends, and queues the new trigger with
+ * private.queue_resumed_trigger). Here, what the retired execution leaves open:
+ *  - a wait it had been answered on (the resume delivered, still queued, or refused because n8n
+ *    had ended the execution already) keeps the answer for the new execution's wait, which takes
+ *    it at once (task.waiting with metadata.pendingInbound, as when an answer comes before its
+ *    wait is announced);
+ *  - a wait it announced and nobody answered yet forgets its resume URL, which leads nowhere
+ *    now: an answer that comes before the new execution announces the wait again waits for it
+ *    (public.receive_inbound keeps it as metadata.pendingInbound);
+ *  - an answer to one of its waits not delivered yet is dropped (p_why says why);
+ *  - the attempts it had open are closed FAILED (p_error_code, p_message).
+ * Used when n8n lost the execution (public.recover_lost_execution) and when a person resumes a
+ * failed workflow (private.resume_failed_workflow).
+ */
+create or replace function private.retire_execution(p_workflow_id uuid, p_error_code text, p_message text, p_why text)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  update public.tasks t
+     set metadata = t.metadata || jsonb_build_object('pendingInbound', d.payload -> 'body')
+    from (select distinct on (d.payload ->> 'taskId') d.payload, d.created_at, d.payload ->> 'taskId' as task_id
+            from public.n8n_dispatches d
+           where d.workflow_id = p_workflow_id and d.kind = 'RESUME'
+           order by d.payload ->> 'taskId', d.created_at desc) d
+   where t.workflow_id = p_workflow_id and t.status = 'RUNNING' and t.id::text = d.task_id
+     and d.created_at >= (select max(e.created_at) from public.task_timeline_events e
+                           where e.task_id = t.id and e.to_status = 'WAITING');
+  delete from private.n8n_resume_urls u using public.tasks t
+   where u.task_id = t.id and t.workflow_id = p_workflow_id and t.status = 'WAITING';
+  update public.tasks set resume_url = null
+   where workflow_id = p_workflow_id and status = 'WAITING' and resume_url is not null;
+  update public.n8n_dispatches d
+     set status = 'DEAD', last_error = p_why || '; the answer goes to the new execution'
+   where d.workflow_id = p_workflow_id and d.kind = 'RESUME' and d.status in ('PENDING', 'FAILED');
+  update public.task_executions e
+     set status = 'FAILED', finished_at = greatest(now(), e.started_at),
+         error_code = p_error_code, error_message = p_message
+   where e.workflow_id = p_workflow_id and e.status = 'RUNNING';
+end
+$$;
+revoke all on function private.retire_execution(uuid, text, text, text) from public, anon, authenticated;
+
+/*
  * n8n says execution p_execution_id has ended (p_reason: what it said) while its workflow is
  * still IN_PROGRESS. In one transaction:
  *  - the execution is recorded as lost (workflows.metadata.lostExecutions); callbacks it might
@@ -96,7 +143,7 @@ revoke all on function private.queue_resumed_trigger(uuid, text) from public, an
  *  - each task it was running or waiting on gets its attempt closed as FAILED and a timeline
  *    event, and keeps its status for the new execution to take over (a start is the task's next
  *    attempt); a wait it had been answered on keeps that answer for the new execution's wait, and
- *    one not answered yet forgets the lost execution's resume URL;
+ *    one not answered yet forgets the lost execution's resume URL (private.retire_execution);
  *  - a new TRIGGER is queued with `resume.done`: every task COMPLETED (with its output, which
  *    later steps read) or SKIPPED, so the new execution skips them and nothing is done twice;
  *  - the audit trail, the realtime stream and the workflow's watchers are told.
@@ -140,34 +187,8 @@ begin
   select coalesce(array_agg(t.task_key order by t.sequence, t.task_key), '{}') into v_interrupted
     from public.tasks t where t.workflow_id = v_workflow.id and t.status in ('RUNNING', 'WAITING');
 
-  -- A wait the lost execution had been answered on (the resume delivered, still queued, or
-  -- refused because n8n had finished the execution already): the answer is kept for the new
-  -- execution's wait, which takes it at once (task.waiting with metadata.pendingInbound, as when
-  -- an answer comes before its wait is announced).
-  update public.tasks t
-     set metadata = t.metadata || jsonb_build_object('pendingInbound', d.payload -> 'body')
-    from (select distinct on (d.payload ->> 'taskId') d.payload, d.created_at, d.payload ->> 'taskId' as task_id
-            from public.n8n_dispatches d
-           where d.workflow_id = v_workflow.id and d.kind = 'RESUME'
-           order by d.payload ->> 'taskId', d.created_at desc) d
-   where t.workflow_id = v_workflow.id and t.status = 'RUNNING' and t.id::text = d.task_id
-     and d.created_at >= (select max(e.created_at) from public.task_timeline_events e
-                           where e.task_id = t.id and e.to_status = 'WAITING');
-  -- A wait the lost execution announced and nobody answered yet: its resume URL leads nowhere
-  -- now, so an answer that comes before the new execution announces the wait again waits for it
-  -- (public.receive_inbound keeps it as metadata.pendingInbound).
-  delete from private.n8n_resume_urls u using public.tasks t
-   where u.task_id = t.id and t.workflow_id = v_workflow.id and t.status = 'WAITING';
-  update public.tasks set resume_url = null
-   where workflow_id = v_workflow.id and status = 'WAITING' and resume_url is not null;
-  -- Not delivered yet: the lost execution's resume URL leads nowhere.
-  update public.n8n_dispatches d
-     set status = 'DEAD', last_error = 'n8n lost the execution waiting for it; the answer goes to the new execution'
-   where d.workflow_id = v_workflow.id and d.kind = 'RESUME' and d.status in ('PENDING', 'FAILED');
-  update public.task_executions e
-     set status = 'FAILED', finished_at = greatest(now(), e.started_at),
-         error_code = 'EXECUTION_LOST', error_message = v_message
-   where e.workflow_id = v_workflow.id and e.status = 'RUNNING';
+  -- Its waits, answers and open attempts (private.retire_execution).
+  perform private.retire_execution(v_workflow.id, 'EXECUTION_LOST', v_message, 'n8n lost the execution waiting for it');
   insert into public.task_timeline_events (task_id, workflow_id, event_type, from_status, to_status, actor_type,
                                            actor_id, message, data)
   select t.id, t.workflow_id, 'execution_lost', t.status, t.status, 'system', 'n8n-watch',
@@ -220,3 +241,82 @@ end
 $$;
 revoke all on function public.recover_lost_execution(uuid, text, text) from public, anon, authenticated;
 grant execute on function public.recover_lost_execution(uuid, text, text) to service_role;
+
+/*
+ * A HIL person resumes a FAILED workflow (public.workflow_action, which has checked who and set
+ * the workflow IN_PROGRESS; p_workflow is the row as it was): recovery from the last checkpoint,
+ * the way a workflow n8n lost starts again ("HIL escalation -> manual intervention -> resume
+ * workflow"). In the same transaction:
+ *  - the execution that failed is retired (private.retire_execution) and recorded in
+ *    metadata.lostExecutions with the failure, so that its late callbacks are refused (409) and a
+ *    late error report of it changes nothing; metadata.failure moves into that record (the
+ *    workflow is no longer failed) and a count of losses in a row starts over;
+ *  - its failed tasks are runnable again, as a task's retry makes them (FAILED -> PENDING, the
+ *    error cleared, the attempts kept: the new execution's start is the next attempt); tasks
+ *    running or waiting keep their status for the new execution to take over; each task the new
+ *    execution runs again gets a workflow_resumed event on its timeline;
+ *  - a trigger not delivered yet is dropped and one new trigger queued with `resume.done`
+ *    (private.queue_resumed_trigger: every task COMPLETED, with its output, or SKIPPED), so that
+ *    n8n repeats nothing done;
+ *  - the workflow's watchers are told. The SLA clocks paused while it was failed run again with
+ *    the minutes they had left (private.sync_sla_clocks, as when a paused workflow resumes).
+ * The caller audits the action (workflow.resumed, with what this returns as data.recovery).
+ */
+create or replace function private.resume_failed_workflow(p_workflow public.workflows) returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_execution text := p_workflow.n8n_execution_id;
+  v_failure jsonb := p_workflow.metadata -> 'failure';
+  v_reason text := 'the workflow failed: ' || coalesce(p_workflow.metadata ->> 'failure', 'no message');
+  v_message text;
+  v_rerun text[];
+  v_dispatch_id uuid;
+  v_done jsonb;
+begin
+  v_message := coalesce('n8n execution ' || v_execution, 'the execution') || ' failed ('
+               || left(coalesce(p_workflow.metadata ->> 'failure', 'no message'), 500) || '); a person resumed the workflow';
+  select coalesce(array_agg(t.task_key order by t.sequence, t.task_key), '{}') into v_rerun
+    from public.tasks t where t.workflow_id = p_workflow.id and t.status in ('RUNNING', 'WAITING', 'FAILED');
+
+  perform private.retire_execution(p_workflow.id, 'EXECUTION_FAILED', v_message, 'the execution waiting for it failed');
+  update public.tasks set status = 'PENDING', error_message = null
+   where workflow_id = p_workflow.id and status = 'FAILED';
+  insert into public.task_timeline_events (task_id, workflow_id, event_type, from_status, to_status, actor_type,
+                                           actor_id, message, data)
+  select t.id, t.workflow_id, 'workflow_resumed', t.status, t.status, a.actor_type, a.actor_id,
+         v_message || '; the workflow goes on in a new execution from this step',
+         jsonb_strip_nulls(jsonb_build_object('executionId', v_execution, 'reason', v_reason))
+    from public.tasks t cross join private.current_actor() a
+   where t.workflow_id = p_workflow.id and t.task_key = any (v_rerun);
+
+  update public.workflows
+     set n8n_execution_id = null, n8n_status = null,
+         metadata = (metadata - 'failure')
+           || case when metadata ? 'lossesInARow' then jsonb_build_object('lossesInARow', 0) else '{}'::jsonb end
+           || case when v_execution is null then '{}'::jsonb else jsonb_build_object('lostExecutions',
+                coalesce(metadata -> 'lostExecutions', '[]'::jsonb)
+                  || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
+                       'executionId', v_execution, 'reason', v_reason, 'failure', v_failure, 'at', now(),
+                       'interruptedTasks', to_jsonb(v_rerun),
+                       'resumedBy', (select a.actor_id from private.current_actor() a))))) end
+   where id = p_workflow.id;
+
+  -- One execution at a time: a trigger still waiting in the outbox would start a second one.
+  update public.n8n_dispatches set status = 'DEAD', last_error = 'replaced by the trigger of a person''s resume'
+   where workflow_id = p_workflow.id and kind = 'TRIGGER' and status in ('PENDING', 'FAILED');
+  v_dispatch_id := private.queue_resumed_trigger(p_workflow.id, v_execution);
+  select d.payload -> 'resume' -> 'done' into v_done from public.n8n_dispatches d where d.id = v_dispatch_id;
+
+  perform private.notify_watchers(p_workflow, null, 'WORKFLOW_UPDATE', 'NORMAL',
+    left(p_workflow.title || ': resumed after its failure', 300),
+    v_message || '. It goes on in a new execution; steps already done are not repeated'
+      || case when cardinality(v_rerun) > 0 then ', ' || array_to_string(v_rerun, ', ') || ' run again' else '' end || '.',
+    'workflow_resumed:' || p_workflow.id || ':' || coalesce(v_execution, v_dispatch_id::text));
+  return jsonb_build_object('retiredExecutionId', v_execution, 'dispatchId', v_dispatch_id,
+                            'rerunTasks', to_jsonb(v_rerun),
+                            'done', (select coalesce(jsonb_agg(k order by k), '[]'::jsonb) from jsonb_object_keys(v_done) k));
+end
+$$;
+revoke all on function private.resume_failed_workflow(public.workflows) from public, anon, authenticated;

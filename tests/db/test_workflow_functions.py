@@ -21,7 +21,9 @@ WORKFLOW_MOVES = {
     "AWAITING_REVIEW": {"IN_PROGRESS", "BLOCKED", "PAUSED", "COMPLETED", "FAILED", "CANCELLED"},
     "BLOCKED": {"IN_PROGRESS", "AWAITING_REVIEW", "PAUSED", "FAILED", "CANCELLED"},
     "PAUSED": {"IN_PROGRESS", "BLOCKED", "CANCELLED"},
-    "FAILED": set(),  # finished is final: COMPLETED, CANCELLED and FAILED
+    # A HIL person's recovery of a failed workflow (workflow_action's resume or cancel); no
+    # machine path and no client takes it (docs/security.md#finished-is-final-and-what-the-server-owns).
+    "FAILED": {"IN_PROGRESS", "CANCELLED"},
     "COMPLETED": set(),
     "CANCELLED": set(),
 }
@@ -62,6 +64,8 @@ def force_workflow_status(db, workflow_id, path):
     (["CANCELLED"], "IN_PROGRESS"),
     ([], "COMPLETED"),
     (["IN_PROGRESS", "PAUSED"], "COMPLETED"),
+    (["IN_PROGRESS", "FAILED"], "COMPLETED"),
+    (["IN_PROGRESS", "FAILED"], "PAUSED"),
 ])
 def test_illegal_workflow_transitions_are_refused_by_the_database(db, path, refused):
     workflow = make_workflow(db)
@@ -313,6 +317,143 @@ def test_pause_and_resume(db):
             db.execute("select public.workflow_action(%s, 'pause')", (workflow["id"],))
     resumed = db.execute("select public.workflow_action(%s, 'resume') as r", (workflow["id"],)).fetchone()["r"]
     assert resumed["newStatus"] == "IN_PROGRESS"
+
+
+def fail_workflow(db, workflow_type="PAYOFF_REQUEST"):
+    """A workflow on n8n execution exec-1 whose first step was done, whose second failed, and
+    which n8n then reported failed (as its error path does)."""
+    workflow = make_workflow(db, workflow_type)
+    start_workflow(db, workflow["id"])
+    db.execute("update public.n8n_dispatches set status = 'DELIVERED' where workflow_id = %s", (workflow["id"],))
+    first, second = list(tasks_of(db, workflow["id"]))[:2]
+    for event, data in [("task.started", {"taskKey": first}),
+                        ("task.completed", {"taskKey": first, "output": {"lender": "First Bank"}}),
+                        ("task.started", {"taskKey": second}),
+                        ("task.failed", {"taskKey": second, "error": "portal down", "retryable": False}),
+                        ("workflow.failed", {"error": "portal down"})]:
+        result = db.execute("select public.apply_n8n_event('n8n', %s, %s, %s) as r", (
+            f"evt-{event}-{data.get('taskKey', '')}", event,
+            Jsonb({"workflowId": str(workflow["id"]), "executionId": "exec-1", **data}))).fetchone()["r"]
+        assert result["statusCode"] == 200, result
+    return workflow, first, second
+
+
+@pytest.mark.parametrize("person", ["operator", "manager"])
+def test_a_hil_person_resumes_a_failed_workflow_from_its_last_checkpoint(db, person):
+    workflow, done, failed = fail_workflow(db)
+    act_as(db, PEOPLE[person])
+    result = db.execute("select public.workflow_action(%s, 'resume') as r", (workflow["id"],)).fetchone()["r"]
+    act_as_service(db)
+    assert (result["previousStatus"], result["newStatus"]) == ("FAILED", "IN_PROGRESS") and result["dispatchId"]
+    stored = db.execute("select status, n8n_execution_id, n8n_status, completed_at, metadata from public.workflows"
+                        " where id = %s", (workflow["id"],)).fetchone()
+    assert (stored["status"], stored["n8n_execution_id"], stored["n8n_status"], stored["completed_at"]) == \
+        ("IN_PROGRESS", None, None, None)
+    [retired] = stored["metadata"]["lostExecutions"]
+    assert retired["executionId"] == "exec-1" and retired["failure"] == "portal down"
+    assert retired["interruptedTasks"] == [failed] and retired["resumedBy"] == str(PEOPLE[person].user_id)
+    assert "failure" not in stored["metadata"]
+    tasks = tasks_of(db, workflow["id"])
+    assert tasks[done]["status"] == "COMPLETED"
+    assert tasks[failed]["status"] == "PENDING" and tasks[failed]["error_message"] is None
+    # One trigger more, the only one to deliver: resume.done carries the completed step's output.
+    triggers = db.execute("select id, status, payload from public.n8n_dispatches where workflow_id = %s"
+                          " and kind = 'TRIGGER' order by created_at, payload ? 'resume'", (workflow["id"],)).fetchall()
+    assert [t["status"] for t in triggers] == ["DELIVERED", "PENDING"] and str(triggers[1]["id"]) == result["dispatchId"]
+    assert triggers[1]["payload"]["resume"] == {"lostExecutionId": "exec-1", "done": {done: {"lender": "First Bank"}}}
+    audit = db.execute("select actor_type, actor_id, changes, data from public.audit_events where resource_id = %s"
+                       " and event_type = 'workflow.resumed'", (workflow["id"],)).fetchall()
+    assert len(audit) == 1 and audit[0]["actor_id"] == str(PEOPLE[person].user_id)
+    assert audit[0]["changes"]["status"] == {"old": "FAILED", "new": "IN_PROGRESS"}
+    assert audit[0]["data"]["recovery"]["retiredExecutionId"] == "exec-1"
+    assert audit[0]["data"]["recovery"]["done"] == [done] and audit[0]["data"]["recovery"]["rerunTasks"] == [failed]
+    timeline = db.execute("select actor_type, actor_id from public.task_timeline_events where task_id = %s"
+                          " and event_type = 'workflow_resumed'", (tasks[failed]["id"],)).fetchall()
+    assert timeline == [{"actor_type": "human", "actor_id": str(PEOPLE[person].user_id)}]
+
+
+def test_the_failed_execution_is_refused_and_the_new_one_runs_the_failed_step_as_its_next_attempt(db):
+    workflow, _, failed = fail_workflow(db)
+    act_as(db, PEOPLE["operator"])
+    db.execute("select public.workflow_action(%s, 'resume')", (workflow["id"],))
+    act_as_service(db)
+
+    def event(event_id, event_type, execution, **data):
+        return db.execute("select public.apply_n8n_event('n8n', %s, %s, %s) as r", (event_id, event_type, Jsonb(
+            {"workflowId": str(workflow["id"]), "executionId": execution, **data}))).fetchone()["r"]
+
+    late = event("evt-late", "task.completed", "exec-1", taskKey=failed, output={"late": True})
+    assert late["statusCode"] == 409 and "was lost" in late["body"]["reason"]
+    assert event("evt-2-start", "task.started", "exec-2", taskKey=failed, attempt=1)["statusCode"] == 200
+    assert event("evt-2-done", "task.completed", "exec-2", taskKey=failed, attempt=1, output={"sent": 1})["statusCode"] == 200
+    task = tasks_of(db, workflow["id"])[failed]
+    attempts = db.execute("select attempt, status, n8n_execution_id from public.task_executions where task_id = %s"
+                          " order by attempt", (task["id"],)).fetchall()
+    assert attempts == [{"attempt": 1, "status": "FAILED", "n8n_execution_id": "exec-1"},
+                        {"attempt": 2, "status": "SUCCEEDED", "n8n_execution_id": "exec-2"}]
+    assert task["status"] == "COMPLETED" and task["result"] == {"sent": 1}
+    assert db.execute("select n8n_execution_id from public.workflows where id = %s",
+                      (workflow["id"],)).fetchone()["n8n_execution_id"] == "exec-2"
+
+
+def test_a_hil_person_cancels_a_failed_workflow(db):
+    workflow, done, failed = fail_workflow(db)
+    act_as(db, PEOPLE["operator"])
+    result = db.execute("select public.workflow_action(%s, 'cancel', '{\"reason\": \"client withdrew\"}') as r",
+                        (workflow["id"],)).fetchone()["r"]
+    act_as_service(db)
+    # n8n's execution ended with the failure: nothing to stop.
+    assert (result["previousStatus"], result["newStatus"], result["dispatchId"]) == ("FAILED", "CANCELLED", None)
+    statuses = {k: t["status"] for k, t in tasks_of(db, workflow["id"]).items()}
+    assert statuses.pop(done) == "COMPLETED" and set(statuses.values()) == {"CANCELLED"}
+    assert db.execute("select count(*) n from public.n8n_dispatches where workflow_id = %s and status <> 'DELIVERED'",
+                      (workflow["id"],)).fetchone()["n"] == 0
+
+
+@pytest.mark.parametrize("caller, action, refused", [
+    ("service", "resume", errors.ObjectNotInPrerequisiteState),
+    ("service", "cancel", errors.ObjectNotInPrerequisiteState),
+    ("client_user_a", "resume", errors.InsufficientPrivilege),  # clients never resume a workflow
+    ("client_user_a", "cancel", errors.ObjectNotInPrerequisiteState),  # a failed order is HIL's to close
+    ("agent_a", "resume", errors.NoDataFound),  # not the workflow it works on: not found
+    ("operator", "pause", errors.ObjectNotInPrerequisiteState),
+    ("operator", "complete", errors.ObjectNotInPrerequisiteState),
+    ("operator", "start", errors.ObjectNotInPrerequisiteState),
+])
+def test_only_a_hil_persons_resume_or_cancel_moves_a_failed_workflow(db, caller, action, refused):
+    workflow, _, _ = fail_workflow(db)
+    with pytest.raises(refused), db.transaction():
+        if caller != "service":
+            act_as(db, PEOPLE[caller])
+        db.execute("select public.workflow_action(%s, %s)", (workflow["id"], action))
+    act_as_service(db)
+    assert db.execute("select status from public.workflows where id = %s", (workflow["id"],)).fetchone()["status"] == "FAILED"
+
+
+@pytest.mark.parametrize("status", ["COMPLETED", "CANCELLED"])
+@pytest.mark.parametrize("action", ["resume", "cancel"])
+def test_a_completed_or_cancelled_workflow_is_resumed_or_cancelled_by_nobody(db, status, action):
+    workflow = make_workflow(db)
+    start_workflow(db, workflow["id"])
+    if status == "COMPLETED":
+        for task in tasks_of(db, workflow["id"]).values():
+            set_task_status(db, task["id"], "COMPLETED")
+    db.execute("select public.workflow_action(%s, %s)", (workflow["id"], "complete" if status == "COMPLETED" else "cancel"))
+    for person in ("operator", "manager"):
+        with pytest.raises(errors.ObjectNotInPrerequisiteState, match=f"finished \\({status}\\)"), db.transaction():
+            act_as(db, PEOPLE[person])
+            db.execute("select public.workflow_action(%s, %s)", (workflow["id"], action))
+        act_as_service(db)
+
+
+def test_a_persons_own_write_moves_no_failed_workflow(db):
+    # Supabase's REST API writes as the caller: leaving FAILED is the resume or cancel action.
+    workflow, _, _ = fail_workflow(db)
+    with pytest.raises(errors.ObjectNotInPrerequisiteState, match="status changes are actions"), db.transaction():
+        act_as(db, PEOPLE["operator"])
+        db.execute("update public.workflows set status = 'IN_PROGRESS' where id = %s", (workflow["id"],))
+    act_as_service(db)
+    assert db.execute("select status from public.workflows where id = %s", (workflow["id"],)).fetchone()["status"] == "FAILED"
 
 
 def test_cancel_cancels_open_tasks_and_drops_the_undelivered_trigger(db):

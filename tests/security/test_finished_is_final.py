@@ -1,7 +1,9 @@
 """Finished is final: a workflow COMPLETED, CANCELLED or FAILED changes through no callback,
 action, inbound delivery, error report or injected task (409 invalid_state naming its status,
 nothing written; a refused event's receipt is kept so that its retry gets the same 409). What
-stays open is a HIL person's deliberate correction, audited as one (docs/security.md)."""
+stays open is what a person deliberately does: a HIL person's correction, audited as one, and a
+HIL person's recovery of a FAILED workflow (resume from its last checkpoint, or cancel), which no
+machine path and no client may take (docs/security.md)."""
 from __future__ import annotations
 
 import json
@@ -163,12 +165,22 @@ def test_a_lost_execution_of_a_finished_workflow_is_not_started_again(client, db
 # Workflow and task actions, injected tasks, inbound deliveries
 # --------------------------------------------------------------------------------------------
 WORKFLOW_ACTIONS = {"start": {}, "pause": {}, "resume": {}, "cancel": {"reason": "late"}, "complete": {}}
+HIL = ("operator", "manager")
+RECOVERY = ("resume", "cancel")  # a HIL person's, of a FAILED workflow only
 
 
-@pytest.mark.parametrize("status", FINISHED)
-@pytest.mark.parametrize("person, action", [("operator", a) for a in WORKFLOW_ACTIONS] + [("manager", "resume")]
-                         + [("client_user_a", "start"), ("client_user_a", "cancel")])
+def recovers(status, person, action) -> bool:
+    return status == "FAILED" and person in HIL and action in RECOVERY
+
+
+@pytest.mark.parametrize("status, person, action", [
+    (status, person, action) for status in FINISHED
+    for person, action in [("operator", a) for a in WORKFLOW_ACTIONS] + [("manager", a) for a in RECOVERY]
+    + [("client_user_a", "start"), ("client_user_a", "cancel")]
+    if not recovers(status, person, action)])
 def test_no_workflow_action_changes_a_finished_workflow(as_, db, status, person, action):
+    # A client's cancel of a FAILED order is refused too (409): what becomes of a failed order is
+    # the HIL team's decision, to resume it or close it out.
     workflow, _ = finish(db, status)
     before = fingerprint(db)
     response = as_(person).post(f"/api/workflows/{workflow['id']}/actions",
@@ -178,7 +190,18 @@ def test_no_workflow_action_changes_a_finished_workflow(as_, db, status, person,
 
 
 @pytest.mark.parametrize("status", FINISHED)
-@pytest.mark.parametrize("person", ["operator", "client_user_a"])
+def test_a_client_never_resumes_a_finished_workflow(as_, db, status):
+    # 403, whatever the status: resume is no client's action (only start and cancel are), and the
+    # role is checked before the state.
+    workflow, _ = finish(db, status)
+    before = fingerprint(db)
+    response = as_("client_user_a").post(f"/api/workflows/{workflow['id']}/actions", json={"action": "resume"})
+    assert assert_refused(response, 403)["code"] == "forbidden"
+    assert changed_tables(before, fingerprint(db)) == []
+
+
+@pytest.mark.parametrize("status, person", [(s, p) for s in FINISHED for p in ("operator", "client_user_a")
+                                            if not recovers(s, p, "cancel")])
 def test_a_finished_workflow_cannot_be_deleted(as_, db, status, person):
     workflow, _ = finish(db, status)
     before = fingerprint(db)
@@ -276,12 +299,16 @@ FUNCTION_CALLS = [
     *[f"select public.transition_task(%(t)s, '{s}')" for s in ("RUNNING", "COMPLETED", "FAILED", "SKIPPED")],
 ]
 SERVICE_ONLY_CALLS = ["select public.receive_inbound('payoff_statement', %(w)s, '{}')"]
+RECOVERY_CALLS = [f"select public.workflow_action(%(w)s, '{action}')" for action in RECOVERY]
 
 
-@pytest.mark.parametrize("status", FINISHED)
-@pytest.mark.parametrize("caller, statement", [(c, s) for s in FUNCTION_CALLS for c in ("service", "operator")]
-                         + [("service", s) for s in SERVICE_ONLY_CALLS])
+@pytest.mark.parametrize("status, caller, statement", [
+    (status, caller, statement) for status in FINISHED
+    for caller, statement in [(c, s) for s in FUNCTION_CALLS for c in ("service", "operator")]
+    + [("service", s) for s in SERVICE_ONLY_CALLS]
+    if not (caller == "operator" and status == "FAILED" and statement in RECOVERY_CALLS)])
 def test_every_function_refuses_a_finished_workflow(db, status, caller, statement):
+    # The service (and n8n's Postgres node, which calls as it) recovers no failed workflow.
     workflow, tasks = finish(db, status)
     before = fingerprint(db)
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match=f"finished \\({status}\\)"):
@@ -298,7 +325,11 @@ def test_every_function_refuses_a_finished_workflow(db, status, caller, statemen
     ("operator", "insert into public.tasks (workflow_id, task_key, task_type, title) values (%(w)s, 'late', 'late', 'Late')"),
     ("operator", "update public.tasks set status = 'RUNNING' where id = %(t)s"),
     ("agent_a", "update public.tasks set result = '{\"late\": true}' where id = %(t)s"),
-], ids=["a person adds a task", "a correction changes a status", "an agent writes a result"])
+    ("operator", "update public.workflows set status = 'IN_PROGRESS' where id = %(w)s"),
+    ("manager", "update public.workflows set status = case when status = 'CANCELLED' then 'COMPLETED'"
+                " else 'CANCELLED' end::public.workflow_status where id = %(w)s"),
+], ids=["a person adds a task", "a correction changes a status", "an agent writes a result",
+        "a correction restarts the workflow", "a correction closes the workflow"])
 def test_callers_own_writes_do_not_change_a_finished_workflows_work(db, status, person, statement):
     # Supabase's REST API writes rows as the caller: the database holds the rule there too.
     if person == "agent_a":
@@ -374,15 +405,125 @@ def test_a_client_corrects_nothing_of_a_finished_workflow(as_, db):
     assert changed_tables(before, fingerprint(db)) == []
 
 
-def test_a_failed_workflows_open_tasks_stop_their_clocks(db):
-    # Nothing runs a failed workflow's open tasks any more: their SLA clocks stop with it, so
-    # they neither breach nor escalate to anyone later.
+CLOCKS = """select count(*) filter (where stopped_at is null and paused_at is null) as running,
+                  count(*) filter (where paused_at is not null) as paused,
+                  count(*) filter (where stopped_at is not null) as stopped,
+                  count(*) filter (where next_alert_at is not null) as alerting
+             from public.sla_tracking where workflow_id = %s"""
+
+
+def test_a_failed_workflows_clocks_stand_still_until_a_person_resumes_or_cancels_it(as_, db):
+    # Nothing runs a failed workflow's open tasks: their SLA clocks stand still with it (as a
+    # paused workflow's do), so they neither breach nor escalate to anyone; a person's resume
+    # starts them again with the minutes they had left, a cancel stops them.
     workflow = make_workflow(db)
     start_workflow(db, workflow["id"])
     apply(db, workflow["id"], "task.started", "evt-started", taskKey=STEP)
-    running = "select count(*) as n from public.sla_tracking where workflow_id = %s and stopped_at is null"
-    assert db.execute(running, (workflow["id"],)).fetchone()["n"] >= 1
+    started = db.execute(CLOCKS, (workflow["id"],)).fetchone()
+    assert started["running"] >= 1 and started["alerting"] == started["running"]
     apply(db, workflow["id"], "workflow.failed", "evt-failed", error="the portal is down")
-    assert db.execute(running, (workflow["id"],)).fetchone()["n"] == 0
-    assert db.execute("select count(*) as n from public.sla_tracking where workflow_id = %s and next_alert_at is not null",
-                      (workflow["id"],)).fetchone()["n"] == 0
+    failed = db.execute(CLOCKS, (workflow["id"],)).fetchone()
+    assert (failed["running"], failed["alerting"], failed["paused"]) == (0, 0, started["running"])
+    assert as_("operator").post(f"/api/workflows/{workflow['id']}/actions", json={"action": "resume"}).status_code == 200
+    assert db.execute(CLOCKS, (workflow["id"],)).fetchone() == started
+    due = db.execute("select sla_due_at from public.tasks where workflow_id = %s and task_key = %s",
+                     (workflow["id"], STEP)).fetchone()["sla_due_at"]
+    assert due is not None
+    apply(db, workflow["id"], "workflow.failed", "evt-failed-again", executionId="exec-2", error="down again")
+    assert as_("manager").post(f"/api/workflows/{workflow['id']}/actions", json={"action": "cancel"}).status_code == 200
+    cancelled = db.execute(CLOCKS, (workflow["id"],)).fetchone()
+    assert (cancelled["running"], cancelled["paused"], cancelled["alerting"]) == (0, 0, 0)
+
+
+# --------------------------------------------------------------------------------------------
+# A HIL person's recovery of a FAILED workflow: resume from the last checkpoint, or cancel
+# --------------------------------------------------------------------------------------------
+def outbox(db, workflow_id):
+    return db.execute("select id, kind, status, payload from public.n8n_dispatches where workflow_id = %s"
+                      " order by created_at, payload ? 'resume'", (workflow_id,)).fetchall()
+
+
+@pytest.mark.parametrize("person", HIL)
+def test_a_hil_person_resumes_a_failed_workflow_from_its_last_checkpoint(as_, client, db, person):
+    workflow, tasks = finish(db, "FAILED")
+    db.execute("update public.n8n_dispatches set status = 'DELIVERED' where workflow_id = %s", (workflow["id"],))
+    queued = outbox(db, workflow["id"])
+    response = as_(person).post(f"/api/workflows/{workflow['id']}/actions", json={"action": "resume"})
+    assert response.status_code == 200, response.json
+    assert (response.json["previousStatus"], response.json["newStatus"]) == ("FAILED", "IN_PROGRESS")
+
+    current = db.execute("select * from public.workflows where id = %s", (workflow["id"],)).fetchone()
+    assert (current["status"], current["n8n_execution_id"], current["completed_at"]) == ("IN_PROGRESS", None, None)
+    assert [e["executionId"] for e in current["metadata"]["lostExecutions"]] == ["exec-1"]
+    # Its tasks are runnable again: nothing done is undone, nothing open is left failed.
+    now = tasks_of(db, workflow["id"])
+    assert now[STEP]["status"] == "COMPLETED" and now[STEP]["result"] == tasks[STEP]["result"]
+    assert {t["status"] for k, t in now.items() if k != STEP} == {"PENDING"}
+    # Exactly one new row in the outbox: the trigger of a new execution that repeats nothing done.
+    [trigger] = outbox(db, workflow["id"])[len(queued):]
+    assert (trigger["kind"], trigger["status"]) == ("TRIGGER", "PENDING")
+    assert trigger["payload"]["resume"] == {"lostExecutionId": "exec-1", "done": {STEP: {"lender": "First Bank"}}}
+    # Audited as the person's resume, their watchers told.
+    [audit] = [e for e in audit_events(db, workflow["id"]) if e["event_type"] == "workflow.resumed"]
+    assert audit["actor_type"] == "human" and audit["actor_id"] == str(PEOPLE[person].user_id)
+    assert audit["changes"] == {"status": {"old": "FAILED", "new": "IN_PROGRESS"}}
+    assert audit["data"]["recovery"]["retiredExecutionId"] == "exec-1"
+    assert audit["data"]["recovery"]["dispatchId"] == str(trigger["id"])
+    assert db.execute("select count(*) n from public.notifications where dedupe_key = %s",
+                      (f"workflow_resumed:{workflow['id']}:exec-1",)).fetchone()["n"] >= 1
+
+    # The failed execution is retired: what it still sends is refused (409) and writes nothing
+    # but its receipt; a late error report of it is answered as for a lost one and writes nothing.
+    before = fingerprint(db)
+    late = post_event(client, workflow["id"], "task.completed", event_id="evt-late-after-resume",
+                      **EVENTS["task.completed"])
+    assert late.status_code == 409 and "was lost" in late.json["error"]["message"]
+    assert changed_tables(before, fingerprint(db)) == ["public.webhook_receipts"]
+    before = fingerprint(db)
+    reported = report(client, "exec-1", "a node threw")
+    assert reported.status_code == 200 and reported.json["applied"] is False
+    assert changed_tables(before, fingerprint(db)) == []
+    # The new execution's callbacks are applied.
+    started = post_event(client, workflow["id"], "task.started", executionId="exec-2", taskKey="send_payoff_request")
+    assert started.status_code == 200, started.json
+    assert tasks_of(db, workflow["id"])["send_payoff_request"]["status"] == "RUNNING"
+
+
+@pytest.mark.parametrize("person", HIL)
+@pytest.mark.parametrize("how", ["action", "delete"])
+def test_a_hil_person_closes_out_a_failed_workflow(as_, db, person, how):
+    workflow, tasks = finish(db, "FAILED")
+    queued = outbox(db, workflow["id"])
+    if how == "action":
+        response = as_(person).post(f"/api/workflows/{workflow['id']}/actions",
+                                    json={"action": "cancel", "data": {"reason": "client withdrew"}})
+    else:
+        response = as_(person).delete(f"/api/workflows/{workflow['id']}")
+    assert response.status_code == 200, response.json
+    current = db.execute("select status, metadata from public.workflows where id = %s", (workflow["id"],)).fetchone()
+    assert current["status"] == "CANCELLED" and current["metadata"]["cancelReason"]
+    now = tasks_of(db, workflow["id"])
+    assert now[STEP]["status"] == "COMPLETED" and {t["status"] for k, t in now.items() if k != STEP} == {"CANCELLED"}
+    # n8n's execution ended with the failure: nothing to stop, nothing queued.
+    assert [d["id"] for d in outbox(db, workflow["id"])] == [d["id"] for d in queued]
+    [audit] = [e for e in audit_events(db, workflow["id"]) if e["event_type"] == "workflow.cancelled"]
+    assert audit["actor_id"] == str(PEOPLE[person].user_id)
+    assert audit["changes"] == {"status": {"old": "FAILED", "new": "CANCELLED"}}
+    # Cancelled is final: not even a HIL person resumes it.
+    assert_finished_refusal(as_(person).post(f"/api/workflows/{workflow['id']}/actions", json={"action": "resume"}),
+                            "CANCELLED")
+
+
+def test_a_resumed_workflow_that_fails_again_is_final_again_for_machines(as_, client, db):
+    workflow, _ = finish(db, "FAILED")
+    assert as_("operator").post(f"/api/workflows/{workflow['id']}/actions", json={"action": "resume"}).status_code == 200
+    apply(db, workflow["id"], "workflow.failed", "evt-failed-again", executionId="exec-2", error="down again")
+    before = fingerprint(db)
+    response = post_event(client, workflow["id"], "task.started", event_id="evt-after-second-failure",
+                          executionId="exec-2", taskKey="send_payoff_request")
+    assert_finished_refusal(response, "FAILED")
+    assert changed_tables(before, fingerprint(db)) == ["public.webhook_receipts"]
+    # And a person recovers it again: both failed executions are retired.
+    assert as_("manager").post(f"/api/workflows/{workflow['id']}/actions", json={"action": "resume"}).status_code == 200
+    metadata = db.execute("select metadata from public.workflows where id = %s", (workflow["id"],)).fetchone()["metadata"]
+    assert [e["executionId"] for e in metadata["lostExecutions"]] == ["exec-1", "exec-2"]

@@ -7,9 +7,12 @@ import { live } from '../live.js';
 import * as session from '../session.js';
 import { h, replace, text, when, businessLeft, badge, label, progressBar, field, select, shortId, timeZone } from '../dom.js';
 
-const FINAL = ['COMPLETED', 'CANCELLED', 'FAILED'];
+// Finished: no task of the workflow takes an action (the server answers 409). A FAILED workflow
+// is recovered as a whole: a person resumes it (then acts on its tasks) or cancels it.
+const FINISHED = ['COMPLETED', 'CANCELLED', 'FAILED'];
 
-function taskActions(task) {
+function taskActions(task, workflowStatus) {
+  if (FINISHED.includes(workflowStatus)) return [];
   const hil = task.executorType === 'HIL';
   switch (task.status) {
     case 'FAILED': return ['retry', 'escalate', 'fail', 'assign'];
@@ -82,10 +85,11 @@ export async function workflowView(main, workflowId) {
     const p = w.progress || {};
     const actions = [];
     if (['IN_PROGRESS', 'AWAITING_REVIEW', 'BLOCKED'].includes(w.status)) actions.push(['pause', 'Pause']);
-    // A blocked workflow goes on when the person who dealt with the problem resumes it.
+    // A blocked workflow goes on when the person who dealt with the problem resumes it; a failed
+    // one starts again from its last checkpoint, or is closed out with a cancel.
     if (['PAUSED', 'BLOCKED', 'FAILED'].includes(w.status)) actions.push(['resume', 'Resume workflow']);
     if (w.status === 'PENDING') actions.push(['start', 'Start']);
-    if (!FINAL.includes(w.status)) actions.push(['cancel', 'Cancel workflow']);
+    if (!['COMPLETED', 'CANCELLED'].includes(w.status)) actions.push(['cancel', 'Cancel workflow']);
     replace(head,
       h('h1', { id: 'workflow-title' }, w.title || label(w.type)),
       h('dl', { class: 'facts' },
@@ -134,9 +138,9 @@ export async function workflowView(main, workflowId) {
         h('div', {}, h('small', {}, task.businessMinutesRemaining === null || task.businessMinutesRemaining === undefined
           ? '' : businessLeft(task.businessMinutesRemaining)))),
       h('td', { class: 'row-actions' },
-        task.assignedTo !== me.id && taskActions(task).includes('assign')
+        task.assignedTo !== me.id && taskActions(task, workflow?.status).includes('assign')
           ? h('button', { type: 'button', class: 'take', onclick: () => act(task, 'assign', { assigneeId: me.id }) }, 'Take') : null,
-        taskActions(task).map((action) => h('button', {
+        taskActions(task, workflow?.status).map((action) => h('button', {
           type: 'button', dataset: { action }, onclick: () => openActionForm(task, action),
         }, ACTION_CAPTIONS[action]))),
     ];
