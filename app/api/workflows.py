@@ -26,7 +26,8 @@ def not_found(workflow_id) -> ApiError:
 # Finished is final (docs/security.md#finished-is-final-and-what-the-server-owns).
 FINISHED_409 = dict(schema=ErrorResponse, description=(
     "invalid_state: the workflow's status does not allow it; a finished workflow (COMPLETED, CANCELLED or FAILED) "
-    "takes no action at all (the message says it is finished, and its status), and nothing is written"))
+    "takes no action (the message says it is finished, and its status), and nothing is written, but a HIL "
+    "person's resume or cancel of a FAILED workflow (its recovery)"))
 
 
 @blp.route("")
@@ -95,7 +96,10 @@ class WorkflowById(MethodView):
     @blp.response(200, Workflow)
     @blp.alt_response(409, **FINISHED_409)
     def delete(self, workflow_id: uuid.UUID):
-        """Cancel a workflow (it is kept, with status CANCELLED)."""
+        """Cancel a workflow (it is kept, with status CANCELLED).
+
+        A FAILED workflow is cancelled by a HIL person only (its recovery); a COMPLETED or
+        CANCELLED one by nobody."""
         def work(conn):
             result = service.workflow_action(conn, workflow_id, "cancel", {"reason": "deleted through the API"})
             return result, service.get_workflow(conn, workflow_id)
@@ -111,7 +115,14 @@ class WorkflowActions(MethodView):
     @blp.response(200, WorkflowActionResult)
     @blp.alt_response(409, **FINISHED_409)
     def post(self, body, workflow_id: uuid.UUID):
-        """Start, pause, resume, cancel or complete a workflow, atomically."""
+        """Start, pause, resume, cancel or complete a workflow, atomically.
+
+        Clients may start and cancel their own workflows, HIL people take every action. A
+        finished workflow takes none, but a FAILED one is recovered by a HIL person: `resume`
+        starts it again from its last checkpoint (the failed n8n execution retired, so that
+        anything it still sends is refused; its failed tasks PENDING again; a new execution
+        queued that skips every step done), `cancel` closes it out. Neither is a client's, the
+        service's or n8n's."""
         result = action_result(
             get_db().single(current_principal(), *service.workflow_action_query(workflow_id, body["action"], body["data"]),
                             writes=True))
