@@ -73,6 +73,9 @@ class Settings:
     # (0: no cap; a trusted proxy is never capped here, it caps its own clients); a person or
     # agent holds at most realtime_sockets_per_person open /ws sockets per worker process.
     request_read_seconds: int = 10
+    # A caller's (person's, agent's, or address's when nobody is proven) API requests in flight
+    # in one worker process: the next waits its turn, at most request_read_seconds, then 429.
+    requests_in_flight_per_caller: int = 16
     connections_per_address: int = 256
     realtime_sockets_per_person: int = 16
     # Peers whose X-Forwarded-For names the client (HAProxy, a load balancer): addresses or
@@ -272,6 +275,7 @@ class Settings:
             realtime_person_recheck_seconds=integer("REALTIME_PERSON_RECHECK_SECONDS", 30, 1, 3600),
             request_read_seconds=integer("REQUEST_READ_SECONDS", 10, 1, 300),
             connections_per_address=integer("CONNECTIONS_PER_ADDRESS", 256, 0, 100_000),
+            requests_in_flight_per_caller=integer("REQUESTS_IN_FLIGHT_PER_CALLER", 16, 1, 10_000),
             realtime_sockets_per_person=integer("REALTIME_SOCKETS_PER_PERSON", 16, 1, 100_000),
             trusted_proxies=networks("TRUSTED_PROXIES"),
             platform=platform,

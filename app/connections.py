@@ -4,8 +4,11 @@ A peer that opens connections and never finishes a request (idle, slow headers, 
 never comes, `Expect: 100-continue` and nothing after) costs the server a connection slot each
 for as long as it waits. The read deadlines bound how long; this bounds how many: past
 CONNECTIONS_PER_ADDRESS open connections from one address in one worker, a new one from that
-address is answered 429 in the API's error shape and closed at once. Other addresses are not
-affected. A trusted proxy (TRUSTED_PROXIES) is never capped here: every client behind it shares
+address is answered 429 in the API's error shape and closed, after TARPIT_SECONDS: a peer that
+reopens what was refused as fast as it can would otherwise keep the worker accepting and
+refusing, and everyone else's connections would queue behind that. While as many connections of
+an address wait there as it may hold open, the next ones are closed at once without a word.
+Other addresses are not affected. A trusted proxy (TRUSTED_PROXIES) is never capped here: every client behind it shares
 its address, and the proxy caps its own clients (docs/security.md shows HAProxy's settings).
 
 Imported by the worker after gevent has patched the standard library (app.server_gevent).
@@ -17,14 +20,33 @@ import ipaddress
 import threading
 
 
+TARPIT_SECONDS = 10.0
+
+
 class AddressCap:
-    """Counts of open connections by peer address, with a ceiling per address."""
+    """Counts of open connections by peer address, with a ceiling per address; and of the
+    connections held before their refusal (the tarpit), with the same ceiling."""
 
     def __init__(self, per_address: int, trusted: tuple = ()):
         self.per_address = per_address
         self.trusted = trusted
         self._open: collections.Counter[str] = collections.Counter()
+        self._held: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
+
+    def hold(self, address: str) -> bool:
+        """Whether a refused connection of `address` may wait in the tarpit (counted if so)."""
+        with self._lock:
+            if self._held[address] >= self.per_address:
+                return False
+            self._held[address] += 1
+            return True
+
+    def unhold(self, address: str) -> None:
+        with self._lock:
+            self._held[address] -= 1
+            if self._held[address] <= 0:
+                del self._held[address]
 
     @classmethod
     def from_settings(cls, settings) -> "AddressCap":
@@ -71,17 +93,24 @@ def peer_address(addr) -> str:
     return addr[0] if isinstance(addr, tuple) and addr else str(addr)
 
 
-def refuse_connection(client, per_address: int) -> None:
-    """Answer a connection one too many from its address (429, the error shape) and close it."""
+def refuse_connection(cap: AddressCap, address: str, client, wait) -> None:
+    """A connection one too many from its address: held TARPIT_SECONDS (`wait` sleeps without
+    holding anything else up), then answered 429 in the error shape and closed; closed at once
+    when the tarpit already holds as many of that address's connections as it may keep open."""
     from gunicorn import util
 
     from app.server import write_error
 
+    if not cap.hold(address):
+        util.close(client)
+        return
     try:
+        wait(TARPIT_SECONDS)
         write_error(client, 429, "Too Many Requests",
-                    f"too many open connections from this address (at most {per_address} at once); "
+                    f"too many open connections from this address (at most {cap.per_address} at once); "
                     "close some and retry")
     except OSError:
         pass
     finally:
+        cap.unhold(address)
         util.close(client)

@@ -27,6 +27,8 @@ address of X-Forwarded-For that is not a trusted proxy.
 """
 from __future__ import annotations
 
+import sys
+import threading
 import time
 
 from flask import Flask, current_app, g, request
@@ -118,12 +120,62 @@ def _limiter() -> Limiter | None:
     return limiter if limiter is not None and limiter.enabled else None
 
 
+class SpentBudgets:
+    """Budgets this process found spent, until when: a caller that goes on past its budget (a
+    flood) is answered 429 from here, without a round trip to the budgets' storage, for at most
+    REMEMBER_SECONDS (a sliding window frees room gradually; the storage is asked again after)."""
+
+    REMEMBER_SECONDS = 10.0
+    MAX_ENTRIES = 10_000
+
+    def __init__(self):
+        self._until: dict[tuple, tuple[float, float]] = {}  # key -> (monotonic until, wall reset_at)
+        self._lock = threading.Lock()
+
+    def known(self, key: tuple) -> float | None:
+        """The wall-clock reset of a budget known to be spent, or None."""
+        entry = self._until.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= time.monotonic():
+            self._until.pop(key, None)
+            return None
+        return entry[1]
+
+    def remember(self, key: tuple, reset_at: float) -> None:
+        with self._lock:
+            if len(self._until) >= self.MAX_ENTRIES:
+                now = time.monotonic()
+                self._until = {k: v for k, v in self._until.items() if v[0] > now}
+                if len(self._until) >= self.MAX_ENTRIES:
+                    return
+            self._until[key] = (time.monotonic() + min(self.REMEMBER_SECONDS, max(1.0, reset_at - time.time())),
+                                reset_at)
+
+
+REFUSAL_HOLD_SECONDS = 1.0
+
+
+def hold_refusal() -> None:
+    """Before a 429 of a spent budget, on the gevent worker (where waiting costs a greenlet, not
+    a thread): a caller that sends its next request as soon as the last is answered is slowed to
+    one a second per connection, instead of keeping a worker busy refusing it."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("socket"):
+        time.sleep(REFUSAL_HOLD_SECONDS)
+
+
 def spend(budget: str, key: str) -> None:
     """Spend one request of `key`'s `budget`, or raise 429 in the one shape when it is spent."""
     limiter = _limiter()
     if limiter is None:
         return
     item = parse(limit_text(budget))
+    spent: SpentBudgets = current_app.extensions["spent_budgets"]
+    known = spent.known((budget, key, str(item)))
+    if known is not None:
+        hold_refusal()
+        raise too_many(WHAT.get(budget, f"{budget} requests"), str(item), retry_in(reset_at=known))
     try:
         if limiter.limiter.hit(item, limiter._key_prefix, budget, key):
             return
@@ -131,6 +183,8 @@ def spend(budget: str, key: str) -> None:
     except Exception:  # noqa: BLE001 - a storage outage must not take the service down; budgets pause
         current_app.logger.warning("rate-limit storage unavailable; %s not metered", budget)
         return
+    spent.remember((budget, key, str(item)), reset_at)
+    hold_refusal()
     raise too_many(WHAT.get(budget, f"{budget} requests"), str(item), retry_in(reset_at=reset_at))
 
 
@@ -163,9 +217,65 @@ def check_client_work() -> None:
     spend("client_work", f"client:{principal.client_id}")
 
 
+class Turns:
+    """Requests in flight per caller in this process, at most `limit` at once: a caller's next
+    request waits its turn (up to `wait_seconds`, then 429), so that one caller holding many
+    connections (slow bodies, a burst) occupies at most `limit` of a worker's database
+    connections and attention, and everyone else's requests go ahead of the queue it makes."""
+
+    def __init__(self, limit: int, wait_seconds: float):
+        self.limit = limit
+        self.wait_seconds = wait_seconds
+        self._lock = threading.Lock()
+        self._turns: dict[str, list] = {}  # key -> [semaphore, requests holding or waiting]
+
+    def take(self, key: str) -> bool:
+        with self._lock:
+            entry = self._turns.setdefault(key, [threading.BoundedSemaphore(self.limit), 0])
+            entry[1] += 1
+        if entry[0].acquire(timeout=self.wait_seconds):
+            return True
+        self._forget(key, entry)
+        return False
+
+    def give_back(self, key: str) -> None:
+        entry = self._turns[key]
+        entry[0].release()
+        self._forget(key, entry)
+
+    def _forget(self, key: str, entry: list) -> None:
+        with self._lock:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._turns[key]
+
+
+def take_turn() -> None:
+    """Before anything else is done for an API or console request: its caller's turn."""
+    turns: Turns = current_app.extensions["turns"]
+    if request.path.startswith("/webhooks/") or request.path == "/ws" or request.endpoint is None:
+        return  # machine traffic is metered by what it proves; a socket has caps of its own
+    key = principal_key()
+    if not turns.take(key):
+        raise ApiError(429, f"too many of your requests at once: at most {turns.limit} run at a time and the next "
+                            f"waited {turns.wait_seconds:g} s; send fewer at once", "rate_limited",
+                       {"limit": f"{turns.limit} at once"}, {"Retry-After": "1"})
+    g.turn = key
+
+
+def give_turn(_error=None) -> None:
+    key = g.pop("turn", None)
+    if key is not None:
+        current_app.extensions["turns"].give_back(key)
+
+
 def init_app(app: Flask) -> None:
     """After the request is identified and before its body is read: see create_app."""
     settings = app.config["SETTINGS"]
+    app.extensions["turns"] = Turns(settings.requests_in_flight_per_caller, settings.request_read_seconds)
+    app.extensions["spent_budgets"] = SpentBudgets()
+    app.before_request(take_turn)
+    app.teardown_request(give_turn)
     limiter = Limiter(
         key_func=principal_key,
         app=app,

@@ -29,7 +29,9 @@ class ApiGeventWorker(GeventWorker):
 
         address = peer_address(addr)
         if not self.address_cap.admit(address):
-            refuse_connection(client, self.address_cap.per_address)
+            import gevent
+
+            refuse_connection(self.address_cap, address, client, gevent.sleep)
             return
         try:
             super().handle(listener, client, addr)

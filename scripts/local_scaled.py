@@ -25,6 +25,7 @@ from typing import Callable
 
 from local import Failure, System, free_port, say, wait_http
 
+CONNECTIONS_PER_CLIENT = 512  # open connections per client address, at HAProxy
 HAPROXY_CHECK_SECONDS = 1  # how often HAProxy asks each instance's /api/health
 REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
 
@@ -81,6 +82,13 @@ defaults
 
 frontend service
   bind 127.0.0.1:{front}
+  # Hostile callers (docs/security.md#holding-against-hostile-callers): the instances trust this
+  # proxy's X-Forwarded-For (TRUSTED_PROXIES) and leave capping each client to it.
+  option forwardfor
+  timeout http-request 10s   # a request's head and body, whole
+  stick-table type ip size 100k expire 60s store conn_cur
+  tcp-request connection track-sc0 src
+  tcp-request connection reject if {{ sc0_conn_cur gt {CONNECTIONS_PER_CLIENT} }}
   default_backend service
 
 backend service
@@ -260,6 +268,7 @@ class ScaledSystem(System):
         env = super().service_env(keys, n8n, simulator_url)
         env["N8N_BASE_URL"] = self.n8n_front_url  # webhooks to the processors, the API to the main
         env["REDIS_URL"] = self.redis_url
+        env["TRUSTED_PROXIES"] = "127.0.0.1"  # HAProxy, which caps each client itself
         return env
 
     def start_service(self, keys: dict, n8n, simulator_url: str) -> None:

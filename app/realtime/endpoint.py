@@ -47,6 +47,7 @@ CLOSE_TOKEN_EXPIRED = 4002
 CLOSE_ACCESS_REVOKED = 4003
 CLOSE_TOO_SLOW = 4008
 CLOSE_TOO_MANY_SOCKETS = 4029
+TOO_MANY_SOCKETS_WAIT_SECONDS = 10.0
 CLOSE_NO_PONG = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_SERVER_ERROR = 1011
@@ -185,6 +186,8 @@ class Session:
             if not OPEN_SOCKETS.take(owner, ceiling):
                 self._send_error("too_many_sockets", f"at most {ceiling} open sockets per person on one server "
                                  "process; close one (one socket carries every channel)")
+                if _green():  # closed after a while (a greenlet waits, not a thread): a client that
+                    time.sleep(TOO_MANY_SOCKETS_WAIT_SECONDS)  # reconnects at once cannot make the worker spin
                 self._close(CLOSE_TOO_MANY_SOCKETS, "too many sockets")
                 return
             try:

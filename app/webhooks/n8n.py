@@ -111,7 +111,8 @@ def error_report():
 
     def work(conn):
         message = error.get("message") if isinstance(error, dict) else error
-        owner = conn.execute("select id from public.workflows where n8n_execution_id = %s", (execution_id,)).fetchone()
+        owner = conn.execute("select id, status from public.workflows where n8n_execution_id = %s",
+                             (execution_id,)).fetchone()
         if owner is None:
             replaced = conn.execute("select id from public.workflows where metadata -> 'lostExecutions' @> %s",
                                     (Jsonb([{"executionId": execution_id}]),)).fetchone()
@@ -121,6 +122,9 @@ def error_report():
                 "received": True, "applied": False, "workflowId": str(replaced["id"]),
                 "reason": f"n8n execution {execution_id} was lost and its workflow goes on in another"}}
         if isinstance(message, str) and lost_in_words(message):
+            if owner["status"] in ("COMPLETED", "CANCELLED", "FAILED"):  # finished is final (private.is_finished)
+                raise ApiError(409, f"workflow is finished ({owner['status']}): n8n's report of a lost execution "
+                                    "is not applied", "invalid_state")
             recovered = conn.execute("select public.recover_lost_execution(%s, %s, %s) as r",
                                      (owner["id"], execution_id, f"n8n's error workflow: {message[:500]}")).fetchone()["r"]
             return {"statusCode": 200, "replay": False, "body": {

@@ -1,6 +1,8 @@
 """Rate limits per principal and category, with 429 and Retry-After in the error shape."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from app import create_app
@@ -248,3 +250,59 @@ def test_without_redis_the_budgets_are_shared_through_postgresql(db, database_ur
     assert Caller(second.test_client(), "manager").get("/api/workflows").status_code == 200
     assert Caller(first.test_client(), "manager").get("/api/workflows").status_code == 429
     assert db.execute("select count(*) n from private.rate_limit_windows").fetchone()["n"] > 0
+
+
+# ---- turns: one caller's requests in flight at once --------------------------------------------
+def test_a_callers_requests_beyond_their_turns_wait_and_others_go_ahead(limited_client):
+    import threading
+
+    from app.ratelimits import Turns
+
+    turns = Turns(limit=2, wait_seconds=0.5)
+    assert turns.take("a") and turns.take("a")
+    # A third of a's waits its turn, and is refused when none comes in time; b is not held up.
+    began = time.monotonic()
+    assert not turns.take("a")
+    assert time.monotonic() - began >= 0.45
+    assert turns.take("b")
+    # A turn given back goes to the one waiting.
+    threading.Timer(0.1, turns.give_back, args=("a",)).start()
+    assert turns.take("a")
+    for key in ("a", "a", "b"):
+        turns.give_back(key)
+    assert turns._turns == {}
+
+
+def test_a_request_past_its_callers_turns_is_a_429_in_the_one_shape(limited_client):
+    turns = limited_client.extensions["turns"]
+    operator = Caller(limited_client.test_client(), "operator")
+    key = f"user:{operator.person.user_id}"
+    turns.wait_seconds = 0.2
+    held = [turns.take(key) for _ in range(turns.limit)]
+    assert all(held)
+    try:
+        response = operator.get("/api/workflows")
+        assert response.status_code == 429 and response.json["error"]["code"] == "rate_limited"
+        assert "at once" in response.json["error"]["message"] and response.headers["Retry-After"] == "1"
+        assert Caller(limited_client.test_client(), "manager").get("/api/workflows").status_code == 200
+    finally:
+        for _ in held:
+            turns.give_back(key)
+    assert operator.get("/api/workflows").status_code == 200
+
+
+def test_a_flood_past_its_budget_is_refused_without_asking_the_storage_again(limited_client, db, monkeypatch):
+    """Forged callbacks past the address's refusals cost no round trip each (app.ratelimits.SpentBudgets)."""
+    limited_client.config["RATE_LIMITS"] = {"refusals": "2/hour"}
+    path, authenticated, refused = _webhook_requests(db)["n8n callback"]
+    client = limited_client.test_client()
+    assert [client.post(path, **refused).status_code for _ in range(3)] == [401, 401, 429]
+    limiter = limited_client.extensions["limiter"].limiter
+    asked = []
+    original = limiter.hit
+    monkeypatch.setattr(limiter, "hit", lambda *args, **kwargs: asked.append(args) or original(*args, **kwargs))
+    assert {client.post(path, **refused).status_code for _ in range(20)} == {429}
+    assert asked == []
+    # What the address proves is still served (and spends its own budget).
+    assert client.post(path, **authenticated).status_code == 200
+    assert len(asked) == 1

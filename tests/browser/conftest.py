@@ -29,7 +29,10 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+# Where the screenshots go: beside the other results (a test run changes no tracked file), or,
+# with SCREENSHOTS_TO_DOCS=1, over the ones the docs show (docs/console/), to refresh them.
+SCREENSHOTS = Path(__file__).resolve().parents[2] / (
+    "docs/console" if os.environ.get("SCREENSHOTS_TO_DOCS") == "1" else "tests/perf/results/screenshots")
 EMAILS = {"operator": "operator@test.example", "manager": "manager@test.example",
           "client_user_a": "user-A@test.example", "client_user_b": "user-B@test.example"}
 

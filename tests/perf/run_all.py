@@ -1,6 +1,6 @@
 """Every benchmark from one entry point, then one summary with plots.
 
-    .venv/bin/python tests/perf/run_all.py [--quick] [--only api reads callbacks ws sla n8n faults console]
+    .venv/bin/python tests/perf/run_all.py [--quick] [--only api reads callbacks ws sla n8n faults console abuse]
 
 Runs, one after the other (each on its own database, dropped afterwards):
   api        tests/perf/bench_api.py        the REST API at 10,000 workflows / 100,000 tasks, read vs no-op
@@ -11,6 +11,7 @@ Runs, one after the other (each on its own database, dropped afterwards):
   n8n        tests/perf/bench_n8n.py        workflows through the whole system vs n8n alone (the ceiling)
   faults     tests/perf/faults.py all       PostgreSQL restarted, workers killed, n8n down, agents failing
   console    tests/perf/bench_console.py    the console's queue in headless Chromium at 10,000 open workflows
+  abuse      tests/perf/bench_abuse.py      another tenant's latency while one address attacks, both workers
 --quick shortens every run (smaller data, shorter windows) to check the scripts, not to quote.
 Writes tests/perf/results/summary.md (every table, the machine and its load) and PNG plots.
 Needs wrk and pgbench: installed with apt-get where this runs as root on Debian, otherwise it
@@ -44,6 +45,8 @@ BENCHMARKS = {
             "n8n-[0-9]*[0-9]"),
     "faults": ("faults.py", ["all"], ["all", "--duration", "15", "--down-seconds", "20"], "faults_*"),
     "console": ("bench_console.py", [], ["--workflows", "2000", "--loads", "3", "--changes", "40"], "console"),
+    "abuse": ("bench_abuse.py", [], ["--seconds", "8", "--connections", "200",
+                                     "--attacks", "slow body,/ws with a token,forged callbacks"], "abuse"),
 }
 
 

@@ -13,9 +13,12 @@ import dataclasses
 import http.client
 import json
 import os
-import threading
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
 ATTACKER_ADDRESS = "127.0.0.2"  # the attacker's source address (all of 127/8 is this machine)
 VICTIM_ADDRESS = "127.0.0.1"
 REOPEN_SECONDS = 0.05  # how soon the attacker reopens a connection the server closed
@@ -152,15 +155,25 @@ async def _start_later(delay: float, work) -> None:
     await work
 
 
-def start_attack(target: Target, name: str, connections: int, seconds: float) -> tuple[threading.Thread, AttackReport]:
-    """The attack in a thread of its own; it stops by itself after `seconds`."""
-    if not 0 < seconds <= 60 or not 0 < connections <= 1000:
-        raise ValueError("an attack is bounded: at most 60 s and 1,000 connections")
-    report = AttackReport()
-    thread = threading.Thread(target=lambda: asyncio.run(_attack(target, name, connections, seconds, report)),
-                              name=f"attack {name}", daemon=True)
-    thread.start()
-    return thread, report
+class Attack:
+    """An attack run by a process of its own (so that its work never slows the victim's calls
+    in this one); it stops by itself after its time."""
+
+    def __init__(self, target: Target, name: str, connections: int, seconds: float):
+        if not 0 < seconds <= 60 or not 0 < connections <= 1000:
+            raise ValueError("an attack is bounded: at most 60 s and 1,000 connections")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.security.abuse", json.dumps(dataclasses.asdict(target)), name,
+             str(connections), str(seconds)],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+    def join(self, timeout: float) -> AttackReport:
+        out, _ = self.process.communicate(timeout=timeout)
+        return AttackReport(**json.loads(out.strip().splitlines()[-1]))
+
+
+def start_attack(target: Target, name: str, connections: int, seconds: float) -> Attack:
+    return Attack(target, name, connections, seconds)
 
 
 @dataclasses.dataclass
@@ -210,8 +223,14 @@ def under_attack(target: Target, name: str, connections: int = 1000, seconds: fl
                  ramp_seconds: float = 3.0) -> tuple[VictimReport, AttackReport]:
     """The victim's calls while the attack holds (after `ramp_seconds` for it to open its
     connections); returns once the attack has stopped."""
-    thread, report = start_attack(target, name, connections, seconds)
+    attack = start_attack(target, name, connections, seconds)
     time.sleep(ramp_seconds)
     during = victim(target, seconds - ramp_seconds - 1)
-    thread.join(timeout=30)
-    return during, report
+    return during, attack.join(timeout=seconds + 30)
+
+
+if __name__ == "__main__":  # one attack: python -m tests.security.abuse <target json> <name> <connections> <seconds>
+    _target, _name, _connections, _seconds = Target(**json.loads(sys.argv[1])), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    _report = AttackReport()
+    asyncio.run(_attack(_target, _name, _connections, _seconds, _report))
+    print(json.dumps(dataclasses.asdict(_report)))

@@ -150,14 +150,13 @@ def test_an_error_report_fails_no_finished_workflow(client, db, status):
 
 @pytest.mark.parametrize("status", FINISHED)
 def test_a_lost_execution_of_a_finished_workflow_is_not_started_again(client, db, status):
-    # n8n's words for an execution lost with its worker: the watch's recovery runs only for a
-    # workflow in progress, so a finished one writes nothing (answered 200, recovered false).
+    # n8n's words for an execution lost with its worker: recovery is for a workflow in progress;
+    # on a finished one it is refused like every other late report, and writes nothing.
     workflow, _ = finish(db, status)
     before = fingerprint(db)
     response = report(client, "exec-1", "Workflow did not finish, possible out-of-memory issue")
-    assert response.status_code in (200, 409), response.json
-    if response.status_code == 200:
-        assert response.json["lostExecution"]["recovered"] is False
+    assert response.status_code == 409 and response.json["error"]["code"] == "invalid_state", response.json
+    assert status in response.json["error"]["message"]
     assert changed_tables(before, fingerprint(db)) == []
 
 
