@@ -40,6 +40,8 @@ class Settings:
     db_pool_min: int = 2
     db_pool_max: int = 10
     rate_limits_enabled: bool = True
+    # Budgets replaced from RATE_LIMITS=name=limits,... (app/budgets.py names them).
+    rate_limit_overrides: dict = dataclasses.field(default_factory=dict)
     dispatcher_enabled: bool = False
     # Seconds between SLA sweeps run by a background thread of the service; 0 (the default
     # here, so tests and scripts start no thread) disables it. From the environment: 60.
@@ -148,6 +150,28 @@ class Settings:
             if not low <= number <= high:
                 problems.append(f"{name} must be between {low} and {high}")
             return number
+
+        def budget_overrides() -> dict:
+            from limits import parse_many
+
+            from app.budgets import BUDGETS
+
+            raw = get("RATE_LIMITS") or "on"
+            if raw.lower() in ("on", "off", "1", "0", "true", "false"):
+                return {}
+            found = {}
+            for entry in filter(None, (e.strip() for e in raw.split(","))):
+                name, sep, limits = (part.strip() for part in entry.partition("="))
+                try:
+                    if not sep or name not in BUDGETS:
+                        raise ValueError(name)
+                    parse_many(limits)
+                except ValueError:
+                    problems.append(f"RATE_LIMITS must be on, off or a comma list of budget=limits (budgets: "
+                                    f"{', '.join(BUDGETS)}; limits like 60/minute;1000/hour), not {entry[:60]!r}")
+                    return {}
+                found[name] = limits
+            return found
 
         def networks(name: str) -> tuple:
             found = []
@@ -258,6 +282,7 @@ class Settings:
             db_pool_min=integer("DB_POOL_MIN", 2, 0, 100),
             db_pool_max=integer("DB_POOL_MAX", 10, 1, 200),
             rate_limits_enabled=(get("RATE_LIMITS") or "on").lower() not in ("off", "0", "false"),
+            rate_limit_overrides=budget_overrides(),
             dispatcher_enabled=dispatcher_enabled,
             sla_sweep_interval_seconds=sweep_interval,
             n8n_watch_interval_seconds=watch_interval,

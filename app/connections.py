@@ -4,7 +4,7 @@ A peer that opens connections and never finishes a request (idle, slow headers, 
 never comes, `Expect: 100-continue` and nothing after) costs the server a connection slot each
 for as long as it waits. The read deadlines bound how long; this bounds how many: past
 CONNECTIONS_PER_ADDRESS open connections from one address in one worker, a new one from that
-address is answered 429 in the API's error shape and closed, after TARPIT_SECONDS: a peer that
+address is answered 429 in the API's error shape and closed, after about TARPIT_SECONDS: a peer that
 reopens what was refused as fast as it can would otherwise keep the worker accepting and
 refusing, and everyone else's connections would queue behind that. While as many connections of
 an address wait there as it may hold open, the next ones are closed at once without a word.
@@ -17,65 +17,64 @@ from __future__ import annotations
 
 import collections
 import ipaddress
+import random
 import threading
 
 
 TARPIT_SECONDS = 10.0
 
 
+class Counts:
+    """How many of something each key holds, with a ceiling: one key (an address, a person)
+    cannot take what everyone shares. Thread- and greenlet-safe."""
+
+    def __init__(self):
+        self._held: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    def take(self, key: str, ceiling: int) -> bool:
+        """Count one more for `key`; False (counted nothing) when it holds `ceiling` already."""
+        with self._lock:
+            if self._held[key] >= ceiling:
+                return False
+            self._held[key] += 1
+            return True
+
+    def give_back(self, key: str) -> None:
+        with self._lock:
+            self._held[key] -= 1
+            if self._held[key] <= 0:
+                del self._held[key]
+
+    def of(self, key: str) -> int:
+        with self._lock:
+            return self._held[key]
+
+
 class AddressCap:
-    """Counts of open connections by peer address, with a ceiling per address; and of the
-    connections held before their refusal (the tarpit), with the same ceiling."""
+    """Open connections by peer address, with a ceiling per address; and the connections held
+    before their refusal (the tarpit), with the same ceiling."""
 
     def __init__(self, per_address: int, trusted: tuple = ()):
         self.per_address = per_address
         self.trusted = trusted
-        self._open: collections.Counter[str] = collections.Counter()
-        self._held: collections.Counter[str] = collections.Counter()
-        self._lock = threading.Lock()
-
-    def hold(self, address: str) -> bool:
-        """Whether a refused connection of `address` may wait in the tarpit (counted if so)."""
-        with self._lock:
-            if self._held[address] >= self.per_address:
-                return False
-            self._held[address] += 1
-            return True
-
-    def unhold(self, address: str) -> None:
-        with self._lock:
-            self._held[address] -= 1
-            if self._held[address] <= 0:
-                del self._held[address]
+        self.open = Counts()
+        self.held = Counts()
 
     @classmethod
     def from_settings(cls, settings) -> "AddressCap":
         return cls(settings.connections_per_address, settings.trusted_proxies)
 
+    def exempt(self, address: str) -> bool:
+        return self.per_address <= 0 or is_trusted(address, self.trusted)
+
     def admit(self, address: str) -> bool:
         """Count a new connection from `address`; False (counted nothing) when it is one too many."""
-        if self.per_address <= 0 or self.is_trusted(address):
-            return True
-        with self._lock:
-            if self._open[address] >= self.per_address:
-                return False
-            self._open[address] += 1
-            return True
+        return self.exempt(address) or self.open.take(address, self.per_address)
 
     def release(self, address: str) -> None:
-        if self.per_address <= 0 or self.is_trusted(address):
-            return
-        with self._lock:
-            self._open[address] -= 1
-            if self._open[address] <= 0:
-                del self._open[address]
-
-    def open_from(self, address: str) -> int:
-        with self._lock:
-            return self._open[address]
-
-    def is_trusted(self, address: str) -> bool:
-        return is_trusted(address, self.trusted)
+        if not self.exempt(address):
+            self.open.give_back(address)
 
 
 def is_trusted(address: str | None, trusted: tuple) -> bool:
@@ -93,6 +92,13 @@ def peer_address(addr) -> str:
     return addr[0] if isinstance(addr, tuple) and addr else str(addr)
 
 
+def spread(seconds: float) -> float:
+    """A wait of about `seconds` (between half and one and a half times it): peers refused
+    together come back spread out, not all at once (a burst of reconnects is what would stall
+    everyone else's requests on an event loop)."""
+    return random.uniform(seconds / 2, seconds * 1.5)
+
+
 def refuse_connection(cap: AddressCap, address: str, client, wait) -> None:
     """A connection one too many from its address: held TARPIT_SECONDS (`wait` sleeps without
     holding anything else up), then answered 429 in the error shape and closed; closed at once
@@ -101,16 +107,16 @@ def refuse_connection(cap: AddressCap, address: str, client, wait) -> None:
 
     from app.server import write_error
 
-    if not cap.hold(address):
+    if not cap.held.take(address, cap.per_address):
         util.close(client)
         return
     try:
-        wait(TARPIT_SECONDS)
+        wait(spread(TARPIT_SECONDS))
         write_error(client, 429, "Too Many Requests",
                     f"too many open connections from this address (at most {cap.per_address} at once); "
                     "close some and retry")
     except OSError:
         pass
     finally:
-        cap.unhold(address)
+        cap.held.give_back(address)
         util.close(client)

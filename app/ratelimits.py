@@ -1,29 +1,16 @@
-"""Budgets: every request is metered by who it is, before any work is done for it.
+"""Budgets: every request is metered by who its credentials prove it is, before any work is
+done for it (its body included): a person or an agent, a client company's work for people, a
+workflow's callbacks and deliveries, n8n's error workflow, and, for a request that proves
+nobody, its client address. The budgets are one table (app/budgets.py); the rule and its
+reasons are docs/security.md ("Every request is metered").
 
-Who a request is, is what its credentials prove, and each kind has its budget (an hour's
-worth, a sliding window; `RATE_LIMITS` may set others):
-
-| who | key | budget |
-|---|---|---|
-| a person or an agent, on the API | the person; the agent on its workflow | standard 1,000, views 2,000, actions 500 |
-| a client company, on writes that create work for people (orders, actions on them, messages, injected tasks, communications, documents) | the client | client_work 120 |
-| n8n's signed callbacks | the workflow whose key signed | callbacks 3,000 |
-| an outside party's delivery (inbound token) | the workflow | inbound 120 |
-| n8n's error workflow (error token) | the token | error_reports 600 |
-| a person's `/ws` replays (subscribe with `since`) | the person | replays 600 |
-| nobody proven: a missing or bad token, key, signature or cron secret | the client address | refusals 300 |
-| public reads (health, the OpenAPI document) | the client address | public 7,200 |
-
-A refusal budget is spent only by requests that prove nobody, and an address that has spent it
-is answered 429 for what it cannot prove, not for what it can: a valid signature or token from
-the same address (n8n Cloud's egress, a load balancer, an office) is served and spends only its
-own budget. Requests are metered before their bodies are parsed; the webhooks verify their
-signature or token on the raw bytes before parsing (app.webhooks.signing.claimed_workflow_ids).
-
-Budgets are kept where every worker and every instance of one deployment shares them: Redis
-when REDIS_URL is set, else PostgreSQL (app/ratelimit_storage.py), keyed by the deployment's
-database. The client address is the peer's, or, for a peer in TRUSTED_PROXIES, the last
-address of X-Forwarded-For that is not a trusted proxy.
+An address that has spent its refusals is answered 429 for what it cannot prove, not for what
+it can: a valid signature or token from the same address (n8n Cloud's egress, a load balancer,
+an office) is served and spends only its own budget. Budgets live where every worker and
+instance of one deployment shares them: Redis when REDIS_URL is set, else PostgreSQL
+(app/ratelimit_storage.py), keyed by the deployment's database. The client address is the
+peer's, or, for a peer in TRUSTED_PROXIES, the last X-Forwarded-For address that is not a
+trusted proxy. Turns (requests at once per caller) are per process.
 """
 from __future__ import annotations
 
@@ -33,15 +20,14 @@ import time
 
 from flask import Flask, current_app, g, request
 from flask_limiter import Limiter, RequestLimit
-from limits import parse
+from limits import parse_many
 
 from app import ratelimit_storage  # noqa: F401 (registers the rexera+postgresql storage)
-from app.connections import is_trusted
+from app.budgets import BUDGETS
+from app.connections import is_trusted, spread
 from app.errors import ApiError, error_response
 
-LIMITS = {"standard": "1000/hour", "views": "2000/hour", "actions": "500/hour", "client_work": "120/hour",
-          "callbacks": "3000/hour", "inbound": "120/hour", "error_reports": "600/hour", "replays": "600/hour",
-          "refusals": "300/hour", "public": "7200/hour"}
+LIMITS = BUDGETS  # app/budgets.py; the settings (RATE_LIMITS) and app.config["RATE_LIMITS"] may replace any
 # What each budget counts, in the words of its 429.
 WHAT = {"client_work": "orders, messages and other work for people from this client",
         "callbacks": "callbacks for this workflow", "inbound": "deliveries for this workflow",
@@ -68,8 +54,10 @@ def category(endpoint: str | None = None) -> str:
 
 
 def limit_text(name: str) -> str:
-    """The budget `name` ("standard", "refusals", ...): LIMITS, or app.config["RATE_LIMITS"]."""
-    return {**LIMITS, **current_app.config.get("RATE_LIMITS", {})}[name]
+    """The budget `name` ("standard", "refusals", ...): LIMITS, as RATE_LIMITS or
+    app.config["RATE_LIMITS"] replace them."""
+    return {**LIMITS, **current_app.config["SETTINGS"].rate_limit_overrides,
+            **current_app.config.get("RATE_LIMITS", {})}[name]
 
 
 def limit_for_request() -> str:
@@ -129,20 +117,20 @@ class SpentBudgets:
     MAX_ENTRIES = 10_000
 
     def __init__(self):
-        self._until: dict[tuple, tuple[float, float]] = {}  # key -> (monotonic until, wall reset_at)
+        self._until: dict[tuple, tuple[float, float, str]] = {}  # key -> (monotonic until, wall reset_at, limit)
         self._lock = threading.Lock()
 
-    def known(self, key: tuple) -> float | None:
-        """The wall-clock reset of a budget known to be spent, or None."""
+    def known(self, key: tuple) -> tuple[float, str] | None:
+        """(the wall-clock reset, the limit spent) of a budget known to be spent, or None."""
         entry = self._until.get(key)
         if entry is None:
             return None
         if entry[0] <= time.monotonic():
             self._until.pop(key, None)
             return None
-        return entry[1]
+        return entry[1], entry[2]
 
-    def remember(self, key: tuple, reset_at: float) -> None:
+    def remember(self, key: tuple, reset_at: float, limit: str) -> None:
         with self._lock:
             if len(self._until) >= self.MAX_ENTRIES:
                 now = time.monotonic()
@@ -150,7 +138,7 @@ class SpentBudgets:
                 if len(self._until) >= self.MAX_ENTRIES:
                     return
             self._until[key] = (time.monotonic() + min(self.REMEMBER_SECONDS, max(1.0, reset_at - time.time())),
-                                reset_at)
+                                reset_at, limit)
 
 
 REFUSAL_HOLD_SECONDS = 1.0
@@ -162,7 +150,7 @@ def hold_refusal() -> None:
     one a second per connection, instead of keeping a worker busy refusing it."""
     monkey = sys.modules.get("gevent.monkey")
     if monkey is not None and monkey.is_module_patched("socket"):
-        time.sleep(REFUSAL_HOLD_SECONDS)
+        time.sleep(spread(REFUSAL_HOLD_SECONDS))
 
 
 def spend(budget: str, key: str) -> None:
@@ -170,22 +158,23 @@ def spend(budget: str, key: str) -> None:
     limiter = _limiter()
     if limiter is None:
         return
-    item = parse(limit_text(budget))
+    text = limit_text(budget)
     spent: SpentBudgets = current_app.extensions["spent_budgets"]
-    known = spent.known((budget, key, str(item)))
+    known = spent.known((budget, key, text))
     if known is not None:
         hold_refusal()
-        raise too_many(WHAT.get(budget, f"{budget} requests"), str(item), retry_in(reset_at=known))
-    try:
-        if limiter.limiter.hit(item, limiter._key_prefix, budget, key):
+        raise too_many(WHAT.get(budget, f"{budget} requests"), known[1], retry_in(reset_at=known[0]))
+    for item in parse_many(text):  # every window of the budget must hold ("60/minute;1000/hour")
+        try:
+            if limiter.limiter.hit(item, limiter._key_prefix, budget, key):
+                continue
+            reset_at = limiter.limiter.get_window_stats(item, limiter._key_prefix, budget, key).reset_time
+        except Exception:  # noqa: BLE001 - a storage outage must not take the service down; budgets pause
+            current_app.logger.warning("rate-limit storage unavailable; %s not metered", budget)
             return
-        reset_at = limiter.limiter.get_window_stats(item, limiter._key_prefix, budget, key).reset_time
-    except Exception:  # noqa: BLE001 - a storage outage must not take the service down; budgets pause
-        current_app.logger.warning("rate-limit storage unavailable; %s not metered", budget)
-        return
-    spent.remember((budget, key, str(item)), reset_at)
-    hold_refusal()
-    raise too_many(WHAT.get(budget, f"{budget} requests"), str(item), retry_in(reset_at=reset_at))
+        spent.remember((budget, key, text), reset_at, str(item))
+        hold_refusal()
+        raise too_many(WHAT.get(budget, f"{budget} requests"), str(item), retry_in(reset_at=reset_at))
 
 
 def refuse_unproven(error: ApiError) -> ApiError:
@@ -205,7 +194,9 @@ def check_unauthenticated() -> None:
     if refusal is not None:
         raise refuse_unproven(refusal)
     if request.path.startswith(PUBLIC_PREFIXES) and not request.path.startswith("/api/health/"):
-        spend("public", remote_address())
+        address = client_address()
+        if not is_trusted(address, current_app.config["SETTINGS"].trusted_proxies):  # a proxy's own checks
+            spend("public", f"ip:{address}")
 
 
 def check_client_work() -> None:

@@ -33,6 +33,7 @@ from wsproto.events import Ping, TextMessage
 from app import auth
 from app.auth import Principal
 from app.errors import ApiError
+from app.connections import Counts, spread
 from app.inputs import NotJson, loads
 from app.ratelimits import spend
 from app.realtime.channels import Channel, ChannelError
@@ -58,29 +59,9 @@ MAX_MESSAGE_BYTES = 16_384
 DELIVERED_MEMORY = 10_000  # event ids remembered per socket, so replay and live never send one twice
 
 
-class SocketsPerPrincipal:
-    """Open sockets per person (or agent) in this process, with a ceiling: one token cannot
-    take every connection a worker has (REALTIME_SOCKETS_PER_PERSON)."""
-
-    def __init__(self):
-        self._open: collections.Counter[str] = collections.Counter()
-        self._lock = threading.Lock()
-
-    def take(self, key: str, ceiling: int) -> bool:
-        with self._lock:
-            if self._open[key] >= ceiling:
-                return False
-            self._open[key] += 1
-            return True
-
-    def give_back(self, key: str) -> None:
-        with self._lock:
-            self._open[key] -= 1
-            if self._open[key] <= 0:
-                del self._open[key]
-
-
-OPEN_SOCKETS = SocketsPerPrincipal()
+# Open sockets per person (or agent) in this process: one token cannot take every connection a
+# worker has (REALTIME_SOCKETS_PER_PERSON).
+OPEN_SOCKETS = Counts()
 
 
 class SocketGone(Exception):
@@ -187,7 +168,7 @@ class Session:
                 self._send_error("too_many_sockets", f"at most {ceiling} open sockets per person on one server "
                                  "process; close one (one socket carries every channel)")
                 if _green():  # closed after a while (a greenlet waits, not a thread): a client that
-                    time.sleep(TOO_MANY_SOCKETS_WAIT_SECONDS)  # reconnects at once cannot make the worker spin
+                    time.sleep(spread(TOO_MANY_SOCKETS_WAIT_SECONDS))  # reconnects at once cannot make the worker spin
                 self._close(CLOSE_TOO_MANY_SOCKETS, "too many sockets")
                 return
             try:
@@ -303,6 +284,8 @@ class Session:
         timeout = self.settings.realtime_auth_timeout_seconds
         raw = self.ws.receive(timeout=timeout)
         if raw is None:
+            if _green():  # the close comes a little later for each: refused together, not back together
+                time.sleep(random.uniform(0, timeout))
             raise ApiError(401, f"send {{\"type\": \"auth\", \"token\": ...}} within {timeout} s, or ?token=",
                            "missing_credentials")
         try:

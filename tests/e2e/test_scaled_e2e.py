@@ -187,7 +187,10 @@ def scaled(tmp_path_factory):
         process = subprocess.Popen(
             [sys.executable, "scripts/local.py", "up", "--scale", "--port", str(port), "--state-dir", str(state_dir),
              "--agent-latency-ms", "20"], cwd=ROOT,
+            # The tests place many orders as the one demo client, faster than a client's budget of
+            # work for people allows (app/budgets.py): a larger one here, as RATE_LIMITS sets it.
             env={**os.environ, "DATABASE_URL": database_url, "SLA_SWEEP_INTERVAL_SECONDS": str(SWEEP_SECONDS),
+                 "RATE_LIMITS": "client_work=1000/minute;20000/hour",
                  "N8N_WATCH_INTERVAL_SECONDS": str(WATCH_SECONDS), "N8N_WATCH_QUIET_SECONDS": str(WATCH_QUIET_SECONDS)},
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     try:

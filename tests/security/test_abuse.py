@@ -125,8 +125,8 @@ def test_one_address_holds_at_most_its_connections_and_the_next_is_a_429(small_c
         time.sleep(0.3)
         extra = connect(small_caps)
         began = time.monotonic()
-        answer = read_until_closed(extra, 20)
-        assert time.monotonic() - began >= 9  # held a while first (app.connections.TARPIT_SECONDS)
+        answer = read_until_closed(extra, 25)
+        assert time.monotonic() - began >= 4  # held a while first (app.connections.TARPIT_SECONDS, spread)
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 429"), answer[:200]
         error = json.loads(body)["error"]
