@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import ipaddress
 import random
+import sys
 import threading
 
 
@@ -90,6 +91,14 @@ def is_trusted(address: str | None, trusted: tuple) -> bool:
 def peer_address(addr) -> str:
     """The host part of what accept() returned (a (host, port[, ...]) tuple; a path on a unix socket)."""
     return addr[0] if isinstance(addr, tuple) and addr else str(addr)
+
+
+def green() -> bool:
+    """True in a gevent worker (the standard library patched): waiting costs a greenlet, not a
+    thread; sockets are non-blocking under the hood, so the kernel's send timeout does not apply
+    and a deadline bounds sends."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("socket")
 
 
 def spread(seconds: float) -> float:

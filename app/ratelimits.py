@@ -14,7 +14,6 @@ trusted proxy. Turns (requests at once per caller) are per process.
 """
 from __future__ import annotations
 
-import sys
 import threading
 import time
 
@@ -24,10 +23,9 @@ from limits import parse_many
 
 from app import ratelimit_storage  # noqa: F401 (registers the rexera+postgresql storage)
 from app.budgets import BUDGETS
-from app.connections import is_trusted, spread
+from app.connections import green, is_trusted, spread
 from app.errors import ApiError, error_response
 
-LIMITS = BUDGETS  # app/budgets.py; the settings (RATE_LIMITS) and app.config["RATE_LIMITS"] may replace any
 # What each budget counts, in the words of its 429.
 WHAT = {"client_work": "orders, messages and other work for people from this client",
         "callbacks": "callbacks for this workflow", "inbound": "deliveries for this workflow",
@@ -45,7 +43,7 @@ CLIENT_WORK_ENDPOINTS = {"workflows.Workflows", "workflows.WorkflowActions", "ta
 def category(endpoint: str | None = None) -> str:
     endpoint = endpoint or request.endpoint or ""
     if endpoint.startswith("console."):
-        return "console sign-in"  # its own limit (app/console), not one of LIMITS
+        return "console sign-in"  # its own limit (app/console), not one of the budgets
     if endpoint.startswith("views."):
         return "views"
     if endpoint.endswith("Actions"):
@@ -56,7 +54,7 @@ def category(endpoint: str | None = None) -> str:
 def limit_text(name: str) -> str:
     """The budget `name` ("standard", "refusals", ...): LIMITS, as RATE_LIMITS or
     app.config["RATE_LIMITS"] replace them."""
-    return {**LIMITS, **current_app.config["SETTINGS"].rate_limit_overrides,
+    return {**BUDGETS, **current_app.config["SETTINGS"].rate_limit_overrides,
             **current_app.config.get("RATE_LIMITS", {})}[name]
 
 
@@ -148,8 +146,7 @@ def hold_refusal() -> None:
     """Before a 429 of a spent budget, on the gevent worker (where waiting costs a greenlet, not
     a thread): a caller that sends its next request as soon as the last is answered is slowed to
     one a second per connection, instead of keeping a worker busy refusing it."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("socket"):
+    if green():
         time.sleep(spread(REFUSAL_HOLD_SECONDS))
 
 

@@ -18,7 +18,6 @@ import random
 import re
 import socket
 import struct
-import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -33,7 +32,7 @@ from wsproto.events import Ping, TextMessage
 from app import auth
 from app.auth import Principal
 from app.errors import ApiError
-from app.connections import Counts, spread
+from app.connections import Counts, green, spread
 from app.inputs import NotJson, loads
 from app.ratelimits import spend
 from app.realtime.channels import Channel, ChannelError
@@ -76,12 +75,6 @@ class ProtocolError(Exception):
         self.code, self.message, self.details = code, message, details
 
 
-def _green() -> bool:
-    """True in a gevent worker (the standard library patched): sockets are non-blocking under
-    the hood there, so the kernel's send timeout does not apply and a deadline bounds sends."""
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and monkey.is_module_patched("socket")
-
 
 class _SerializedSocket:
     """simple-websocket's reader thread writes pings and pongs to the socket while the session
@@ -92,7 +85,7 @@ class _SerializedSocket:
         self._sock = sock
         self._lock = threading.Lock()
         self._deadline = None
-        if _green():
+        if green():
             import gevent
 
             self._deadline = lambda: gevent.Timeout(send_seconds, OSError(errno.ETIMEDOUT, "send timed out"))
@@ -167,7 +160,7 @@ class Session:
             if not OPEN_SOCKETS.take(owner, ceiling):
                 self._send_error("too_many_sockets", f"at most {ceiling} open sockets per person on one server "
                                  "process; close one (one socket carries every channel)")
-                if _green():  # closed after a while (a greenlet waits, not a thread): a client that
+                if green():  # closed after a while (a greenlet waits, not a thread): a client that
                     time.sleep(spread(TOO_MANY_SOCKETS_WAIT_SECONDS))  # reconnects at once cannot make the worker spin
                 self._close(CLOSE_TOO_MANY_SOCKETS, "too many sockets")
                 return
@@ -284,7 +277,7 @@ class Session:
         timeout = self.settings.realtime_auth_timeout_seconds
         raw = self.ws.receive(timeout=timeout)
         if raw is None:
-            if _green():  # the close comes a little later for each: refused together, not back together
+            if green():  # the close comes a little later for each: refused together, not back together
                 time.sleep(random.uniform(0, timeout))
             raise ApiError(401, f"send {{\"type\": \"auth\", \"token\": ...}} within {timeout} s, or ?token=",
                            "missing_credentials")
